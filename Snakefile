@@ -1,0 +1,32 @@
+# Damage segmentation on heritage scans: data → cache → split → class weights → train →
+# evaluate → compare. See README.md; the stages live in workflow/rules/, the logic in the
+# heritage_damage_seg package.
+from pathlib import Path
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+# Anchored to this file, so `--directory elsewhere` still starts from the project defaults.
+configfile: Path(workflow.basedir) / "config" / "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/split.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+
+
+rule all:
+    input:
+        expand("results/{encoder}/metrics.json", encoder=ENCODER_NAMES),
+        "results/model_comparison.json",
+    default_target: True

@@ -1,0 +1,54 @@
+"""Multiclass Dice loss with per-class weights and an ignore label."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from heritage_damage_seg.classes import IGNORE_INDEX
+
+
+class WeightedDiceLoss(nn.Module):
+    """1 − soft Dice per class, computed over the whole batch, averaged with class weights.
+
+    Per class c: dice_c = (2·Σ p·t + smooth) / (Σ p + Σ t + smooth), with sums over every scored
+    pixel of the batch (as smp's multiclass DiceLoss). Classes absent from the batch's ground
+    truth are left out, as smp does; the rest are averaged with weights w_c:
+    loss = Σ w_c (1 − dice_c) / Σ w_c. Pixels labelled ``ignore_index`` count nowhere.
+    """
+
+    def __init__(
+        self,
+        class_weights: Sequence[float] | torch.Tensor,
+        smooth: float = 1.0,
+        ignore_index: int = IGNORE_INDEX,
+        eps: float = 1e-7,
+    ) -> None:
+        super().__init__()
+        weights = torch.as_tensor(class_weights, dtype=torch.float32)
+        if weights.ndim != 1 or (weights < 0).any() or not torch.isfinite(weights).all():
+            raise ValueError("class weights must be a 1-D vector of finite, non-negative numbers")
+        self.register_buffer("class_weights", weights)
+        self.smooth = smooth
+        self.ignore_index = ignore_index
+        self.eps = eps
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        num_classes = logits.shape[1]
+        if num_classes != self.class_weights.numel():
+            raise ValueError(f"model has {num_classes} classes but {self.class_weights.numel()} weights")
+        probs = logits.float().softmax(dim=1)
+        target = target.long()
+        scored = (target != self.ignore_index).unsqueeze(1)
+        one_hot = F.one_hot(torch.where(scored.squeeze(1), target, 0), num_classes)
+        one_hot = one_hot.permute(0, 3, 1, 2).to(probs.dtype) * scored
+        probs = probs * scored
+        dims = (0, 2, 3)
+        intersection = (probs * one_hot).sum(dims)
+        cardinality = probs.sum(dims) + one_hot.sum(dims)
+        dice = (2.0 * intersection + self.smooth) / (cardinality + self.smooth).clamp_min(self.eps)
+        weights = self.class_weights * (one_hot.sum(dims) > 0)
+        return ((1.0 - dice) * weights).sum() / weights.sum().clamp_min(self.eps)

@@ -1,0 +1,38 @@
+rule synthetic_dataset:
+    """The embedded synthetic damage dataset, used when no real dataset is configured."""
+    output:
+        images=directory("resources/synthetic/images"),
+        masks=directory("resources/synthetic/annotations"),
+        metadata="resources/synthetic/metadata.csv",
+    params:
+        settings=config["synthetic"],
+    log:
+        "results/logs/synthetic_dataset.log",
+    benchmark:
+        "results/benchmarks/synthetic_dataset.tsv"
+    threads: workflow.cores
+    conda:
+        "../../envs/pytorch.yaml"
+    script:
+        "../scripts/synthetic_dataset.py"
+
+
+rule prepare_cache:
+    """Every image and mask checked and resized once to the training resolution, as uint8 arrays."""
+    input:
+        **dataset_inputs(),
+    output:
+        images="results/cache/images.npy",
+        masks="results/cache/masks.npy",
+        index="results/cache/index.csv",
+    params:
+        image_size=config["prepare"]["image_size"],
+    log:
+        "results/logs/prepare_cache.log",
+    benchmark:
+        "results/benchmarks/prepare_cache.tsv"
+    threads: workflow.cores
+    conda:
+        "../../envs/pytorch.yaml"
+    script:
+        "../scripts/prepare_cache.py"

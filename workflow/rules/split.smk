@@ -1,0 +1,37 @@
+rule split:
+    """Seeded train/validation split over artworks (all views of one artwork on one side)."""
+    input:
+        index=rules.prepare_cache.output.index,
+    output:
+        "results/split.json",
+    params:
+        val_fraction=config["split"]["val_fraction"],
+        seed=config["split"]["seed"],
+    log:
+        "results/logs/split.log",
+    benchmark:
+        "results/benchmarks/split.tsv"
+    conda:
+        "../../envs/pytorch.yaml"
+    script:
+        "../scripts/split.py"
+
+
+rule class_weights:
+    """Loss weights from the pixel frequencies of the training split only."""
+    input:
+        masks=rules.prepare_cache.output.masks,
+        index=rules.prepare_cache.output.index,
+        split=rules.split.output[0],
+    output:
+        "results/class_weights.json",
+    params:
+        method=config["class_weights"]["method"],
+    log:
+        "results/logs/class_weights.log",
+    benchmark:
+        "results/benchmarks/class_weights.tsv"
+    conda:
+        "../../envs/pytorch.yaml"
+    script:
+        "../scripts/class_weights.py"

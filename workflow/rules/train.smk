@@ -1,0 +1,28 @@
+rule train:
+    """One encoder trained on the training split; best checkpoint by validation mIoU."""
+    input:
+        cache=multiext("results/cache/", "images.npy", "masks.npy", "index.csv"),
+        split=rules.split.output[0],
+        class_weights=rules.class_weights.output[0],
+    output:
+        best="results/{encoder}/model_best.pt",
+        history="results/{encoder}/history.csv",
+    params:
+        settings=lambda wildcards: train_settings(wildcards.encoder),
+        # Not an output: Snakemake deletes the outputs of a failed job, and this file is what a
+        # rerun resumes from.
+        last_checkpoint=lambda wildcards: f"results/{wildcards.encoder}/model_last.pt",
+    log:
+        "results/logs/train/{encoder}.log",
+    benchmark:
+        "results/benchmarks/train/{encoder}.tsv"
+    threads: config["training"]["threads"]
+    resources:
+        # Capped at 1 by the profiles: timed GPU jobs never run side by side.
+        gpu_slot=1,
+        mem_mb=config["training"]["mem_mb"],
+        runtime=config["training"]["runtime_minutes"],
+    conda:
+        "../../envs/pytorch.yaml"
+    script:
+        "../scripts/train.py"

@@ -1,0 +1,17 @@
+import pandas as pd
+
+from heritage_damage_seg.compare import compare
+from heritage_damage_seg.io import atomic_path, write_json
+from heritage_damage_seg.logs import logged
+
+with logged(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
+    encoders = snakemake.params.encoders  # noqa: F821
+    comparison = compare(
+        dict(zip(encoders, snakemake.input.metrics)),  # noqa: F821
+        dict(zip(encoders, snakemake.input.histories)),  # noqa: F821
+    )
+    write_json(snakemake.output.json, comparison)  # noqa: F821
+    table = pd.DataFrame([{k: v for k, v in m.items() if k != "per_class_IoU"} for m in comparison["models"]])
+    with atomic_path(snakemake.output.csv) as tmp:  # noqa: F821
+        table.to_csv(tmp, index=False)
+    log.info("ranking by mIoU:\n%s", table[["encoder", "mIoU", "damage_mIoU", "trivial_baseline_mIoU"]].to_string())

@@ -1,0 +1,20 @@
+from pathlib import Path
+
+import torch
+
+from heritage_damage_seg.evaluate import evaluate
+from heritage_damage_seg.logs import logged
+
+with logged(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
+    torch.set_num_threads(snakemake.threads)  # noqa: F821
+    evaluate(
+        snakemake.input.checkpoint,  # noqa: F821
+        cache_dir=Path(snakemake.input.cache[0]).parent,  # noqa: F821
+        split_file=snakemake.input.split,  # noqa: F821
+        metrics_file=snakemake.output.metrics,  # noqa: F821
+        per_image_confusion_file=snakemake.output.per_image_confusion,  # noqa: F821
+        predictions_dir=snakemake.output.predictions,  # noqa: F821
+        batch_size=snakemake.params.batch_size,  # noqa: F821
+        mixed_precision=snakemake.params.mixed_precision,  # noqa: F821
+        device_preference=snakemake.params.device,  # noqa: F821
+    )

@@ -1,0 +1,18 @@
+from pathlib import Path
+
+import torch
+
+from heritage_damage_seg.logs import logged
+from heritage_damage_seg.train import TrainSettings, train
+
+with logged(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
+    torch.set_num_threads(snakemake.threads)  # noqa: F821
+    train(
+        TrainSettings(**snakemake.params.settings),  # noqa: F821
+        cache_dir=Path(snakemake.input.cache[0]).parent,  # noqa: F821
+        split_file=snakemake.input.split,  # noqa: F821
+        class_weights_file=snakemake.input.class_weights,  # noqa: F821
+        best_checkpoint=snakemake.output.best,  # noqa: F821
+        last_checkpoint=snakemake.params.last_checkpoint,  # noqa: F821
+        history_file=snakemake.output.history,  # noqa: F821
+    )
