@@ -11,6 +11,8 @@ Run:  pytest -m slurm tests/test_slurm.py
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime
 import os
 import shutil
 import subprocess
@@ -210,3 +212,65 @@ def test_failing_cluster_job_fails_the_run(unserialized_run):
     logs = list((workdir / "results" / "logs" / "slurm" / "rule_boom").rglob("*.log"))
     assert logs, "no SLURM log for the failed job"
     assert str(logs[0]) in proc.output, proc.output[-6000:]
+
+
+# --- The real pipeline on the cluster ----------------------------------------------------------
+
+PIPELINE_ENCODERS = ("convnext_tiny", "segformer_b3", "maxvit_tiny")
+SNAKEMAKE_TIMESTAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$", re.MULTILINE)
+
+
+def job_interval(slurm_log: Path) -> tuple[float, float]:
+    """First and last timestamp Snakemake printed inside the SLURM job (job start, job end)."""
+    stamps = [
+        datetime.strptime(" ".join(s.split()), "%a %b %d %H:%M:%S %Y").timestamp()
+        for s in SNAKEMAKE_TIMESTAMP.findall(slurm_log.read_text())
+    ]
+    assert len(stamps) >= 2, f"no start/end timestamps in {slurm_log}"
+    return min(stamps), max(stamps)
+
+
+@pytest.fixture(scope="module")
+def tiny_slurm_run(slurm_cluster, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("tiny_slurm")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--profile", str(PROFILE), "--configfile", str(REPO / "tests" / "tiny.yaml"),
+         "--directory", str(workdir), "all"],
+        cwd=REPO, capture_output=True, text=True, timeout=1500, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-8000:]
+    return workdir, proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_pipeline_runs_through_sbatch_and_matches_the_local_run(tiny_slurm_run, tiny_run):
+    workdir, output = tiny_slurm_run
+    for rule in ("train", "evaluate"):
+        for encoder in PIPELINE_ENCODERS:
+            logs = list((workdir / "results/logs/slurm" / f"rule_{rule}" / encoder).glob("*.log"))
+            assert len(logs) == 1, f"expected one SLURM log for {rule} {encoder}, got {logs}"
+            assert f"SLURM jobid {logs[0].stem}" in output
+            assert (workdir / "results/logs" / rule / f"{encoder}.log").stat().st_size > 0
+    # Light rules ran locally, not as SLURM jobs.
+    assert not (workdir / "results/logs/slurm/rule_split").exists()
+
+    for name in ("results/split.json", "results/class_weights.json", "results/cache/index.csv"):
+        local = (tiny_run / name).read_text().replace(str(tiny_run), "")
+        remote = (workdir / name).read_text().replace(str(workdir), "")
+        assert local == remote, name
+    for encoder in PIPELINE_ENCODERS:
+        local = json.loads((tiny_run / f"results/{encoder}/metrics.json").read_text())
+        remote = json.loads((workdir / f"results/{encoder}/metrics.json").read_text())
+        assert remote["confusion_matrix"] == local["confusion_matrix"], encoder
+        assert remote["mIoU"] == local["mIoU"] and remote["per_class"] == local["per_class"]
+
+
+@pytest.mark.slow
+def test_pipeline_training_jobs_never_overlap(tiny_slurm_run):
+    workdir, _ = tiny_slurm_run
+    intervals = []
+    for encoder in PIPELINE_ENCODERS:
+        (log,) = (workdir / "results/logs/slurm/rule_train" / encoder).glob("*.log")
+        intervals.append(job_interval(log))
+    assert_no_overlap(intervals)
