@@ -153,7 +153,7 @@ def iter_strips(
             wsum = torch.roll(wsum, -shift, dims=0)
             wsum[tile - shift :] = 0
             top = y
-        band = torch.from_numpy(np.ascontiguousarray(padded[y : y + tile]))
+        band = torch.from_numpy(np.array(padded[y : y + tile]))  # a writable copy of one tile row
         for start in range(0, len(cols), settings.batch_size):
             xs = cols[start : start + settings.batch_size]
             tiles = torch.stack([band[:, x : x + tile] for x in xs]).to(device, non_blocking=True)
