@@ -12,8 +12,9 @@ Memory: the image is walked one *tile row* at a time. Only a strip of ``tile`` i
 float logits is ever held (``C × tile × W`` float32 plus ``tile × W`` weights); when a tile row is
 done, the rows no later tile touches (``stride`` rows) are final, are reduced to class ids and
 leave the strip. Beyond the uint8 input image (3 B/px) and the uint8 output mask (1 B/px), the
-extra memory is therefore at most ``2 · (C + 1) · 4 · tile · W`` bytes for the strip (×2: it is
-copied once when it moves on) plus one batch of tiles (:func:`strip_bytes`), independent of the image height; holding full-resolution float logits
+extra memory is therefore at most ``3 · (C + 1) · 4 · tile · W`` bytes for the strip (the strip,
+the copy of its open rows when it moves on, the normalised rows it hands out) plus one batch of
+tiles (:func:`strip_bytes`), independent of the image height; holding full-resolution float logits
 instead would cost ``(C + 1) · 4 · H · W`` bytes (17 GB for a 250 MP scan at 16 classes).
 """
 
@@ -87,8 +88,9 @@ def strip_bytes(width: int, tile: int, num_classes: int, batch_size: int, tta_fl
     """Float memory of the stitcher beyond the uint8 input and output: the logits + weight strip,
     one batch of normalised input tiles and its logits (×2 with flip TTA)."""
     width = max(width, tile)
-    # ×2: moving the strip on by a tile row's stride copies it once (torch.roll).
-    strip = 2 * (num_classes + 1) * 4 * tile * width
+    # ×3: the strip itself, the copy of its open rows when it moves on (at most the strip), and
+    # the normalised logits of the rows it hands out (at most the strip).
+    strip = 3 * (num_classes + 1) * 4 * tile * width
     batch = batch_size * (3 + num_classes) * 4 * tile * tile * (2 if tta_flip else 1)
     return strip + batch
 
@@ -148,9 +150,10 @@ def iter_strips(
         if acc is not None and y > top:  # rows [top, y) are final: no later tile reaches them
             shift = y - top
             yield from _emit(acc, wsum, top, shift, height, width)
-            acc = torch.roll(acc, -shift, dims=1)
+            # Move the rows still open to the top (a copy of the overlap only), clear the rest.
+            acc[:, : tile - shift] = acc[:, shift:].clone()
             acc[:, tile - shift :] = 0
-            wsum = torch.roll(wsum, -shift, dims=0)
+            wsum[: tile - shift] = wsum[shift:].clone()
             wsum[tile - shift :] = 0
             top = y
         band = torch.from_numpy(np.array(padded[y : y + tile]))  # a writable copy of one tile row
