@@ -235,8 +235,9 @@ def predict_folder(
                 model, path, masks_dir, overlays_dir, tile=tile, settings=settings, device=device,
                 amp_dtype=amp_dtype, artwork_dir=artwork_dir, overlay_max_side=overlay_max_side,
             )  # fmt: skip
-        except (OSError, ValueError, RuntimeError) as err:
-            # ValueError covers DatasetError/PredictError; RuntimeError an out-of-memory on the device.
+        except (OSError, ValueError, RuntimeError, MemoryError, Image.DecompressionBombError) as err:
+            # ValueError covers DatasetError/PredictError; RuntimeError an out-of-memory on the device;
+            # DecompressionBombError a scan above dataset.Image.MAX_IMAGE_PIXELS (250 MP).
             failed[path.name] = f"{type(err).__name__}: {err}"
             log.error("[%d/%d] %s FAILED, skipped: %s", i, len(images), path.name, err)
             rows.append({"image": path.name, "status": f"error: {err}"})
