@@ -26,7 +26,7 @@ from heritage_damage_seg.batches import Augmentation, ResidentSplit, augment, to
 from heritage_damage_seg.classes import CLASS_NAMES, NUM_CLASSES
 from heritage_damage_seg.dataset import load_cache
 from heritage_damage_seg.io import atomic_path, read_json
-from heritage_damage_seg.losses import WeightedDiceLoss
+from heritage_damage_seg.losses import build_loss
 from heritage_damage_seg.metrics import confusion_matrix, summarise
 from heritage_damage_seg.models import IMAGENET_MEAN, IMAGENET_STD, build_model, count_parameters
 
@@ -49,6 +49,7 @@ class TrainSettings:
     learning_rate: float
     weight_decay: float = 0.01
     pct_start: float = 0.3
+    loss: str = "dice"
     dice_smooth: float = 1.0
     mixed_precision: bool = True
     channels_last: bool = True
@@ -118,7 +119,7 @@ def train(
     model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    loss_fn = WeightedDiceLoss(weights["weights"], smooth=settings.dice_smooth).to(device)
+    loss_fn = build_loss(settings.loss, weights["weights"], smooth=settings.dice_smooth).to(device)
     batch_size = min(settings.batch_size, len(train_split))
     steps_per_epoch = max(1, len(train_split) // batch_size)
     optimizer = torch.optim.AdamW(

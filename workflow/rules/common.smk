@@ -45,6 +45,7 @@ def train_settings(encoder):
         "learning_rate": learning_rate,
         "weight_decay": training["weight_decay"],
         "pct_start": training["pct_start"],
+        "loss": config["loss"]["type"],
         "dice_smooth": config["loss"]["dice_smooth"],
         "mixed_precision": training["mixed_precision"],
         "channels_last": training["channels_last"],
