@@ -23,10 +23,12 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/split.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/plots.smk"
 
 
 rule all:
     input:
         expand("results/{encoder}/metrics.json", encoder=ENCODER_NAMES),
         "results/model_comparison.json",
+        plot_targets(),
     default_target: True

@@ -13,6 +13,10 @@ localrules:
     split,
     class_weights,
     compare,
+    plot_metrics,
+    plot_samples,
+    plot_training,
+    plot_comparison,
 
 
 def dataset_inputs():
