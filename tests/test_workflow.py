@@ -26,12 +26,7 @@ def snakemake(*args: str, workdir: Path | None = None, timeout: int = 1500) -> s
     return subprocess.run([*command, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    workdir = tmp_path_factory.mktemp("tiny_run")
-    result = snakemake("all", workdir=workdir)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
-    return workdir
+# tiny_run (the whole workflow on the tiny config, once per session) lives in conftest.py.
 
 
 @pytest.mark.slow

@@ -19,7 +19,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
@@ -41,9 +40,8 @@ BACKGROUND_DARK = np.array([170, 170, 170], dtype=np.uint8)
 # Colour-blind-safe (Okabe–Ito) colours for outcomes.
 CORRECT = "#009E73"
 WRONG = "#D55E00"
-IGNORED = "#BBBBBB"
 TP_COLOUR, FP_COLOUR, FN_COLOUR = "#009E73", "#E69F00", "#CC79A7"
-LEVELS = ((0.5, "#009E73", "IoU ≥ 0.5"), (0.25, "#E69F00", "0.25 ≤ IoU < 0.5"), (0.0, "#D55E00", "IoU < 0.25"))
+LEVELS = ((0.5, "#009E73", "IoU ≥ 0.5"), (0.25, "#E69F00", "0.25 ≤ IoU < 0.5"), (0.0, "#CC3311", "IoU < 0.25"))
 
 CELL_INCHES = 1.7  # one image panel in the sample figures
 WIDE = (12.0, 7.0)
@@ -58,9 +56,9 @@ def figure_size(kind: str, rows: int = 1, columns: int = 1) -> tuple[float, floa
     if kind == "training_curves":
         return (15.0, 4.5)
     if kind == "prediction_grid":
-        return (4 * CELL_INCHES + 0.4, rows * CELL_INCHES + 1.6)
+        return (4 * CELL_INCHES + 0.6, rows * CELL_INCHES + 2.2)
     if kind in ("error_maps", "class_focus"):
-        return (3 * CELL_INCHES + 0.4, rows * CELL_INCHES + 1.2)
+        return (3 * CELL_INCHES + 0.6, rows * CELL_INCHES + 1.3)
     if kind == "iou_heatmap":
         return (13.0, 1.8 + 0.55 * max(columns, 1))
     raise ValueError(f"unknown figure kind {kind!r}")
@@ -136,17 +134,20 @@ def class_samples(masks: np.ndarray, ids: Sequence[str], class_id: int, n: int, 
 # Rendering helpers
 
 
+def checker(rgb: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """``rgb`` with the ``background`` pixels drawn as a light grey checkerboard (in place)."""
+    if background.any():
+        size = max(2, background.shape[0] // 16)
+        yy, xx = np.indices(background.shape[:2])
+        dark = ((yy // size + xx // size) % 2).astype(bool)
+        rgb[background & dark] = BACKGROUND_DARK
+        rgb[background & ~dark] = BACKGROUND_LIGHT
+    return rgb
+
+
 def colourise(mask: np.ndarray) -> np.ndarray:
     """An index mask as RGB in the ARTeFACT palette, Background (255) as a grey checkerboard."""
-    rgb = colour_lut()[mask]
-    background = mask == IGNORE_INDEX
-    if background.any():
-        size = max(2, mask.shape[0] // 16)
-        yy, xx = np.indices(mask.shape[:2])
-        checker = ((yy // size + xx // size) % 2).astype(bool)
-        rgb[background & checker] = BACKGROUND_DARK
-        rgb[background & ~checker] = BACKGROUND_LIGHT
-    return rgb
+    return checker(colour_lut()[mask], mask == IGNORE_INDEX)
 
 
 def overlay(image: np.ndarray, prediction: np.ndarray, truth: np.ndarray, alpha: float = 0.5) -> np.ndarray:
@@ -181,8 +182,12 @@ def _show(ax: Any, picture: np.ndarray, title: str | None = None) -> None:
 
 def _palette_legend() -> list[Patch]:
     handles = [Patch(facecolor=PALETTE_HEX[c], edgecolor="#555555", label=f"{c} {CLASS_NAMES[c]}") for c in range(NUM_CLASSES)]
-    handles.append(Patch(facecolor="#E1E1E1", edgecolor="#777777", hatch="xx", label="Background (255, not scored)"))
+    handles.append(_background_patch())
     return handles
+
+
+def _background_patch() -> Patch:
+    return Patch(facecolor="#E1E1E1", edgecolor="#888888", hatch="++", label="Background (255, not scored)")
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -199,10 +204,10 @@ def plot_confusion_matrix(metrics: dict[str, Any], path: PathLike, dpi: int = 10
     support = cm.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         normalised = np.where(support[:, None] > 0, cm / np.where(support[:, None] > 0, support[:, None], 1), np.nan)
-    fig = _new_figure("confusion_matrix")
-    ax = fig.add_subplot()
-    cmap = plt.get_cmap("Blues").copy()
-    cmap.set_bad("#EEEEEE")
+    fig = plt.figure(figsize=figure_size("confusion_matrix"))
+    ax = fig.add_axes((0.2, 0.13, 0.68, 0.8))
+    colourbar_axes = fig.add_axes((0.9, 0.13, 0.02, 0.8))
+    cmap = plt.get_cmap("Blues").with_extremes(bad="#EEEEEE")
     image = ax.imshow(np.ma.masked_invalid(normalised), cmap=cmap, vmin=0.0, vmax=1.0)
     for row in range(NUM_CLASSES):
         for col in range(NUM_CLASSES):
@@ -219,10 +224,10 @@ def plot_confusion_matrix(metrics: dict[str, Any], path: PathLike, dpi: int = 10
     ax.set_xlabel("Predicted class")
     ax.set_ylabel("Ground-truth class (validation pixels)")
     ax.set_title(
-        f"{metrics.get('encoder', '')}: confusion matrix, % of each ground-truth row "
-        f"(mIoU {_fmt(metrics.get('mIoU'))}, pixel accuracy {_fmt(metrics.get('pixel_accuracy'))})"
+        f"{metrics.get('encoder', '')}: confusion matrix, % of each ground-truth row\n"
+        f"mIoU {_fmt(metrics.get('mIoU'))}, pixel accuracy {_fmt(metrics.get('pixel_accuracy'))}"
     )
-    fig.colorbar(image, ax=ax, fraction=0.04, label="share of the row's pixels")
+    fig.colorbar(image, cax=colourbar_axes, label="share of the row's pixels")
     _save(fig, path, dpi)
 
 
@@ -336,7 +341,7 @@ def plot_prediction_grid(
         _show(axes[row, 2], colourise(shown), titles[2])
         _show(axes[row, 3], overlay(image, prediction, truth), titles[3])
         axes[row, 0].set_ylabel(f"{sample_id}\nacc {100 * accuracy:.0f}%", fontsize=8)
-    fig.legend(handles=_palette_legend(), loc="outside upper center", ncol=6, fontsize=7, frameon=False)
+    fig.legend(handles=_palette_legend(), loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     fig.suptitle(f"{encoder}: {rows} validation samples (same for every encoder)", fontsize=11)
     _save(fig, path, dpi)
 
@@ -354,19 +359,18 @@ def plot_error_maps(
         correct = scored & (prediction == truth)
         wrong = scored & (prediction != truth)
         error = np.empty((*truth.shape, 3), dtype=np.uint8)
-        error[...] = _hex_rgb(IGNORED).astype(np.uint8)
         error[correct] = _hex_rgb(CORRECT).astype(np.uint8)
         error[wrong] = _hex_rgb(WRONG).astype(np.uint8)
+        checker(error, ~scored)
         accuracy = correct.sum() / max(scored.sum(), 1)
         titles = ("Input", "Ground truth", "Errors") if row == 0 else (None,) * 3
         _show(axes[row, 0], image, titles[0])
         _show(axes[row, 1], colourise(truth), titles[1])
         _show(axes[row, 2], error, titles[2])
         axes[row, 0].set_ylabel(sample_id, fontsize=8)
-        axes[row, 2].set_xlabel(f"{100 * accuracy:.1f}% of {int(scored.sum()):,} scored px correct", fontsize=8)
-    handles = [Patch(facecolor=CORRECT, label="correct"), Patch(facecolor=WRONG, label="wrong"),
-               Patch(facecolor=IGNORED, label="Background (not scored)")]
-    fig.legend(handles=handles, loc="outside upper center", ncol=3, fontsize=8, frameon=False)
+        axes[row, 2].set_xlabel(f"{100 * accuracy:.1f}% of {int(scored.sum()):,} px correct", fontsize=8)
+    handles = [Patch(facecolor=CORRECT, label="correct"), Patch(facecolor=WRONG, label="wrong"), _background_patch()]
+    fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     fig.suptitle(f"{encoder}: error maps", fontsize=11)
     _save(fig, path, dpi)
 
@@ -386,14 +390,14 @@ def plot_class_focus(
         tp, fp, fn = is_class & said_class, said_class & ~is_class, is_class & ~said_class
         titles = ("Input", f"Ground truth: {name}", "TP / FP / FN") if row == 0 else (None,) * 3
         _show(axes[row, 0], image, titles[0])
-        _show(axes[row, 1], _paint(image, [(~scored, IGNORED), (is_class, PALETTE_HEX[class_id])], alpha=0.9), titles[1])
-        _show(axes[row, 2], _paint(image, [(~scored, IGNORED), (tp, TP_COLOUR), (fp, FP_COLOUR), (fn, FN_COLOUR)], alpha=0.9),
+        _show(axes[row, 1], checker(_paint(image, [(is_class, PALETTE_HEX[class_id])], alpha=0.9), ~scored), titles[1])
+        _show(axes[row, 2], checker(_paint(image, [(tp, TP_COLOUR), (fp, FP_COLOUR), (fn, FN_COLOUR)], alpha=0.9), ~scored),
               titles[2])
         axes[row, 0].set_ylabel(sample_id, fontsize=8)
         axes[row, 2].set_xlabel(f"TP {int(tp.sum())}  FP {int(fp.sum())}  FN {int(fn.sum())} px", fontsize=8)
     handles = [Patch(facecolor=TP_COLOUR, label="TP"), Patch(facecolor=FP_COLOUR, label="FP"),
-               Patch(facecolor=FN_COLOUR, label="FN"), Patch(facecolor=IGNORED, label="Background")]
-    fig.legend(handles=handles, loc="outside upper center", ncol=4, fontsize=8, frameon=False)
+               Patch(facecolor=FN_COLOUR, label="FN (missed)"), _background_patch()]
+    fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=8, frameon=False)
     fig.suptitle(f"{encoder}: class {class_id} {name} (IoU {_fmt(iou)})", fontsize=11)
     _save(fig, path, dpi)
 
@@ -426,6 +430,7 @@ def plot_comparison_ci(comparison: dict[str, Any], path: PathLike, dpi: int = 10
     ax.set_xticks(x, [m["encoder"] for m in models])
     ax.set_xlim(-0.6, len(models) - 0.4)
     ax.set_ylabel("validation score")
+    ax.set_ylim(bottom=0)
     n = comparison.get("bootstrap", {}).get("n_resamples")
     ax.set_title("mIoU per encoder, best first" + (f" ({n} resamples of the validation images)" if n else ""))
     ax.legend(loc="best", fontsize=9)
@@ -440,8 +445,7 @@ def plot_iou_heatmap(comparison: dict[str, Any], path: PathLike, dpi: int = 100)
                         for name in CLASS_NAMES] for m in models], dtype=float).reshape(len(models), NUM_CLASSES)
     fig = _new_figure("iou_heatmap", columns=len(models))
     ax = fig.add_subplot()
-    cmap = plt.get_cmap("viridis").copy()
-    cmap.set_bad("#DDDDDD")
+    cmap = plt.get_cmap("viridis").with_extremes(bad="#DDDDDD")
     image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto")
     for row in range(values.shape[0]):
         for col in range(values.shape[1]):
@@ -476,7 +480,7 @@ def plot_accuracy_vs_speed(comparison: dict[str, Any], path: PathLike, dpi: int 
         span = [m[key] for m in models]
         ax.set_xlim(0, max(span) * 1.35 if span and max(span) > 0 else 1)
     axes[0].set_ylabel("validation mIoU (bars: bootstrap CI)")
-    axes[0].legend(fontsize=9, loc="best")
+    axes[0].set_ylim(bottom=0)
     devices = sorted({str(m.get("device")) for m in models})
     fig.suptitle(f"accuracy vs speed (measured on {', '.join(devices)})")
     _save(fig, path, dpi)

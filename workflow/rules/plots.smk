@@ -1,21 +1,6 @@
 # Figures and HTML tables for people, each also an item of `snakemake --report report.html`.
 # Captions (how to read each figure) live in workflow/report/*.rst.
 
-PLOTS = config["plots"]
-N_FOCUS = len(PLOTS["focus_classes"]) if PLOTS["focus_classes"] else PLOTS["n_focus_classes"]
-FOCUS_RANKS = list(range(1, N_FOCUS + 1))
-
-
-def encoder_report(path, caption, subcategory, figure):
-    return report(
-        path,
-        caption=f"../report/{caption}.rst",
-        category="{encoder}",
-        subcategory=subcategory,
-        labels={"model": "{encoder}", "figure": figure},
-    )
-
-
 rule plot_metrics:
     """Confusion matrix, per-class IoU, class distribution and the metrics as HTML tables."""
     input:
@@ -89,10 +74,6 @@ rule plot_training:
         "../scripts/plot_training.py"
 
 
-def comparison_report(path, caption, figure):
-    return report(path, caption=f"../report/{caption}.rst", category="Model comparison", labels={"figure": figure})
-
-
 rule plot_comparison:
     """mIoU with bootstrap CIs, the models × classes IoU heatmap, accuracy vs speed, the comparison table."""
     input:
@@ -114,22 +95,3 @@ rule plot_comparison:
         "../../envs/pytorch.yaml"
     script:
         "../scripts/plot_comparison.py"
-
-
-def plot_targets():
-    """Every figure and table of the report."""
-    per_encoder = [
-        "results/{encoder}/plots/confusion_matrix.png",
-        "results/{encoder}/plots/per_class_iou.png",
-        "results/{encoder}/plots/class_distribution.png",
-        "results/{encoder}/metrics_table.html",
-        "results/{encoder}/plots/prediction_grid.png",
-        "results/{encoder}/plots/error_maps.png",
-        "results/{encoder}/plots/training_curves.png",
-    ] + [f"results/{{encoder}}/plots/class_focus_{rank}.png" for rank in FOCUS_RANKS]
-    return expand(per_encoder, encoder=ENCODER_NAMES) + [
-        "results/comparison/miou_ci.png",
-        "results/comparison/iou_heatmap.png",
-        "results/comparison/accuracy_vs_speed.png",
-        "results/comparison/comparison_table.html",
-    ]
