@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from heritage_damage_seg.classes import (  # noqa: E402
     CLASS_NAMES,
@@ -43,7 +44,7 @@ WRONG = "#D55E00"
 TP_COLOUR, FP_COLOUR, FN_COLOUR = "#009E73", "#E69F00", "#CC79A7"
 LEVELS = ((0.5, "#009E73", "IoU ≥ 0.5"), (0.25, "#E69F00", "0.25 ≤ IoU < 0.5"), (0.0, "#CC3311", "IoU < 0.25"))
 
-CELL_INCHES = 1.7  # one image panel in the sample figures
+CELL_INCHES = 2.2  # one image panel in the sample figures
 WIDE = (12.0, 7.0)
 
 
@@ -288,7 +289,7 @@ def plot_class_distribution(metrics: dict[str, Any], path: PathLike, dpi: int = 
     ax.set_xlabel("share of scored validation pixels (%, log scale; Background excluded)")
     ax.set_title(f"{metrics.get('encoder', '')}: class distribution, ground truth vs prediction")
     ax.legend(loc="lower right")
-    ax.grid(axis="x", which="both", alpha=0.2)
+    ax.grid(axis="x", which="major", alpha=0.3)
     _save(fig, path, dpi)
 
 
@@ -312,10 +313,11 @@ def plot_training_curves(history: pd.DataFrame, path: PathLike, encoder: str = "
     for ax in axes:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if len(history) == 1:
             ax.set_xlim(epoch.iloc[0] - 1, epoch.iloc[0] + 1)
-    axes[0].xaxis.get_major_locator().set_params(integer=True)
-    fig.suptitle(f"{encoder}: training curves ({len(history)} epochs)")
+    epochs = len(history)
+    fig.suptitle(f"{encoder}: training curves ({epochs} epoch{'s' if epochs != 1 else ''})")
     _save(fig, path, dpi)
 
 
