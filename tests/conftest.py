@@ -1,4 +1,7 @@
-"""Shared fixtures: one tiny end-to-end run of the workflow for every test session."""
+"""Shared fixtures: one run of the whole workflow on the tiny config, reused by every test that
+inspects its outputs (training three encoders is the slow part of the suite)."""
+
+from __future__ import annotations
 
 import os
 import subprocess
@@ -11,8 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "tiny.yaml"
 
 
-def run_snakemake(*args: str, workdir: Path | None = None, timeout: int = 1500) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "snakemake", "--configfile", str(TINY), "--cores", "2"]
+def snakemake(*args: str, workdir: Path | None = None, timeout: int = 1500, cores: int = 2) -> subprocess.CompletedProcess:
+    """``snakemake --configfile tests/tiny.yaml`` from the project root, in ``workdir``."""
+    command = [sys.executable, "-m", "snakemake", "--configfile", str(TINY), "--cores", str(cores)]
     if workdir is not None:
         command += ["--directory", str(workdir)]
     return subprocess.run([*command, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
@@ -20,11 +24,12 @@ def run_snakemake(*args: str, workdir: Path | None = None, timeout: int = 1500) 
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
-    """The whole workflow (`all`: training, evaluation, comparison, plots) on the tiny config.
+    """The working directory of a finished local ``snakemake all`` on the tiny config.
 
     HDS_TINY_RUN=<folder> reuses (and brings up to date) the run in that folder instead of a new one.
     """
-    workdir = Path(os.environ["HDS_TINY_RUN"]) if os.environ.get("HDS_TINY_RUN") else tmp_path_factory.mktemp("tiny_run")
-    result = run_snakemake("all", workdir=workdir)
+    reuse = os.environ.get("HDS_TINY_RUN")
+    workdir = Path(reuse) if reuse else tmp_path_factory.mktemp("tiny_run")
+    result = snakemake("all", workdir=workdir)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     return workdir

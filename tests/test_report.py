@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_snakemake
+from conftest import snakemake
 
 ENCODERS = ("convnext_tiny", "segformer_b3", "maxvit_tiny")
 PER_ENCODER = {
@@ -59,7 +59,7 @@ def test_the_report_shows_every_category_and_figure_without_a_broken_image(tiny_
     from selenium.webdriver.common.by import By
 
     report = tmp_path / "report.html"
-    result = run_snakemake("--report", str(report), workdir=tiny_run, timeout=600)
+    result = snakemake("--report", str(report), workdir=tiny_run, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     browser.get(report.as_uri())
     nav = lambda: browser.find_element(By.TAG_NAME, "nav")  # noqa: E731

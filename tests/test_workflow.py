@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,19 +13,9 @@ from PIL import Image
 from heritage_damage_seg.classes import NUM_CLASSES
 from heritage_damage_seg.metrics import summarise
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "tests" / "tiny.yaml"
+from conftest import ROOT, snakemake
+
 ENCODERS = ("convnext_tiny", "segformer_b3", "maxvit_tiny")
-
-
-def snakemake(*args: str, workdir: Path | None = None, timeout: int = 1500) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "snakemake", "--configfile", str(TINY), "--cores", "2"]
-    if workdir is not None:
-        command += ["--directory", str(workdir)]
-    return subprocess.run([*command, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-
-
-# tiny_run (the whole workflow on the tiny config, once per session) lives in conftest.py.
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from heritage_damage_seg import device as devices
-from heritage_damage_seg.batches import ResidentSplit, augment, to_model_input
+from heritage_damage_seg.batches import Augmentation, ResidentSplit, augment, to_model_input
 from heritage_damage_seg.classes import CLASS_NAMES, NUM_CLASSES
 from heritage_damage_seg.dataset import load_cache
 from heritage_damage_seg.io import atomic_path, read_json
@@ -52,7 +52,7 @@ class TrainSettings:
     dice_smooth: float = 1.0
     mixed_precision: bool = True
     channels_last: bool = True
-    augment: bool = True
+    augmentation: dict[str, Any] = field(default_factory=dict)  # Augmentation's fields; {} = flips only
     seed: int = 42
     encoder_weights: str | None = None
     eval_batch_size: int = 32
@@ -134,6 +134,7 @@ def train(
         pct_start=settings.pct_start,
     )
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    augmentation = Augmentation(**settings.augmentation)
     n_params = count_parameters(model)
     log.info(
         "training %s (%.1f M parameters) on %s, precision %s: %d train / %d val images at %d px, "
@@ -156,8 +157,7 @@ def train(
         for step, (images, masks) in enumerate(
             train_split.batches(batch_size, generator=generator, drop_last=True), start=1
         ):
-            if settings.augment:
-                images, masks = augment(images, masks, generator)
+            images, masks = augment(images, masks, generator, augmentation)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 logits = model(to_model_input(images, channels_last))
             loss = loss_fn(logits, masks)

@@ -52,7 +52,7 @@ def train_settings(encoder):
         "dice_smooth": config["loss"]["dice_smooth"],
         "mixed_precision": training["mixed_precision"],
         "channels_last": training["channels_last"],
-        "augment": training["augment"],
+        "augmentation": training["augmentation"],
         "seed": training["seed"],
         "encoder_weights": chosen.get("weights"),
         "eval_batch_size": config["evaluation"]["batch_size"],
