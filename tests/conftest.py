@@ -3,6 +3,7 @@ inspects its outputs (training three encoders is the slow part of the suite)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,8 +24,12 @@ def snakemake(*args: str, workdir: Path | None = None, timeout: int = 1500, core
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
-    """The working directory of a finished local ``snakemake all`` on the tiny config."""
-    workdir = tmp_path_factory.mktemp("tiny_run")
+    """The working directory of a finished local ``snakemake all`` on the tiny config.
+
+    HDS_TINY_RUN=<folder> reuses (and brings up to date) the run in that folder instead of a new one.
+    """
+    reuse = os.environ.get("HDS_TINY_RUN")
+    workdir = Path(reuse) if reuse else tmp_path_factory.mktemp("tiny_run")
     result = snakemake("all", workdir=workdir)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     return workdir

@@ -147,7 +147,7 @@ def evaluate(
         "confusion_matrix": cm.tolist(),
     }
     with atomic_path(per_image_confusion_file) as tmp, open(tmp, "wb") as handle:
-        np.savez_compressed(handle, ids=ids, confusion=per_image)
+        np.savez_compressed(handle, ids=ids.astype(str), confusion=per_image)
     write_json(metrics_file, metrics)
     log.info(
         "%s (%s): mIoU %.2f%% (damage %.2f%%), trivial baseline %.2f%%, %.2f ms/image on %s",

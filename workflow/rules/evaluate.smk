@@ -73,15 +73,17 @@ rule evaluation_modes:
 
 
 rule compare:
-    """All encoders side by side, ranked by validation mIoU."""
+    """All encoders side by side, ranked by validation mIoU, with bootstrap confidence intervals."""
     input:
         metrics=expand("results/{encoder}/metrics.json", encoder=ENCODER_NAMES),
         histories=expand("results/{encoder}/history.csv", encoder=ENCODER_NAMES),
+        per_image_confusion=expand("results/{encoder}/per_image_confusion.npz", encoder=ENCODER_NAMES),
     output:
         json="results/model_comparison.json",
         csv="results/model_comparison.csv",
     params:
         encoders=ENCODER_NAMES,
+        bootstrap=config["bootstrap"],
     log:
         "results/logs/compare.log",
     benchmark:
