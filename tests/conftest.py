@@ -14,9 +14,15 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "tiny.yaml"
 
 
-def snakemake(*args: str, workdir: Path | None = None, timeout: int = 1500, cores: int = 2) -> subprocess.CompletedProcess:
-    """``snakemake --configfile tests/tiny.yaml`` from the project root, in ``workdir``."""
-    command = [sys.executable, "-m", "snakemake", "--configfile", str(TINY), "--cores", str(cores)]
+def snakemake(
+    *args: str, workdir: Path | None = None, timeout: int = 1500, cores: int = 2, configs: tuple[Path, ...] = ()
+) -> subprocess.CompletedProcess:
+    """``snakemake --configfile tests/tiny.yaml [configs…]`` from the project root, in ``workdir``.
+
+    Extra config files go through ``configs``: ``--configfile`` takes several values, so a later
+    ``--configfile x all`` would swallow the target and replace the tiny config.
+    """
+    command = [sys.executable, "-m", "snakemake", "--configfile", str(TINY), *map(str, configs), "--cores", str(cores)]
     if workdir is not None:
         command += ["--directory", str(workdir)]
     return subprocess.run([*command, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)

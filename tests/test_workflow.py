@@ -106,7 +106,7 @@ def test_a_single_model_target_resolves_on_its_own(tmp_path):
 def test_a_bad_config_fails_naming_the_key(tmp_path, override, named):
     bad = tmp_path / "bad.yaml"
     bad.write_text(override)
-    result = snakemake("-n", "--configfile", str(bad), "all", workdir=tmp_path, timeout=120)
+    result = snakemake("-n", "all", workdir=tmp_path, timeout=120, configs=(bad,))
     assert result.returncode != 0
     assert named in result.stdout + result.stderr
 
