@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 start=$(date +%s)
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
-snakemake --configfile config/demo.yaml all "$@"
-snakemake --configfile config/demo.yaml --report report.html
+# Targets before --configfile: it takes several values and would read "all" as a config file.
+snakemake all "$@" --configfile config/demo.yaml
+snakemake --report report.html --configfile config/demo.yaml
 echo
 echo "done in $(( $(date +%s) - start )) s. Results: results/model_comparison.csv, results/<encoder>/metrics.json; report: report.html"
 column -s, -t < results/model_comparison.csv | cut -c1-160 || cat results/model_comparison.csv
