@@ -5,7 +5,9 @@ import torch
 from heritage_damage_seg.logs import logged
 from heritage_damage_seg.train import TrainSettings, train
 
-with logged(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
+# A rerun after a kill or a time limit resumes from the last checkpoint: keep the earlier log.
+resuming = Path(snakemake.params.last_checkpoint).exists()  # noqa: F821 (injected by Snakemake)
+with logged(snakemake.log[0], append=resuming):  # noqa: F821
     torch.set_num_threads(snakemake.threads)  # noqa: F821
     train(
         TrainSettings(**snakemake.params.settings),  # noqa: F821
