@@ -3,6 +3,7 @@ at any point leaves no declared output half-written.
 
 Small on purpose (8 images at 64 px, ConvNeXt-Tiny only, batch 2): the point is the signals."""
 
+import base64
 import json
 import os
 import random
@@ -169,3 +170,105 @@ def test_sigterm_mid_epoch_saves_the_step_and_snakemake_retries_to_the_same_resu
     log = (workdir / "results/logs/train/convnext_tiny.log").read_text()
     assert "SIGTERM received: saved the position at epoch 2 step" in log, log
     assert "resumed at epoch 2 step" in log
+
+
+# stage → (its script, a target that ends with it, how long after its start a kill may land in s)
+STAGES = {
+    "synthetic_dataset": ("synthetic_dataset.py", "resources/synthetic/metadata.csv", 8.0),
+    "prepare_cache": ("prepare_cache.py", "results/cache/index.csv", 8.0),
+    "split": ("split.py", "results/split.json", 5.0),
+    "class_weights": ("class_weights.py", "results/class_weights.json", 5.0),
+    "train": ("train.py", "results/convnext_tiny/history.csv", 60.0),
+    "evaluate": ("evaluate.py", TARGET, 15.0),
+}
+KILLS_PER_STAGE = 3
+
+
+def check_no_partial_output(workdir: Path) -> int:
+    """Every declared output (and the resumable checkpoint) that exists loads whole; returns how
+    many files were checked."""
+    checked = 0
+
+    def load_png(path: Path) -> None:
+        nonlocal checked
+        with Image.open(path) as im:
+            im.load()
+        checked += 1
+
+    synthetic = workdir / "resources/synthetic"
+    for folder in ("images", "annotations"):
+        for png in sorted((synthetic / folder).glob("*.png")) if (synthetic / folder).is_dir() else []:
+            load_png(png)
+    if (synthetic / "metadata.csv").exists():
+        meta = pd.read_csv(synthetic / "metadata.csv")
+        assert len(meta) and all((synthetic / f / f"{i}.png").is_file() for i in meta["id"] for f in ("images", "annotations"))
+    cache = workdir / "results/cache"
+    arrays = {name: np.load(cache / name) for name in ("images.npy", "masks.npy") if (cache / name).exists()}
+    checked += len(arrays)
+    if (cache / "index.csv").exists():  # written last: the arrays it describes are complete
+        index = pd.read_csv(cache / "index.csv")
+        assert len(arrays) == 2 and len(arrays["images.npy"]) == len(arrays["masks.npy"]) == len(index)
+        checked += 1
+    for name in ("results/split.json", "results/class_weights.json", "results/convnext_tiny/metrics.json"):
+        if (workdir / name).exists():
+            json.loads((workdir / name).read_text())
+            checked += 1
+    out = workdir / "results/convnext_tiny"
+    for name in ("model_best.pt", "model_last.pt"):
+        if (out / name).exists():
+            torch.load(out / name, weights_only=False)
+            checked += 1
+    if (out / "history.csv").exists():
+        assert len(pd.read_csv(out / "history.csv")) >= 1
+        checked += 1
+    if (out / "per_image_confusion.npz").exists():
+        np.load(out / "per_image_confusion.npz")["confusion"]
+        checked += 1
+    for png in sorted((out / "predictions").glob("*.png")) if (out / "predictions").is_dir() else []:
+        load_png(png)
+    if (out / "metrics.json").exists():
+        n_images = json.loads((out / "metrics.json").read_text())["n_images"]
+        assert len(list((out / "predictions").glob("*.png"))) == n_images
+    return checked
+
+
+def finished(workdir: Path, target: str) -> bool:
+    """``target`` exists and Snakemake has not marked it incomplete (a job still writing it)."""
+    marks = workdir / ".snakemake/incomplete"
+    incomplete = set()
+    for mark in marks.iterdir() if marks.is_dir() else []:
+        try:
+            incomplete.add(base64.urlsafe_b64decode(mark.name).decode())
+        except ValueError:  # not a marker (e.g. "migration_underway")
+            continue
+    return (workdir / target).exists() and target not in incomplete
+
+
+def test_random_sigkills_in_every_stage_leave_no_partial_output(tmp_path):
+    """Snakemake and its job SIGKILLed together at seeded random moments of each stage; after
+    every kill each output present loads whole, and at the end a rerun completes."""
+    rng = random.Random(8)
+    kills = []
+    for stage, (script, target, window) in STAGES.items():
+        for _ in range(KILLS_PER_STAGE):
+            if finished(tmp_path, target):
+                break  # the kill came after the job had finished and was recorded: stage done
+            proc = start(tmp_path, TARGET)
+            pid = job_pid(proc, script)
+            assert pid is not None, f"{stage} never ran"
+            delay = rng.uniform(0, window)
+            started = time.monotonic()
+            # At the drawn moment, or as soon as the job ends (Snakemake then checks and records
+            # its outputs): the stage is then still the one being killed.
+            while time.monotonic() - started < delay and pid in session_processes(proc.pid):
+                time.sleep(0.02)
+            kill_session(proc)
+            kills.append((stage, round(time.monotonic() - started, 2), check_no_partial_output(tmp_path)))
+            run(tmp_path, "--unlock")  # the lock a killed Snakemake leaves (its message says so)
+        run(tmp_path, target)
+    run(tmp_path, TARGET)
+    assert check_no_partial_output(tmp_path) > 0
+    leftovers = [p for p in tmp_path.rglob("*") if p.name.endswith((".tmp", ".old")) and ".snakemake" not in p.parts]
+    assert not leftovers
+    print(f"{len(kills)} kills (stage, seconds after the job started, files checked): {kills}")
+    assert {stage for stage, *_ in kills} == set(STAGES)
