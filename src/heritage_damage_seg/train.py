@@ -3,6 +3,13 @@
 Per epoch it writes a row of ``history.csv``, the last checkpoint, and the best checkpoint (by
 validation mIoU, computed with :func:`heritage_damage_seg.metrics.summarise`). The training step
 never waits on the host: losses are summed on the device and read once per epoch.
+
+Resuming: the last checkpoint (``model_last.pt``, not a Snakemake output, so a failed job keeps
+it) holds everything a rerun needs to continue bit-identically on the CPU: model, optimizer,
+scheduler and scaler states, every RNG state, the history, the best epoch's weights and a
+fingerprint of the settings and input files (:func:`run_fingerprint`); a checkpoint with another
+fingerprint is not resumed. SIGTERM / SIGUSR1 save the position inside the epoch (after the
+current step) and exit with 128 + signal number; SIGKILL falls back to the last epoch boundary.
 """
 
 from __future__ import annotations
