@@ -19,14 +19,19 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/inference_common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/split.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/predict.smk"
+include: "workflow/rules/export.smk"
+include: "workflow/rules/plots.smk"
 
 
 rule all:
     input:
         expand("results/{encoder}/metrics.json", encoder=ENCODER_NAMES),
         "results/model_comparison.json",
+        plot_targets(),
     default_target: True

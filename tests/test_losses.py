@@ -67,3 +67,19 @@ def test_gradients_flow_and_bad_weights_are_refused():
         WeightedDiceLoss([-1.0] * NUM_CLASSES)
     with pytest.raises(ValueError, match="16 classes but 3 weights"):
         WeightedDiceLoss([1.0] * 3)(logits, torch.zeros(2, 8, 8, dtype=torch.long))
+
+
+def test_dice_ce_adds_weighted_cross_entropy():
+    from heritage_damage_seg.losses import build_loss
+
+    torch.manual_seed(2)
+    target = torch.randint(0, 4, (2, 8, 8))
+    target[:, 0] = IGNORE_INDEX
+    logits = torch.randn(2, NUM_CLASSES, 8, 8)
+    weights = torch.linspace(1.0, 2.0, NUM_CLASSES)
+    dice = build_loss("dice", weights)(logits, target)
+    combined = build_loss("dice_ce", weights)(logits, target)
+    ce = torch.nn.functional.cross_entropy(logits, target, weight=weights, ignore_index=IGNORE_INDEX)
+    assert combined.item() == pytest.approx((dice + ce).item(), rel=1e-5)
+    with pytest.raises(ValueError, match="dice, dice_ce"):
+        build_loss("focal", weights)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from heritage_damage_seg.batches import augment, to_model_input
+from heritage_damage_seg.batches import Augmentation, augment, to_model_input
 from heritage_damage_seg.classes import IGNORE_INDEX, NUM_CLASSES
 from heritage_damage_seg.losses import WeightedDiceLoss
 from heritage_damage_seg.models import ENCODERS, ModelConfigError, build_model
@@ -68,3 +68,21 @@ def test_augmentation_moves_image_and_mask_together():
     assert not torch.equal(out_images, images)  # something was flipped
     for i in range(8):  # each output is a dihedral transform of its own input: same multiset
         assert torch.equal(out_masks[i].flatten().sort().values, masks[i].flatten().sort().values)
+
+
+def test_scale_crop_and_jitter_keep_labels_exact():
+    generator = torch.Generator().manual_seed(1)
+    masks = torch.zeros(6, 32, 32, dtype=torch.uint8)
+    masks[:, 8:20, 4:30] = 9
+    masks[:, :, :3] = IGNORE_INDEX
+    images = (masks * 20).unsqueeze(-1).expand(6, 32, 32, 3).contiguous()
+    settings = Augmentation(flips=False, min_crop_scale=0.5, brightness=0.2, contrast=0.2)
+    out_images, out_masks = augment(images, masks, generator, settings)
+    assert out_images.dtype == torch.uint8 and out_masks.dtype == torch.uint8
+    assert set(out_masks.unique().tolist()) <= {0, 9, IGNORE_INDEX}  # nearest: no blended labels
+    assert not torch.equal(out_masks, masks)  # the crops zoomed in
+    identity = Augmentation(flips=False)
+    same_images, same_masks = augment(images, masks, generator, identity)
+    assert torch.equal(same_images, images) and torch.equal(same_masks, masks)
+    with pytest.raises(ValueError, match="min_crop_scale"):
+        Augmentation(min_crop_scale=0.0)

@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,24 +13,9 @@ from PIL import Image
 from heritage_damage_seg.classes import NUM_CLASSES
 from heritage_damage_seg.metrics import summarise
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "tests" / "tiny.yaml"
+from conftest import ROOT, snakemake
+
 ENCODERS = ("convnext_tiny", "segformer_b3", "maxvit_tiny")
-
-
-def snakemake(*args: str, workdir: Path | None = None, timeout: int = 1500) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "snakemake", "--configfile", str(TINY), "--cores", "2"]
-    if workdir is not None:
-        command += ["--directory", str(workdir)]
-    return subprocess.run([*command, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    workdir = tmp_path_factory.mktemp("tiny_run")
-    result = snakemake("all", workdir=workdir)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
-    return workdir
 
 
 @pytest.mark.slow
@@ -122,7 +106,7 @@ def test_a_single_model_target_resolves_on_its_own(tmp_path):
 def test_a_bad_config_fails_naming_the_key(tmp_path, override, named):
     bad = tmp_path / "bad.yaml"
     bad.write_text(override)
-    result = snakemake("-n", "--configfile", str(bad), "all", workdir=tmp_path, timeout=120)
+    result = snakemake("-n", "all", workdir=tmp_path, timeout=120, configs=(bad,))
     assert result.returncode != 0
     assert named in result.stdout + result.stderr
 

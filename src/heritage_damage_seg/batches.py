@@ -1,28 +1,39 @@
 """Training and validation batches straight from the uint8 cache, augmented on the device.
 
 The split's rows are gathered from the memory-mapped cache once and kept as uint8 (a quarter of
-float32), on the GPU when there is one, so a step costs an index and a few flips, not a decode.
+float32): on the GPU when they fit, so a step costs an index and a few tensor ops, not a decode;
+otherwise in pinned host memory, copied one batch at a time without blocking.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from heritage_damage_seg.models import IMAGENET_MEAN, IMAGENET_STD
 
+GPU_MEMORY_SHARE_FOR_DATA = 0.4
+"""Keep a split on the GPU only if it takes at most this share of the free GPU memory."""
+
 
 class ResidentSplit:
-    """One side of the split as uint8 tensors (images N×S×S×3, masks N×S×S) on ``device``."""
+    """One side of the split as uint8 tensors (images N×S×S×3, masks N×S×S) ready for ``device``."""
 
     def __init__(self, images: np.ndarray, masks: np.ndarray, positions: np.ndarray, device: torch.device):
         order = np.sort(positions)  # sequential reads from the memory map
-        self.images = torch.from_numpy(np.ascontiguousarray(images[order])).to(device)
-        self.masks = torch.from_numpy(np.ascontiguousarray(masks[order])).to(device)
+        host_images = torch.from_numpy(np.ascontiguousarray(images[order]))
+        host_masks = torch.from_numpy(np.ascontiguousarray(masks[order]))
         self.positions = order
         self.device = device
+        self.on_device = device.type != "cuda" or _fits_on_gpu(host_images.nbytes + host_masks.nbytes, device)
+        if self.on_device:
+            self.images, self.masks = host_images.to(device), host_masks.to(device)
+        else:
+            self.images, self.masks = host_images.pin_memory(), host_masks.pin_memory()
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -40,38 +51,104 @@ class ResidentSplit:
         order: torch.Tensor | None = None,
         start_batch: int = 0,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Shuffled when a generator is given (or in the given ``order``), in cache order otherwise;
-        ``start_batch`` skips the batches an interrupted epoch already trained on."""
+        """Batches on ``device``; shuffled when a generator is given (or in the given ``order``), in
+        cache order otherwise; ``start_batch`` skips the batches an interrupted epoch trained on."""
         n = len(self)
         if order is None:
             order = self.shuffled_order(generator) if generator is not None else torch.arange(n)
-        order = order.to(self.device)
+        if self.on_device:
+            order = order.to(self.device)
         stop = n - n % batch_size if drop_last and n >= batch_size else n
         for start in range(start_batch * batch_size, stop, batch_size):
             index = order[start : start + batch_size]
-            yield self.images.index_select(0, index), self.masks.index_select(0, index)
+            images, masks = self.images.index_select(0, index), self.masks.index_select(0, index)
+            if not self.on_device:
+                images = images.pin_memory().to(self.device, non_blocking=True)
+                masks = masks.pin_memory().to(self.device, non_blocking=True)
+            yield images, masks
+
+
+def _fits_on_gpu(nbytes: int, device: torch.device) -> bool:
+    free, _ = torch.cuda.mem_get_info(device)
+    return nbytes <= GPU_MEMORY_SHARE_FOR_DATA * free
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Per-sample random transforms; image and mask always move together and labels stay exact."""
+
+    flips: bool = True  # horizontal/vertical flips and transposes: all 8 right-angle symmetries
+    min_crop_scale: float = 1.0  # < 1: zoom into a random square crop of at least this side share
+    brightness: float = 0.0  # ± relative brightness change
+    contrast: float = 0.0  # ± relative contrast change
+
+    def __post_init__(self) -> None:
+        if not 0.1 <= self.min_crop_scale <= 1.0:
+            raise ValueError(f"augmentation min_crop_scale must be in [0.1, 1], got {self.min_crop_scale}")
+        if not (0 <= self.brightness < 1 and 0 <= self.contrast < 1):
+            raise ValueError("augmentation brightness and contrast must be in [0, 1)")
 
 
 def augment(
-    images: torch.Tensor, masks: torch.Tensor, generator: torch.Generator
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    generator: torch.Generator,
+    settings: Augmentation = Augmentation(),
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample random horizontal/vertical flips and 90° rotations, identical for image and mask
-    (exact: no interpolation touches a label, 255 stays 255). Images are B×H×W×3, masks B×H×W."""
+    """Images B×H×W×3 uint8, masks B×H×W uint8 → the same, randomly transformed per sample.
+
+    Random numbers come from ``generator`` on the host (a few per sample) so that runs are
+    reproducible on any device; the pixel work happens on the tensors' device.
+    """
     batch = images.shape[0]
-    flags = torch.rand((3, batch), generator=generator).to(images.device, non_blocking=True)
-    hflip, vflip, rotate = flags[0] < 0.5, flags[1] < 0.5, flags[2] < 0.5
-
-    def apply(selected: torch.Tensor, img: torch.Tensor, msk: torch.Tensor, op) -> tuple[torch.Tensor, torch.Tensor]:
-        return (
-            torch.where(selected.view(-1, 1, 1, 1), op(img), img),
-            torch.where(selected.view(-1, 1, 1), op(msk), msk),
-        )
-
-    images, masks = apply(hflip, images, masks, lambda t: t.flip(2))
-    images, masks = apply(vflip, images, masks, lambda t: t.flip(1))
-    if images.shape[1] == images.shape[2]:
-        images, masks = apply(rotate, images, masks, lambda t: t.transpose(1, 2))
+    draws = torch.rand((8, batch), generator=generator).to(images.device, non_blocking=True)
+    if settings.flips:
+        images, masks = _where(draws[0] < 0.5, images, masks, lambda t: t.flip(2))
+        images, masks = _where(draws[1] < 0.5, images, masks, lambda t: t.flip(1))
+        if images.shape[1] == images.shape[2]:
+            images, masks = _where(draws[2] < 0.5, images, masks, lambda t: t.transpose(1, 2))
+    if settings.min_crop_scale < 1.0:
+        images, masks = _scale_crop(images, masks, settings.min_crop_scale, draws[3], draws[4], draws[5])
+    if settings.brightness or settings.contrast:
+        images = _jitter(images, settings, draws[6], draws[7])
     return images, masks
+
+
+def _where(selected: torch.Tensor, images: torch.Tensor, masks: torch.Tensor, op) -> tuple[torch.Tensor, torch.Tensor]:
+    return (
+        torch.where(selected.view(-1, 1, 1, 1), op(images), images),
+        torch.where(selected.view(-1, 1, 1), op(masks), masks),
+    )
+
+
+def _scale_crop(
+    images: torch.Tensor, masks: torch.Tensor, min_scale: float, u_scale: torch.Tensor, u_x: torch.Tensor, u_y: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zoom into a random square crop per sample, resized back to the full size (bilinear image,
+    nearest mask: no blended labels, 255 stays 255). Crops lie inside the image: no padding."""
+    batch = images.shape[0]
+    scale = min_scale + (1.0 - min_scale) * u_scale
+    theta = torch.zeros(batch, 2, 3, device=images.device)
+    theta[:, 0, 0] = scale
+    theta[:, 1, 1] = scale
+    theta[:, 0, 2] = (2 * u_x - 1) * (1 - scale)
+    theta[:, 1, 2] = (2 * u_y - 1) * (1 - scale)
+    grid = F.affine_grid(theta, [batch, 1, *images.shape[1:3]], align_corners=False)
+    image_float = images.permute(0, 3, 1, 2).float()
+    warped = F.grid_sample(image_float, grid, mode="bilinear", align_corners=False)
+    warped_masks = F.grid_sample(masks.unsqueeze(1).float(), grid, mode="nearest", align_corners=False)
+    return (
+        warped.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous(),
+        warped_masks.squeeze(1).to(torch.uint8),
+    )
+
+
+def _jitter(images: torch.Tensor, settings: Augmentation, u_brightness: torch.Tensor, u_contrast: torch.Tensor) -> torch.Tensor:
+    x = images.float()
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    contrast = 1 + settings.contrast * (2 * u_contrast - 1).view(-1, 1, 1, 1)
+    brightness = 1 + settings.brightness * (2 * u_brightness - 1).view(-1, 1, 1, 1)
+    return (((x - mean) * contrast + mean) * brightness).round().clamp(0, 255).to(torch.uint8)
 
 
 def to_model_input(images: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
@@ -80,3 +157,4 @@ def to_model_input(images: torch.Tensor, channels_last: bool = False) -> torch.T
     std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1) * 255.0
     x = (images.permute(0, 3, 1, 2).float() - mean) / std
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
+

@@ -4,13 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from heritage_damage_seg.bootstrap import bootstrap_models
 from heritage_damage_seg.io import read_json
 
 
-def compare(metrics_files: dict[str, str], history_files: dict[str, str]) -> dict[str, Any]:
-    """The cross-model table: one entry per encoder, ranked by mIoU."""
+def compare(
+    metrics_files: dict[str, str],
+    history_files: dict[str, str],
+    per_image_files: dict[str, str] | None = None,
+    n_resamples: int = 1000,
+    seed: int = 42,
+    confidence: float = 0.95,
+) -> dict[str, Any]:
+    """The cross-model table: one entry per encoder, ranked by mIoU.
+
+    With ``per_image_files`` (each encoder's ``per_image_confusion.npz``), every model gains
+    bootstrap confidence intervals for mIoU and damage mIoU, and the result a ``pairwise`` list:
+    the difference between each pair of models (better-ranked first) with its interval and the
+    share of resamples the better-ranked model wins (see :mod:`heritage_damage_seg.bootstrap`).
+    """
     models = []
     for encoder, path in metrics_files.items():
         metrics = read_json(path)
@@ -37,4 +52,22 @@ def compare(metrics_files: dict[str, str], history_files: dict[str, str]) -> dic
             }
         )
     models.sort(key=lambda m: -(m["mIoU"] if m["mIoU"] is not None else -1.0))
-    return {"ranked_by": "mIoU", "best_encoder": models[0]["encoder"] if models else None, "models": models}
+    result: dict[str, Any] = {
+        "ranked_by": "mIoU",
+        "best_encoder": models[0]["encoder"] if models else None,
+        "models": models,
+    }
+    if per_image_files:
+        per_image = {}
+        for model in models:  # ranked order: pairwise differences are better minus worse
+            # Our own file; allow_pickle only for runs that stored the ids as an object array.
+            with np.load(per_image_files[model["encoder"]], allow_pickle=True) as data:
+                per_image[model["encoder"]] = ([str(i) for i in data["ids"]], data["confusion"])
+        bootstrap = bootstrap_models(per_image, n_resamples=n_resamples, seed=seed, confidence=confidence)
+        for model in models:
+            for metric, interval in bootstrap["models"][model["encoder"]].items():
+                model[f"{metric}_ci_low"] = interval["low"]
+                model[f"{metric}_ci_high"] = interval["high"]
+        result["bootstrap"] = {k: v for k, v in bootstrap.items() if k not in ("models", "pairwise")}
+        result["pairwise"] = bootstrap["pairwise"]
+    return result

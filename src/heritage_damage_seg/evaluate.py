@@ -1,11 +1,23 @@
 """Evaluating a trained model on the validation split: metrics.json, per-image confusion matrices
-and the predicted masks as index PNGs (at the cache's resolution, aligned with its masks)."""
+and the predicted masks as index PNGs.
+
+Two modes (``evaluation_mode`` in metrics.json says which ran):
+
+* ``resize`` (the seed's): the cached images and masks, resized to the training size, are scored;
+  predictions are at the cache's resolution, aligned with its masks.
+* ``sliding``: each validation image is read from its original file (``index.csv``'s
+  ``image_path``/``mask_path``) and predicted at native resolution by the sliding window of
+  :mod:`heritage_damage_seg.sliding`; the original mask is scored and the predictions are at native
+  resolution. Thin classes (scratch, hair, cracks) lose most to resizing: compare the two with
+  :func:`mode_difference`.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +28,14 @@ from PIL import Image
 from heritage_damage_seg import device as devices
 from heritage_damage_seg.batches import ResidentSplit, to_model_input
 from heritage_damage_seg.classes import NUM_CLASSES
-from heritage_damage_seg.dataset import load_cache
+from heritage_damage_seg.dataset import load_cache, read_image, read_mask
 from heritage_damage_seg.io import atomic_path, read_json, write_json
 from heritage_damage_seg.metrics import confusion_matrix, summarise, trivial_baseline_cm
 from heritage_damage_seg.models import ENCODERS, count_parameters, load_checkpoint
+from heritage_damage_seg.sliding import SlidingSettings, predict_mask
+
+EVALUATION_MODES = ("resize", "sliding")
+THIN_CLASSES = ("Scratch", "Hair", "Cracks")
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +52,11 @@ def evaluate(
     batch_size: int = 16,
     mixed_precision: bool = True,
     device_preference: str = "auto",
+    mode: str = "resize",
+    sliding: SlidingSettings | None = None,
 ) -> dict[str, Any]:
+    if mode not in EVALUATION_MODES:
+        raise ValueError(f"evaluation mode '{mode}' must be one of {', '.join(EVALUATION_MODES)}")
     device = devices.pick_device(device_preference)
     amp_dtype = devices.autocast_dtype(device, mixed_precision)
     model, checkpoint = load_checkpoint(checkpoint_path, device)
@@ -59,7 +79,33 @@ def evaluate(
     per_image = np.zeros((len(val), NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
     forward_seconds = 0.0
     done = 0
-    for images, masks in val.batches(batch_size):
+    sliding = sliding or SlidingSettings(batch_size=batch_size)
+    native_pixels = 0
+    if mode == "sliding":
+        rows = cache.index.iloc[val.positions]
+        for n, (sample_id, image_path, mask_path) in enumerate(
+            zip(ids, rows["image_path"], rows["mask_path"]), start=1
+        ):
+            picture, _ = read_image(image_path)
+            image = np.asarray(picture, dtype=np.uint8)
+            mask = read_mask(mask_path)
+            if mask.shape != image.shape[:2]:
+                raise ValueError(f"{image_path} and {mask_path} differ in size: rebuild the cache")
+            devices.synchronize(device)
+            start = time.perf_counter()
+            prediction = predict_mask(
+                model, image, tile=cache.size, settings=sliding, device=device, amp_dtype=amp_dtype
+            )
+            devices.synchronize(device)
+            forward_seconds += time.perf_counter() - start
+            native_pixels += mask.size
+            per_image[done] = confusion_matrix(torch.from_numpy(prediction), torch.from_numpy(mask)).numpy()
+            with atomic_path(predictions_dir / f"{sample_id}.png") as tmp:
+                Image.fromarray(prediction, mode="L").save(tmp, format="PNG")
+            done += 1
+            if n % max(1, len(ids) // 10) == 0 or n == len(ids):
+                log.info("sliding evaluation: %d/%d images, %.1f s", n, len(ids), forward_seconds)
+    for images, masks in val.batches(batch_size) if mode == "resize" else ():
         devices.synchronize(device)
         start = time.perf_counter()
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
@@ -81,8 +127,10 @@ def evaluate(
         "family": ENCODERS[encoder].family,
         "checkpoint": str(checkpoint_path),
         "checkpoint_epoch": checkpoint["epoch"],
-        "evaluation_mode": "resize",
+        "evaluation_mode": mode,
         "image_size": cache.size,
+        "resolution": "native" if mode == "sliding" else f"{cache.size}x{cache.size}",
+        "sliding": asdict(sliding) if mode == "sliding" else None,
         "n_images": len(val),
         **summary,
         "trivial_baseline": {
@@ -99,11 +147,35 @@ def evaluate(
         "confusion_matrix": cm.tolist(),
     }
     with atomic_path(per_image_confusion_file) as tmp, open(tmp, "wb") as handle:
-        np.savez_compressed(handle, ids=ids, confusion=per_image)
+        np.savez_compressed(handle, ids=ids.astype(str), confusion=per_image)
     write_json(metrics_file, metrics)
     log.info(
-        "%s: mIoU %.2f%% (damage %.2f%%), trivial baseline %.2f%%, %.2f ms/image on %s",
-        encoder, 100 * (summary["mIoU"] or 0), 100 * (summary["damage_mIoU"] or 0),
+        "%s (%s): mIoU %.2f%% (damage %.2f%%), trivial baseline %.2f%%, %.2f ms/image on %s",
+        encoder, mode, 100 * (summary["mIoU"] or 0), 100 * (summary["damage_mIoU"] or 0),
         100 * (baseline["mIoU"] or 0), metrics["inference_ms_per_image"], metrics["device"],
     )  # fmt: skip
     return metrics
+
+
+def mode_difference(resize_metrics: dict[str, Any], sliding_metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per class: IoU when evaluated resized and at native resolution, and sliding − resize
+    (percentage points; ``None`` where either is undefined). Thin classes are flagged."""
+    for metrics, expected in ((resize_metrics, "resize"), (sliding_metrics, "sliding")):
+        if metrics.get("evaluation_mode") != expected:
+            raise ValueError(f"expected metrics of mode '{expected}', got '{metrics.get('evaluation_mode')}'")
+    rows = []
+    for name in [*resize_metrics["per_class"], "mIoU", "damage_mIoU"]:
+        if name in resize_metrics["per_class"]:
+            a, b = resize_metrics["per_class"][name]["IoU"], sliding_metrics["per_class"][name]["IoU"]
+        else:
+            a, b = resize_metrics[name], sliding_metrics[name]
+        rows.append(
+            {
+                "class": name,
+                "thin": name in THIN_CLASSES,
+                "IoU_resize": a,
+                "IoU_sliding": b,
+                "difference_pp": None if a is None or b is None else 100.0 * (b - a),
+            }
+        )
+    return rows

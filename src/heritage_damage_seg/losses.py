@@ -52,3 +52,31 @@ class WeightedDiceLoss(nn.Module):
         dice = (2.0 * intersection + self.smooth) / (cardinality + self.smooth).clamp_min(self.eps)
         weights = self.class_weights * (one_hot.sum(dims) > 0)
         return ((1.0 - dice) * weights).sum() / weights.sum().clamp_min(self.eps)
+
+
+class DiceCrossEntropyLoss(nn.Module):
+    """Weighted Dice plus class-weighted cross-entropy (mean over scored pixels).
+
+    Cross-entropy gives every pixel a gradient from the first step, so a randomly initialised model
+    converges in far fewer steps than with Dice alone (which the seed's benchmark used).
+    """
+
+    def __init__(self, class_weights: Sequence[float] | torch.Tensor, smooth: float = 1.0, ignore_index: int = IGNORE_INDEX) -> None:
+        super().__init__()
+        self.dice = WeightedDiceLoss(class_weights, smooth=smooth, ignore_index=ignore_index)
+        self.ignore_index = ignore_index
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        cross_entropy = F.cross_entropy(
+            logits.float(), target.long(), weight=self.dice.class_weights, ignore_index=self.ignore_index
+        )
+        return self.dice(logits, target) + cross_entropy
+
+
+LOSSES = {"dice": WeightedDiceLoss, "dice_ce": DiceCrossEntropyLoss}
+
+
+def build_loss(kind: str, class_weights: Sequence[float] | torch.Tensor, smooth: float = 1.0) -> nn.Module:
+    if kind not in LOSSES:
+        raise ValueError(f"loss.type '{kind}' is not known: choose one of {', '.join(LOSSES)}")
+    return LOSSES[kind](class_weights, smooth=smooth)

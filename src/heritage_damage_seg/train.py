@@ -35,11 +35,11 @@ import torch
 from torch import nn
 
 from heritage_damage_seg import device as devices
-from heritage_damage_seg.batches import ResidentSplit, augment, to_model_input
+from heritage_damage_seg.batches import Augmentation, ResidentSplit, augment, to_model_input
 from heritage_damage_seg.classes import CLASS_NAMES, NUM_CLASSES
 from heritage_damage_seg.dataset import load_cache
 from heritage_damage_seg.io import atomic_path, read_json
-from heritage_damage_seg.losses import WeightedDiceLoss
+from heritage_damage_seg.losses import build_loss
 from heritage_damage_seg.metrics import confusion_matrix, summarise
 from heritage_damage_seg.models import IMAGENET_MEAN, IMAGENET_STD, build_model, count_parameters
 
@@ -66,10 +66,11 @@ class TrainSettings:
     learning_rate: float
     weight_decay: float = 0.01
     pct_start: float = 0.3
+    loss: str = "dice"
     dice_smooth: float = 1.0
     mixed_precision: bool = True
     channels_last: bool = True
-    augment: bool = True
+    augmentation: dict[str, Any] = field(default_factory=dict)  # Augmentation's fields; {} = flips only
     seed: int = 42
     encoder_weights: str | None = None
     eval_batch_size: int = 32
@@ -144,7 +145,7 @@ def train(
     model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    loss_fn = WeightedDiceLoss(weights["weights"], smooth=settings.dice_smooth).to(device)
+    loss_fn = build_loss(settings.loss, weights["weights"], smooth=settings.dice_smooth).to(device)
     batch_size = min(settings.batch_size, len(train_split))
     steps_per_epoch = max(1, len(train_split) // batch_size)
     optimizer = torch.optim.AdamW(
@@ -159,6 +160,7 @@ def train(
         total_steps=settings.epochs * steps_per_epoch,
         pct_start=settings.pct_start,
     )
+    augmentation = Augmentation(**settings.augmentation)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     n_params = count_parameters(model)
     log.info(
@@ -263,8 +265,7 @@ def train(
                 train_split.batches(batch_size, order=order, drop_last=True, start_batch=first_step),
                 start=first_step + 1,
             ):
-                if settings.augment:
-                    images, masks = augment(images, masks, generator)
+                images, masks = augment(images, masks, generator, augmentation)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                     logits = model(to_model_input(images, channels_last))
                 loss = loss_fn(logits, masks)

@@ -18,6 +18,10 @@ localrules:
     split,
     class_weights,
     compare,
+    plot_metrics,
+    plot_samples,
+    plot_training,
+    plot_comparison,
 
 
 def dataset_inputs():
@@ -50,12 +54,52 @@ def train_settings(encoder):
         "learning_rate": learning_rate,
         "weight_decay": training["weight_decay"],
         "pct_start": training["pct_start"],
+        "loss": config["loss"]["type"],
         "dice_smooth": config["loss"]["dice_smooth"],
         "mixed_precision": training["mixed_precision"],
         "channels_last": training["channels_last"],
-        "augment": training["augment"],
+        "augmentation": training["augmentation"],
         "seed": training["seed"],
         "encoder_weights": chosen.get("weights"),
         "eval_batch_size": config["evaluation"]["batch_size"],
         "device": training["device"],
     }
+
+
+# Figures (workflow/rules/plots.smk): each is also an item of the HTML report.
+PLOTS = config["plots"]
+N_FOCUS = len(PLOTS["focus_classes"]) if PLOTS["focus_classes"] else PLOTS["n_focus_classes"]
+FOCUS_RANKS = list(range(1, N_FOCUS + 1))
+
+
+def encoder_report(path, caption, subcategory, figure):
+    return report(
+        path,
+        caption=f"../report/{caption}.rst",
+        category="{encoder}",
+        subcategory=subcategory,
+        labels={"figure": figure},
+    )
+
+
+def comparison_report(path, caption, figure):
+    return report(path, caption=f"../report/{caption}.rst", category="Model comparison", labels={"figure": figure})
+
+
+def plot_targets():
+    """Every figure and table of the report."""
+    per_encoder = [
+        "results/{encoder}/plots/confusion_matrix.png",
+        "results/{encoder}/plots/per_class_iou.png",
+        "results/{encoder}/plots/class_distribution.png",
+        "results/{encoder}/metrics_table.html",
+        "results/{encoder}/plots/prediction_grid.png",
+        "results/{encoder}/plots/error_maps.png",
+        "results/{encoder}/plots/training_curves.png",
+    ] + [f"results/{{encoder}}/plots/class_focus_{rank}.png" for rank in FOCUS_RANKS]
+    return expand(per_encoder, encoder=ENCODER_NAMES) + [
+        "results/comparison/miou_ci.png",
+        "results/comparison/iou_heatmap.png",
+        "results/comparison/accuracy_vs_speed.png",
+        "results/comparison/comparison_table.html",
+    ]

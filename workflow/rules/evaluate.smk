@@ -1,9 +1,8 @@
 rule evaluate:
-    """Validation metrics (one dataset-level confusion matrix), inference time, predicted masks."""
+    """Validation metrics (one dataset-level confusion matrix), inference time, predicted masks,
+    in the configured evaluation.mode (resize or sliding)."""
     input:
-        checkpoint=rules.train.output.best,
-        cache=multiext("results/cache/", "images.npy", "masks.npy", "index.csv"),
-        split=rules.split.output[0],
+        **evaluation_inputs(EVALUATION_MODE),
     output:
         metrics="results/{encoder}/metrics.json",
         per_image_confusion="results/{encoder}/per_image_confusion.npz",
@@ -12,6 +11,8 @@ rule evaluate:
         batch_size=config["evaluation"]["batch_size"],
         mixed_precision=config["training"]["mixed_precision"],
         device=config["training"]["device"],
+        mode=EVALUATION_MODE,
+        sliding=config["sliding"],
     log:
         "results/logs/evaluate/{encoder}.log",
     benchmark:
@@ -27,16 +28,62 @@ rule evaluate:
         "../scripts/evaluate.py"
 
 
+rule evaluate_other_mode:
+    """The evaluation in the mode that evaluation.mode did not pick (for the per-class comparison)."""
+    input:
+        **evaluation_inputs(OTHER_MODE),
+    output:
+        metrics=f"results/{{encoder}}/evaluation_{OTHER_MODE}/metrics.json",
+        per_image_confusion=f"results/{{encoder}}/evaluation_{OTHER_MODE}/per_image_confusion.npz",
+        predictions=directory(f"results/{{encoder}}/evaluation_{OTHER_MODE}/predictions"),
+    params:
+        batch_size=config["evaluation"]["batch_size"],
+        mixed_precision=config["training"]["mixed_precision"],
+        device=config["training"]["device"],
+        mode=OTHER_MODE,
+        sliding=config["sliding"],
+    log:
+        f"results/logs/evaluate_{OTHER_MODE}/{{encoder}}.log",
+    benchmark:
+        f"results/benchmarks/evaluate_{OTHER_MODE}/{{encoder}}.tsv"
+    threads: config["training"]["threads"]
+    resources:
+        gpu_slot=1,
+        mem_mb=config["training"]["mem_mb"],
+        runtime=60,
+    conda:
+        "../../envs/pytorch.yaml"
+    script:
+        "../scripts/evaluate.py"
+
+
+rule evaluation_modes:
+    """Per-class IoU resized vs. at native resolution (sliding − resize, percentage points)."""
+    input:
+        resize=metrics_of_mode("resize"),
+        sliding=metrics_of_mode("sliding"),
+    output:
+        "results/{encoder}/evaluation_modes.csv",
+    log:
+        "results/logs/evaluation_modes/{encoder}.log",
+    conda:
+        "../../envs/pytorch.yaml"
+    script:
+        "../scripts/evaluation_modes.py"
+
+
 rule compare:
-    """All encoders side by side, ranked by validation mIoU."""
+    """All encoders side by side, ranked by validation mIoU, with bootstrap confidence intervals."""
     input:
         metrics=expand("results/{encoder}/metrics.json", encoder=ENCODER_NAMES),
         histories=expand("results/{encoder}/history.csv", encoder=ENCODER_NAMES),
+        per_image_confusion=expand("results/{encoder}/per_image_confusion.npz", encoder=ENCODER_NAMES),
     output:
         json="results/model_comparison.json",
         csv="results/model_comparison.csv",
     params:
         encoders=ENCODER_NAMES,
+        bootstrap=config["bootstrap"],
     log:
         "results/logs/compare.log",
     benchmark:

@@ -6,12 +6,22 @@ from heritage_damage_seg.logs import logged
 
 with logged(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     encoders = snakemake.params.encoders  # noqa: F821
+    bootstrap = snakemake.params.bootstrap  # noqa: F821
     comparison = compare(
         dict(zip(encoders, snakemake.input.metrics)),  # noqa: F821
         dict(zip(encoders, snakemake.input.histories)),  # noqa: F821
+        dict(zip(encoders, snakemake.input.per_image_confusion)),  # noqa: F821
+        n_resamples=bootstrap["resamples"],
+        seed=bootstrap["seed"],
+        confidence=bootstrap["confidence"],
     )
     write_json(snakemake.output.json, comparison)  # noqa: F821
     table = pd.DataFrame([{k: v for k, v in m.items() if k != "per_class_IoU"} for m in comparison["models"]])
     with atomic_path(snakemake.output.csv) as tmp:  # noqa: F821
         table.to_csv(tmp, index=False)
-    log.info("ranking by mIoU:\n%s", table[["encoder", "mIoU", "damage_mIoU", "trivial_baseline_mIoU"]].to_string())
+    log.info("ranking by mIoU:\n%s", table[["encoder", "mIoU", "mIoU_ci_low", "mIoU_ci_high", "damage_mIoU", "trivial_baseline_mIoU"]].to_string())
+    for pair in comparison["pairwise"]:
+        d = pair["mIoU"]
+        log.info("%s − %s: mIoU %+.4f [%s, %s], %s wins %.1f%% of %d resamples", pair["a"], pair["b"],
+                 d["difference"] or 0.0, d["low"], d["high"], pair["a"], 100 * (d["a_wins_share"] or 0.0),
+                 bootstrap["resamples"])

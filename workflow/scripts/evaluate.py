@@ -4,6 +4,7 @@ import torch
 
 from heritage_damage_seg.evaluate import evaluate
 from heritage_damage_seg.logs import logged
+from heritage_damage_seg.sliding import SlidingSettings
 
 with logged(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
     torch.set_num_threads(snakemake.threads)  # noqa: F821
@@ -17,4 +18,6 @@ with logged(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
         batch_size=snakemake.params.batch_size,  # noqa: F821
         mixed_precision=snakemake.params.mixed_precision,  # noqa: F821
         device_preference=snakemake.params.device,  # noqa: F821
+        mode=snakemake.params.mode,  # noqa: F821
+        sliding=SlidingSettings(**snakemake.params.sliding),  # noqa: F821
     )

@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# Bring up a one-node SLURM test cluster (munged + slurmctld + slurmd) on a
+# Debian 12 machine, as root. Idempotent: if the daemons recorded in the state
+# dir are alive and the node answers in sinfo, it returns at once.
+#
+# Environment (all optional):
+#   HDS_SLURM_STATE_DIR   state dir for PIDs/logs/spool   (default /var/run/hds-slurm)
+#   HDS_SLURM_PARTITION   name of the (default) partition (default gpu)
+#   HDS_SLURM_TIMEOUT     seconds to wait for the node to become idle (default 90)
+#   HDS_SLURM_FAKE_GPU    fake GPU character device        (default /dev/fakegpu0)
+#
+# The node gets one fake GPU (gres gpu:1 backed by a char device, so jobs see
+# CUDA_VISIBLE_DEVICES=0), the license bench:1, MinJobAge=300 (so
+# `squeue` still shows finished jobs long enough for the Snakemake SLURM plugin
+# with `slurm-status-command: squeue`), and no accounting (no slurmdbd, so
+# `sacct` does not work here).
+set -euo pipefail
+
+STATE_DIR="${HDS_SLURM_STATE_DIR:-/var/run/hds-slurm}"
+PARTITION="${HDS_SLURM_PARTITION:-gpu}"
+TIMEOUT="${HDS_SLURM_TIMEOUT:-90}"
+FAKE_GPU="${HDS_SLURM_FAKE_GPU:-/dev/fakegpu0}"
+CONF_DIR=/etc/slurm
+LOG_DIR="$STATE_DIR/log"
+SPOOL_DIR="$STATE_DIR/spool"
+
+say() { echo "[start-cluster] $*"; }
+die() { echo "[start-cluster] ERROR: $*" >&2; exit 1; }
+
+alive() { # alive NAME -> 0 if pidfile exists and process alive
+    local f="$STATE_DIR/$1.pid"
+    [[ -s "$f" ]] && kill -0 "$(cat "$f")" 2>/dev/null
+}
+
+node_state() { sinfo -h -N -o '%t' 2>/dev/null | head -n1 || true; }
+
+dump_logs() {
+    for f in "$LOG_DIR"/munged.log "$LOG_DIR"/slurmctld.log "$LOG_DIR"/slurmd.log; do
+        [[ -f "$f" ]] || continue
+        echo "----- tail -n 30 $f -----" >&2
+        tail -n 30 "$f" >&2 || true
+    done
+    echo "----- sinfo -----" >&2
+    sinfo -N -l >&2 2>&1 || true
+    scontrol show node >&2 2>&1 || true
+}
+
+[[ $EUID -eq 0 ]] || die "must run as root (it installs packages, writes /etc/slurm and starts daemons)"
+
+t0=$(date +%s)
+
+# ---- fast path: already up ------------------------------------------------
+if alive munged && alive slurmctld && alive slurmd; then
+    st=$(node_state)
+    case "$st" in
+        idle|mix|alloc|comp)
+            say "cluster already up (node state: $st, state dir $STATE_DIR); nothing to do"
+            exit 0 ;;
+    esac
+    say "daemons alive but node state is '${st:-unknown}'; restarting"
+    "$(dirname "$0")/stop-cluster.sh" || true
+fi
+
+# ---- packages --------------------------------------------------------------
+need=()
+for pair in slurmctld:slurmctld slurmd:slurmd sinfo:slurm-client munged:munge; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair##*:}")
+done
+if ((${#need[@]})); then
+    command -v apt-get >/dev/null || die "missing ${need[*]} and apt-get is not available"
+    say "installing ${need[*]} (apt-get)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq || die "apt-get update failed"
+    apt-get install -y -qq slurmctld slurmd slurm-client munge >/dev/null \
+        || die "apt-get install slurmctld slurmd slurm-client munge failed"
+else
+    say "packages present: $(dpkg-query -W -f='slurmctld ${Version}' slurmctld 2>/dev/null || echo slurmctld)"
+fi
+
+# ---- directories -----------------------------------------------------------
+mkdir -p "$STATE_DIR" "$LOG_DIR" "$SPOOL_DIR/ctld" "$SPOOL_DIR/d" "$CONF_DIR"
+chown -R slurm:slurm "$SPOOL_DIR/ctld"
+chmod 755 "$STATE_DIR" "$LOG_DIR"
+touch "$LOG_DIR/slurmctld.log" && chown slurm:slurm "$LOG_DIR/slurmctld.log"
+
+# ---- fake GPU device -------------------------------------------------------
+if [[ ! -c "$FAKE_GPU" ]]; then
+    rm -f "$FAKE_GPU"
+    mknod -m 666 "$FAKE_GPU" c 1 3   # same major/minor as /dev/null
+    say "created fake GPU device $FAKE_GPU"
+fi
+
+# ---- config ----------------------------------------------------------------
+HOST=$(hostname -s)
+NODELINE=$(slurmd -C | head -n1)     # NodeName=<host> CPUs=.. ... RealMemory=N
+[[ "$NODELINE" == NodeName=* ]] || die "slurmd -C gave no NodeName line: $NODELINE"
+MEM=$(sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' <<<"$NODELINE")
+RESERVE=$(( MEM / 10 )); (( RESERVE > 2048 )) && RESERVE=2048
+NODELINE=$(sed "s/RealMemory=[0-9]*/RealMemory=$(( MEM - RESERVE ))/" <<<"$NODELINE")
+
+cat > "$CONF_DIR/slurm.conf" <<CONF
+# Written by scripts/slurm/start-cluster.sh (one-node test cluster).
+ClusterName=hds
+SlurmctldHost=$HOST
+SlurmUser=slurm
+SlurmdUser=root
+AuthType=auth/munge
+StateSaveLocation=$SPOOL_DIR/ctld
+SlurmdSpoolDir=$SPOOL_DIR/d
+SlurmctldPidFile=$STATE_DIR/slurmctld.pid
+SlurmdPidFile=$STATE_DIR/slurmd.pid
+SlurmctldLogFile=$LOG_DIR/slurmctld.log
+SlurmdLogFile=$LOG_DIR/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+GresTypes=gpu
+Licenses=bench:1
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+JobAcctGatherType=jobacct_gather/none
+# Finished jobs stay visible in squeue/scontrol for MinJobAge seconds; the
+# Snakemake plugin with slurm-status-command=squeue relies on it.
+MinJobAge=300
+SchedulerType=sched/backfill
+SchedulerParameters=bf_interval=5
+ReturnToService=2
+MpiDefault=none
+$NODELINE Gres=gpu:1 State=UNKNOWN
+PartitionName=$PARTITION Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
+CONF
+
+cat > "$CONF_DIR/gres.conf" <<CONF
+# Written by scripts/slurm/start-cluster.sh: one fake GPU (a char device).
+NodeName=$HOST Name=gpu Count=1 File=$FAKE_GPU
+CONF
+say "wrote $CONF_DIR/slurm.conf and $CONF_DIR/gres.conf (node: $NODELINE Gres=gpu:1, partition $PARTITION, Licenses=bench:1)"
+
+# ---- munged ----------------------------------------------------------------
+if ! alive munged; then
+    mkdir -p /run/munge && chown munge:munge /run/munge && chmod 755 /run/munge
+    if [[ ! -s /etc/munge/munge.key ]]; then
+        if command -v mungekey >/dev/null; then mungekey --create --keyfile=/etc/munge/munge.key
+        else dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key 2>/dev/null; fi
+        chown munge:munge /etc/munge/munge.key; chmod 400 /etc/munge/munge.key
+    fi
+    rm -f /run/munge/munged.pid
+    touch "$LOG_DIR/munged.log"; chown munge:munge "$LOG_DIR/munged.log"
+    runuser -u munge -- /usr/sbin/munged --force --log-file="$LOG_DIR/munged.log" \
+        --pid-file=/run/munge/munged.pid
+    for _ in $(seq 50); do [[ -s /run/munge/munged.pid ]] && break; sleep 0.1; done
+    [[ -s /run/munge/munged.pid ]] || { dump_logs; die "munged did not start"; }
+    cp /run/munge/munged.pid "$STATE_DIR/munged.pid"
+    say "started munged (pid $(cat "$STATE_DIR/munged.pid"))"
+fi
+munge -n | unmunge >/dev/null || { dump_logs; die "munge round trip failed"; }
+
+# ---- slurmctld / slurmd ----------------------------------------------------
+start_daemon() { # start_daemon NAME CMD...
+    local name=$1; shift
+    if alive "$name"; then say "$name already running (pid $(cat "$STATE_DIR/$name.pid"))"; return; fi
+    rm -f "$STATE_DIR/$name.pid"
+    "$@" || { dump_logs; die "$name failed to start"; }
+    for _ in $(seq 100); do alive "$name" && break; sleep 0.1; done
+    alive "$name" || { dump_logs; die "$name exited right after start"; }
+    say "started $name (pid $(cat "$STATE_DIR/$name.pid"))"
+}
+# -c: start clean (no stale jobs/node state from a previous run)
+start_daemon slurmctld /usr/sbin/slurmctld -c
+start_daemon slurmd /usr/sbin/slurmd
+
+# ---- wait for idle ---------------------------------------------------------
+deadline=$(( $(date +%s) + TIMEOUT ))
+while :; do
+    st=$(node_state)
+    [[ "$st" == idle ]] && break
+    if [[ "$st" == drain* || "$st" == down* || "$st" == inval* ]]; then
+        # a node left over as down from an earlier run: resume it once
+        scontrol update NodeName="$HOST" State=RESUME >/dev/null 2>&1 || true
+    fi
+    if (( $(date +%s) > deadline )); then
+        dump_logs
+        die "node $HOST not idle after ${TIMEOUT}s (state: '${st:-none}')"
+    fi
+    sleep 1
+done
+say "node $HOST idle in partition $PARTITION after $(( $(date +%s) - t0 ))s; state dir $STATE_DIR"
+sinfo

@@ -1,0 +1,127 @@
+"""How sure are we? Bootstrap confidence intervals over validation images.
+
+A resample draws validation images with replacement and sums their per-image confusion matrices
+into one dataset-level matrix, from which mIoU and damage mIoU are computed with the same
+definitions as :func:`heritage_damage_seg.metrics.summarise` (0/0 classes left out of the mean).
+Every model is scored on the *same* resamples (a paired bootstrap), so the interval of a
+difference between two models reflects how their errors co-vary across images.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+
+from heritage_damage_seg.classes import DAMAGE_CLASSES
+
+METRICS: tuple[str, ...] = ("mIoU", "damage_mIoU")
+
+
+def resample_weights(n_images: int, n_resamples: int, seed: int) -> np.ndarray:
+    """``(n_resamples, n_images)`` counts: how often each image is drawn in each resample."""
+    if n_images < 1:
+        raise ValueError("the bootstrap needs at least one validation image")
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, n_images, size=(n_resamples, n_images))
+    weights = np.zeros((n_resamples, n_images), dtype=np.int64)
+    np.add.at(weights, (np.arange(n_resamples)[:, None], draws), 1)
+    return weights
+
+
+def miou_from_confusions(confusions: np.ndarray) -> dict[str, np.ndarray]:
+    """mIoU and damage mIoU of each of a stack of ``(R, C, C)`` confusion matrices (NaN: no class defined)."""
+    confusions = np.asarray(confusions, dtype=np.float64)
+    tp = np.diagonal(confusions, axis1=1, axis2=2)
+    union = confusions.sum(axis=2) + confusions.sum(axis=1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(union > 0, tp / np.where(union > 0, union, 1.0), np.nan)
+    damage = [c for c in DAMAGE_CLASSES if c < iou.shape[1]]
+
+    def nanmean(values: np.ndarray) -> np.ndarray:
+        defined = ~np.isnan(values)
+        count = defined.sum(axis=1)
+        total = np.where(defined, values, 0.0).sum(axis=1)
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+    return {"mIoU": nanmean(iou), "damage_mIoU": nanmean(iou[:, damage])}
+
+
+def _interval(samples: np.ndarray, confidence: float) -> tuple[float | None, float | None]:
+    finite = samples[np.isfinite(samples)]
+    if finite.size == 0:
+        return None, None
+    tail = 100.0 * (1.0 - confidence) / 2.0
+    low, high = np.percentile(finite, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
+def _none_if_nan(value: float) -> float | None:
+    return None if not np.isfinite(value) else float(value)
+
+
+def bootstrap_models(
+    per_image: dict[str, tuple[list[str], np.ndarray]],
+    n_resamples: int = 1000,
+    seed: int = 42,
+    confidence: float = 0.95,
+) -> dict[str, Any]:
+    """Percentile intervals per model and for each pairwise difference, on shared resamples.
+
+    ``per_image`` maps a model name to ``(image ids, (N, C, C) confusion matrices)``; every model
+    must have been evaluated on the same images (in any order). Pairs are ordered as given, so
+    pass the models ranked best first: ``a_wins_share`` is the share of resamples in which model
+    ``a`` scores strictly higher than ``b``.
+    """
+    if not per_image:
+        return {"n_resamples": n_resamples, "seed": seed, "confidence": confidence, "models": {}, "pairwise": []}
+    names = list(per_image)
+    reference = sorted(per_image[names[0]][0])
+    stacks = {}
+    for name, (ids, confusion) in per_image.items():
+        ids = [str(i) for i in ids]
+        if sorted(ids) != reference:
+            raise ValueError(f"{name} was evaluated on other validation images than {names[0]}")
+        order = np.argsort(ids, kind="stable")
+        stacks[name] = np.asarray(confusion, dtype=np.int64)[order]
+    weights = resample_weights(len(reference), n_resamples, seed).astype(np.float64)
+
+    point: dict[str, dict[str, float]] = {}
+    samples: dict[str, dict[str, np.ndarray]] = {}
+    models: dict[str, Any] = {}
+    for name, stack in stacks.items():
+        flat = stack.reshape(len(reference), -1).astype(np.float64)
+        resampled = (weights @ flat).reshape(n_resamples, *stack.shape[1:])
+        samples[name] = miou_from_confusions(resampled)
+        full = miou_from_confusions(stack.sum(axis=0, keepdims=True))
+        point[name] = {metric: float(full[metric][0]) for metric in METRICS}
+        models[name] = {}
+        for metric in METRICS:
+            low, high = _interval(samples[name][metric], confidence)
+            models[name][metric] = {"estimate": _none_if_nan(point[name][metric]), "low": low, "high": high}
+
+    pairwise = []
+    for a, b in combinations(names, 2):
+        entry: dict[str, Any] = {"a": a, "b": b}
+        for metric in METRICS:
+            difference = samples[a][metric] - samples[b][metric]
+            finite = difference[np.isfinite(difference)]
+            low, high = _interval(difference, confidence)
+            entry[metric] = {
+                "difference": _none_if_nan(point[a][metric] - point[b][metric]),
+                "low": low,
+                "high": high,
+                "a_wins_share": float((finite > 0).mean()) if finite.size else None,
+                "ties_share": float((finite == 0).mean()) if finite.size else None,
+            }
+        pairwise.append(entry)
+    return {
+        "n_images": len(reference),
+        "n_resamples": n_resamples,
+        "seed": seed,
+        "confidence": confidence,
+        "method": "percentile bootstrap over validation images, paired across models",
+        "models": models,
+        "pairwise": pairwise,
+    }

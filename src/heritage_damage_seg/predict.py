@@ -1,0 +1,316 @@
+"""Damage maps for new scans at native resolution.
+
+For every image of a folder (or list): the index mask PNG (class ids 0–15 at the scan's own
+resolution), a colour overlay in the ARTeFACT palette with a legend (downscaled to at most
+``overlay_max_side``), and a row of damaged area per class in ``damage_areas.csv``. A file that
+cannot be read or predicted is reported (log, ``status`` column, ``prediction.json``) and the rest
+carry on.
+
+There is no background model: the network was trained with Background (255) ignored, so it
+predicts a damage class or Clean for every pixel. Pixels outside the artwork become 255 only
+when the caller supplies where the artwork is (``artwork_masks``: a folder of masks with the
+scans' stems, 0 = outside); those pixels are then left out of the areas.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from heritage_damage_seg import device as devices
+from heritage_damage_seg.classes import CLASS_NAMES, DAMAGE_CLASSES, IGNORE_INDEX, NUM_CLASSES, colour_lut, slug
+from heritage_damage_seg.dataset import IMAGE_SUFFIXES, read_image
+from heritage_damage_seg.io import atomic_path, read_json, write_json
+from heritage_damage_seg.models import load_checkpoint
+from heritage_damage_seg.sliding import (
+    SlidingSettings,
+    describe_bound,
+    megapixels,
+    predict_mask,
+    stride_for,
+    tile_starts,
+)
+
+log = logging.getLogger(__name__)
+
+AREA_COLUMNS = (
+    ["image", "status", "width", "height", "scored_pixels", "damaged_pixels", "damaged_pct"]
+    + [f"{slug(c)}_px" for c in range(NUM_CLASSES)]
+    + [f"{slug(c)}_pct" for c in range(NUM_CLASSES)]
+    + ["seconds"]
+)
+
+
+class PredictError(ValueError):
+    """A problem with the inputs of a prediction run: the message says what to fix."""
+
+
+def best_checkpoint(results_dir: str | os.PathLike[str] = "results") -> Path:
+    """``results/<best encoder>/model_best.pt``, the best encoder of the last model comparison."""
+    results_dir = Path(results_dir)
+    comparison = results_dir / "model_comparison.json"
+    if not comparison.is_file():
+        raise PredictError(
+            f"{comparison} does not exist: run the comparison first (snakemake "
+            "results/model_comparison.json) or name a checkpoint"
+        )
+    best = read_json(comparison).get("best_encoder")
+    if not best:
+        raise PredictError(f"{comparison} names no best encoder")
+    checkpoint = results_dir / best / "model_best.pt"
+    if not checkpoint.is_file():
+        raise PredictError(f"the best encoder's checkpoint {checkpoint} does not exist: rerun its training")
+    return checkpoint
+
+
+def list_images(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Image files of the given folders (sorted, hidden files skipped) and files, in order."""
+    images: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            images.extend(
+                p for p in sorted(item.iterdir())
+                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+            )  # fmt: skip
+        elif item.is_file():
+            images.append(item)
+        else:
+            raise PredictError(f"{item} is neither an image file nor a folder")
+    if not images:
+        raise PredictError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(map(str, inputs))}")
+    stems = [p.stem for p in images]
+    duplicates = sorted({s for s in stems if stems.count(s) > 1})
+    if duplicates:
+        raise PredictError(f"several inputs share the file stem(s) {duplicates[:5]}: their outputs would collide")
+    return images
+
+
+def damage_areas(mask: np.ndarray) -> dict[str, Any]:
+    """Pixels and % per class over the scored pixels (everything but 255)."""
+    counts = np.bincount(mask.reshape(-1), minlength=256)
+    scored = int(counts[:NUM_CLASSES].sum())
+    damaged = int(counts[list(DAMAGE_CLASSES)].sum())
+    row: dict[str, Any] = {
+        "scored_pixels": scored,
+        "damaged_pixels": damaged,
+        "damaged_pct": 100.0 * damaged / scored if scored else 0.0,
+    }
+    for c in range(NUM_CLASSES):
+        row[f"{slug(c)}_px"] = int(counts[c])
+    for c in range(NUM_CLASSES):
+        row[f"{slug(c)}_pct"] = 100.0 * int(counts[c]) / scored if scored else 0.0
+    return row
+
+
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
+
+
+def overlay_image(image: np.ndarray, mask: np.ndarray, *, max_side: int = 2048, alpha: float = 0.55) -> Image.Image:
+    """The scan with damage classes (1–15) and 255 painted in the ARTeFACT palette (Clean left as
+    scanned), downscaled to ``max_side``, with a legend of the classes present and their area."""
+    height, width = mask.shape
+    scale = min(1.0, max_side / max(height, width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    areas = damage_areas(mask)
+    base = Image.fromarray(image)
+    labels = Image.fromarray(mask)
+    if scale < 1.0:
+        base = base.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
+        labels = labels.resize(size, Image.Resampling.NEAREST)
+    rgb = np.asarray(base, dtype=np.float32)
+    ids = np.asarray(labels)
+    colours = colour_lut()[ids].astype(np.float32)
+    painted = (ids != 0)[..., None]
+    blended = np.where(painted, (1 - alpha) * rgb + alpha * colours, rgb).astype(np.uint8)
+    picture = Image.fromarray(blended)
+
+    present = [c for c in range(NUM_CLASSES) if areas[f"{slug(c)}_px"] > 0]
+    font_size = max(11, min(24, size[1] // 30))
+    font = _font(font_size)
+    line = font_size + 6
+    entries = [(CLASS_NAMES[c], colour_lut()[c], f"{areas[f'{slug(c)}_pct']:.2f}%") for c in present]
+    if (mask == IGNORE_INDEX).any():
+        entries.append(("outside artwork", colour_lut()[IGNORE_INDEX], ""))
+    legend_w = 14 * font_size
+    legend_h = max(size[1], line * (len(entries) + 2))
+    canvas = Image.new("RGB", (size[0] + legend_w, legend_h), (255, 255, 255))
+    canvas.paste(picture, (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    x0 = size[0] + 8
+    draw.text((x0, 4), f"damaged {areas['damaged_pct']:.2f}%", fill=(0, 0, 0), font=font)
+    for i, (name, colour, pct) in enumerate(entries, start=1):
+        y = 4 + i * line
+        draw.rectangle((x0, y + 2, x0 + font_size, y + 2 + font_size), fill=tuple(int(v) for v in colour), outline=(0, 0, 0))
+        draw.text((x0 + font_size + 6, y), f"{name} {pct}".strip(), fill=(0, 0, 0), font=font)
+    return canvas
+
+
+def _artwork_mask(folder: Path | None, stem: str, shape: tuple[int, int]) -> np.ndarray | None:
+    if folder is None:
+        return None
+    for path in sorted(folder.glob(f"{stem}.*")):
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            with Image.open(path) as im:
+                inside = np.asarray(im.convert("L")) > 0
+            if inside.shape != shape:
+                raise PredictError(f"artwork mask {path} is {inside.shape[::-1]} but the scan is {shape[::-1]}")
+            return inside
+    log.warning("no artwork mask for %s in %s: every pixel is scored", stem, folder)
+    return None
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+@dataclass
+class PredictSummary:
+    checkpoint: str
+    encoder: str
+    tile: int
+    n_images: int
+    n_ok: int
+    failed: dict[str, str]
+    seconds: float
+    device: str
+    precision: str
+    settings: dict[str, Any]
+
+
+def predict_folder(
+    inputs: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    checkpoint: str | os.PathLike[str] | None = None,
+    results_dir: str | os.PathLike[str] = "results",
+    settings: SlidingSettings = SlidingSettings(),
+    artwork_masks: str | os.PathLike[str] | None = None,
+    overlay_max_side: int = 2048,
+    mixed_precision: bool = True,
+    device_preference: str = "auto",
+) -> PredictSummary:
+    """Predicts every image of ``inputs`` into ``out_dir``: ``masks/<stem>.png``,
+    ``overlays/<stem>.png``, ``damage_areas.csv`` and ``prediction.json`` (the run's summary)."""
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    images = list_images(inputs)
+    checkpoint = Path(checkpoint) if checkpoint else best_checkpoint(results_dir)
+    device = devices.pick_device(device_preference)
+    amp_dtype = devices.autocast_dtype(device, mixed_precision)
+    model, meta = load_checkpoint(checkpoint, device)
+    tile = int(meta["image_size"])
+    out_dir = Path(out_dir)
+    masks_dir, overlays_dir = out_dir / "masks", out_dir / "overlays"
+    masks_dir.mkdir(parents=True, exist_ok=True)
+    overlays_dir.mkdir(parents=True, exist_ok=True)
+    artwork_dir = Path(artwork_masks) if artwork_masks else None
+    log.info(
+        "predicting %d image(s) with %s (%s, %d px tiles, overlap %.2f, %s blend%s) on %s",
+        len(images), checkpoint, meta["encoder"], tile, settings.overlap, settings.blend,
+        ", flip TTA" if settings.tta_flip else "", devices.describe(device),
+    )  # fmt: skip
+    rows: list[dict[str, Any]] = []
+    failed: dict[str, str] = {}
+    started = time.perf_counter()
+    megapixels_done = 0.0
+    for i, path in enumerate(images, start=1):
+        t0 = time.perf_counter()
+        try:
+            row = _predict_one(
+                model, path, masks_dir, overlays_dir, tile=tile, settings=settings, device=device,
+                amp_dtype=amp_dtype, artwork_dir=artwork_dir, overlay_max_side=overlay_max_side,
+            )  # fmt: skip
+        except (OSError, ValueError, RuntimeError, MemoryError, Image.DecompressionBombError) as err:
+            # ValueError covers DatasetError/PredictError; RuntimeError an out-of-memory on the device;
+            # DecompressionBombError a scan above dataset.Image.MAX_IMAGE_PIXELS (250 MP).
+            failed[path.name] = f"{type(err).__name__}: {err}"
+            log.error("[%d/%d] %s FAILED, skipped: %s", i, len(images), path.name, err)
+            rows.append({"image": path.name, "status": f"error: {err}"})
+            continue
+        seconds = time.perf_counter() - t0
+        row["seconds"] = round(seconds, 3)
+        rows.append(row)
+        megapixels_done += megapixels(row["height"], row["width"])
+        elapsed = time.perf_counter() - started
+        log.info(
+            "[%d/%d] %s %d×%d: damaged %.2f%% in %.1fs | %.2f images/s, %.2f MP/s, ETA %s",
+            i, len(images), path.name, row["width"], row["height"], row["damaged_pct"], seconds,
+            i / elapsed, megapixels_done / elapsed, _duration(elapsed / i * (len(images) - i)),
+        )  # fmt: skip
+    with atomic_path(out_dir / "damage_areas.csv") as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=AREA_COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in row.items()})
+    summary = PredictSummary(
+        checkpoint=str(checkpoint),
+        encoder=str(meta["encoder"]),
+        tile=tile,
+        n_images=len(images),
+        n_ok=len(images) - len(failed),
+        failed=failed,
+        seconds=round(time.perf_counter() - started, 3),
+        device=devices.describe(device),
+        precision=str(amp_dtype or "fp32"),
+        settings=asdict(settings) | {"overlay_max_side": overlay_max_side, "artwork_masks": str(artwork_dir) if artwork_dir else None},
+    )
+    write_json(out_dir / "prediction.json", asdict(summary))
+    if failed:
+        log.error("%d of %d image(s) failed: %s", len(failed), len(images), ", ".join(failed))
+    log.info("done: %d image(s) in %s", summary.n_ok, _duration(summary.seconds))
+    return summary
+
+
+def _predict_one(
+    model: torch.nn.Module,
+    path: Path,
+    masks_dir: Path,
+    overlays_dir: Path,
+    *,
+    tile: int,
+    settings: SlidingSettings,
+    device: torch.device,
+    amp_dtype: torch.dtype | None,
+    artwork_dir: Path | None,
+    overlay_max_side: int,
+) -> dict[str, Any]:
+    picture, _ = read_image(path)
+    image = np.asarray(picture, dtype=np.uint8)
+    del picture
+    height, width = image.shape[:2]
+    log.info("%s: %d×%d (%.1f MP), %s", path.name, width, height, megapixels(height, width),
+             describe_bound(height, width, tile, NUM_CLASSES, settings))  # fmt: skip
+    report_every = max(1, _tile_rows(height, tile, settings) // 10)
+
+    def progress(done: int, total: int) -> None:
+        if total >= 20 and (done % report_every == 0 or done == total):
+            log.info("  %s: tile row %d/%d", path.name, done, total)
+
+    mask = predict_mask(model, image, tile=tile, settings=settings, device=device, amp_dtype=amp_dtype, progress=progress)
+    inside = _artwork_mask(artwork_dir, path.stem, (height, width))
+    if inside is not None:
+        mask[~inside] = IGNORE_INDEX
+    with atomic_path(masks_dir / f"{path.stem}.png") as tmp:
+        Image.fromarray(mask, mode="L").save(tmp, format="PNG")
+    with atomic_path(overlays_dir / f"{path.stem}.png") as tmp:
+        overlay_image(image, mask, max_side=overlay_max_side).save(tmp, format="PNG")
+    return {"image": path.name, "status": "ok", "width": width, "height": height, **damage_areas(mask)}
+
+
+def _tile_rows(height: int, tile: int, settings: SlidingSettings) -> int:
+    return len(tile_starts(max(height, tile), tile, stride_for(tile, settings.overlap)))

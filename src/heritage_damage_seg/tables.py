@@ -1,0 +1,111 @@
+"""Metrics as small standalone HTML tables: the Snakemake report shows HTML inline (a JSON file
+is only a download there)."""
+
+from __future__ import annotations
+
+import html
+import os
+from typing import Any
+
+from heritage_damage_seg.io import atomic_path
+
+STYLE = """<style>
+body { font-family: system-ui, sans-serif; font-size: 14px; margin: 12px; color: #222; }
+table { border-collapse: collapse; margin: 0 0 18px 0; }
+th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
+th { background: #f0f0f0; } td:first-child, th:first-child { text-align: left; }
+caption { text-align: left; font-weight: bold; padding: 4px 0; }
+.na { color: #999; }
+</style>"""
+
+
+def _cell(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return '<td class="na">n/a</td>'
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"<td>{html.escape(str(value))}</td>"
+    if isinstance(value, int):
+        return f"<td>{value:,}</td>"
+    return f"<td>{value:.{digits}f}</td>"
+
+
+def _table(caption: str, header: list[str], rows: list[list[Any]], table_id: str) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "\n".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
+    return (f'<table id="{table_id}"><caption>{html.escape(caption)}</caption>\n'
+            f"<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table>")
+
+
+def _page(title: str, tables: list[str]) -> str:
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f"{STYLE}</head>\n<body>\n" + "\n".join(tables) + "\n</body></html>\n")
+
+
+def _write(path: str | os.PathLike[str], text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def metrics_html(metrics: dict[str, Any]) -> str:
+    """One encoder's summary and per-class figures."""
+    baseline = metrics.get("trivial_baseline", {})
+    summary = [
+        ["mIoU", metrics.get("mIoU")],
+        ["damage mIoU (classes 1–15)", metrics.get("damage_mIoU")],
+        ["pixel accuracy", metrics.get("pixel_accuracy")],
+        ["trivial 'all Clean' mIoU", baseline.get("mIoU")],
+        ["validation images", metrics.get("n_images")],
+        ["inference ms / image", metrics.get("inference_ms_per_image")],
+        ["parameters", metrics.get("parameters")],
+        ["checkpoint epoch", metrics.get("checkpoint_epoch")],
+        ["device", metrics.get("device")],
+    ]
+    per_class = [
+        [f"{c['id']} {name}", c["IoU"], c["precision"], c["recall"], c["F1"], c["support"]]
+        for name, c in metrics["per_class"].items()
+    ]
+    encoder = str(metrics.get("encoder", ""))
+    return _page(f"{encoder} metrics", [
+        _table(f"{encoder}: validation summary", ["metric", "value"], summary, "summary"),
+        _table("per class (n/a: 0/0, class absent from truth and prediction)",
+               ["class", "IoU", "precision", "recall", "F1", "support (px)"], per_class, "per-class"),
+    ])
+
+
+def comparison_html(comparison: dict[str, Any]) -> str:
+    """The ranking with confidence intervals and the pairwise differences."""
+    boot = comparison.get("bootstrap", {})
+    level = f"{100 * boot.get('confidence', 0.95):.0f}%"
+    ranking = [
+        [m["encoder"], m["mIoU"], m.get("mIoU_ci_low"), m.get("mIoU_ci_high"), m["damage_mIoU"],
+         m.get("damage_mIoU_ci_low"), m.get("damage_mIoU_ci_high"), m["pixel_accuracy"],
+         m["trivial_baseline_mIoU"], m["train_imgs_per_s"], m["inference_ms_per_image"], m["parameters"]]
+        for m in comparison["models"]
+    ]
+    tables = [_table(
+        "encoders ranked by validation mIoU",
+        ["encoder", "mIoU", f"{level} low", f"{level} high", "damage mIoU", f"{level} low", f"{level} high",
+         "pixel acc.", "trivial mIoU", "train img/s", "infer ms/img", "parameters"],
+        ranking, "ranking")]
+    pairs = comparison.get("pairwise", [])
+    if pairs:
+        rows = []
+        for p in pairs:
+            for metric in ("mIoU", "damage_mIoU"):
+                d = p[metric]
+                rows.append([f"{p['a']} − {p['b']}", metric, d["difference"], d["low"], d["high"],
+                             d["a_wins_share"]])
+        tables.append(_table(
+            f"pairwise differences ({boot.get('n_resamples')} paired bootstrap resamples of "
+            f"{boot.get('n_images')} validation images; an interval containing 0 means no clear winner)",
+            ["pair (a − b)", "metric", "difference", f"{level} low", f"{level} high", "share a wins"],
+            rows, "pairwise"))
+    return _page("model comparison", tables)
+
+
+def write_metrics_html(metrics: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    _write(path, metrics_html(metrics))
+
+
+def write_comparison_html(comparison: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    _write(path, comparison_html(comparison))

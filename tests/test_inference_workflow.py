@@ -1,0 +1,51 @@
+"""The inference rules end to end on the tiny config: sliding evaluation, mode comparison, predict, export."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "tiny.yaml"
+
+
+@pytest.mark.slow
+def test_sliding_evaluation_predict_and_export_rules(tmp_path):
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (150, 97, 3), dtype=np.uint8)).save(scans / "new.png")
+    (scans / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    layer = tmp_path / "layer.yaml"
+    layer.write_text(
+        "evaluation: {mode: sliding}\n"
+        f"predict: {{input: {scans}, encoder: convnext_tiny}}\n"
+        "encoders: {convnext_tiny: {batch_size: 4}}\n"
+    )
+    targets = [
+        "results/convnext_tiny/evaluation_modes.csv",
+        "results/convnext_tiny/export/model_card.json",
+        "results/predict/damage_areas.csv",
+    ]
+    command = [sys.executable, "-m", "snakemake", "--configfile", str(TINY), str(layer), "--cores", "2",
+               "--directory", str(tmp_path / "run"), *targets]  # fmt: skip
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1500)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    run = tmp_path / "run/results"
+    metrics = json.loads((run / "convnext_tiny/metrics.json").read_text())
+    other = json.loads((run / "convnext_tiny/evaluation_resize/metrics.json").read_text())
+    assert metrics["evaluation_mode"] == "sliding" and other["evaluation_mode"] == "resize"
+    with open(run / "convnext_tiny/evaluation_modes.csv", newline="") as handle:
+        rows = {r["class"]: r for r in csv.DictReader(handle)}
+    assert rows["Hair"]["thin"] == "True" and "difference_pp" in rows["mIoU"]
+    card = json.loads((run / "convnext_tiny/export/model_card.json").read_text())
+    assert card["metrics"]["evaluation_mode"] == "sliding" and (run / "convnext_tiny/export/model.onnx").is_file()
+    with open(run / "predict/damage_areas.csv", newline="") as handle:
+        areas = {r["image"]: r for r in csv.DictReader(handle)}
+    assert areas["new.png"]["status"] == "ok" and areas["broken.jpg"]["status"].startswith("error")
+    assert np.asarray(Image.open(run / "predict/masks/new.png")).shape == (150, 97)
+    assert "broken.jpg FAILED" in (run / "logs/predict.log").read_text()

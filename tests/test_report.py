@@ -1,0 +1,110 @@
+"""`snakemake --report` opened in a real headless browser (Debian's chromium via chromedriver)."""
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from conftest import snakemake
+
+ENCODERS = ("convnext_tiny", "segformer_b3", "maxvit_tiny")
+PER_ENCODER = {
+    "metrics": ["class distribution", "confusion matrix", "IoU per class", "metrics table"],
+    "samples": ["error maps", "prediction grid"],
+    "per-class views": [f"class view {rank}" for rank in range(1, 7)],
+    "training": ["training curves"],
+}
+COMPARISON = ["accuracy vs speed", "comparison table", "IoU heatmap", "mIoU with confidence intervals"]
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        if os.environ.get("CI"):
+            pytest.fail("CI must install chromium and chromium-driver (see .ci/run)")
+        pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")
+    profile = tempfile.mkdtemp(prefix="report-browser-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+                 "--window-size=1400,1000"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def wait_for(condition, timeout=20.0, ready=bool):
+    """The first value of ``condition()`` that is ``ready``, or the last one after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if ready(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_the_report_shows_every_category_and_figure_without_a_broken_image(tiny_run, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    report = tmp_path / "report.html"
+    result = snakemake("--report", str(report), workdir=tiny_run, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    browser.get(report.as_uri())
+    nav = lambda: browser.find_element(By.TAG_NAME, "nav")  # noqa: E731
+    assert wait_for(lambda: "Model comparison" in nav().text), nav().text
+    assert "encoders (U-Net decoders)" in browser.find_element(By.TAG_NAME, "body").text  # the workflow description
+
+    def open_menu(*path):
+        browser.get(report.as_uri())
+        for entry in path:
+            link = wait_for(lambda: browser.find_elements(By.XPATH, f"//nav//*[normalize-space(text())='{entry}']"))
+            assert link, f"no menu entry {entry!r} under {path}: {nav().text}"
+            link[0].click()
+
+    def shown_rows():
+        return wait_for(lambda: browser.find_elements(By.XPATH, "//nav//tr[td]"))
+
+    def check_each_result(expected_labels):
+        labels = [row.find_elements(By.TAG_NAME, "td")[-2].text for row in shown_rows()]
+        assert sorted(labels) == sorted(expected_labels)
+        for position in range(len(labels)):
+            row = shown_rows()[position]
+            row.find_element(By.CSS_SELECTOR, "a[iconname='eye']").click()
+            shown = wait_for(lambda: browser.execute_script(
+                "return Array.from(document.querySelectorAll('img, iframe'))"
+                ".filter(e => (e.src || '').startsWith('data:image/png') || (e.src || '').startsWith('data:text/html'))"
+                ".map(e => [e.tagName, e.src.slice(0, 80)])"))
+            assert shown, f"{labels[position]}: nothing displayed"
+            broken = wait_for(lambda: browser.execute_script(
+                "const imgs = Array.from(document.images);"
+                "return imgs.every(i => i.complete) ? imgs.filter(i => i.naturalWidth === 0).map(i => i.src.slice(0, 80)) : null"),
+                ready=lambda value: value is not None)
+            assert broken == [], f"{labels[position]}: broken images {broken}"
+            if shown[0][0] == "IMG":
+                width = browser.execute_script(
+                    "return Array.from(document.images).filter(i => i.src.startsWith('data:image/png'))[0].naturalWidth")
+                assert width > 300, labels[position]
+            else:  # an HTML table: its document has rendered table rows
+                rows = browser.execute_script(
+                    "const f = document.querySelector('iframe'); const d = f.contentDocument;"
+                    "return d ? d.querySelectorAll('tr').length : -1")
+                assert rows != 0, labels[position]
+
+    for encoder in ENCODERS:
+        for subcategory, labels in PER_ENCODER.items():
+            open_menu(encoder, subcategory)
+            check_each_result(labels)
+    open_menu("Model comparison")
+    check_each_result(COMPARISON)

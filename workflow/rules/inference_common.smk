@@ -1,0 +1,35 @@
+# Values and input functions of the inference stages: evaluation modes, predict, export.
+from pathlib import Path
+
+EVALUATION_MODE = config["evaluation"]["mode"]
+OTHER_MODE = "sliding" if EVALUATION_MODE == "resize" else "resize"
+
+
+def evaluation_inputs(mode):
+    """The sliding mode reads the original images and masks that index.csv points to."""
+    inputs = {
+        "checkpoint": "results/{encoder}/model_best.pt",
+        "cache": multiext("results/cache/", "images.npy", "masks.npy", "index.csv"),
+        "split": "results/split.json",
+    }
+    if mode == "sliding":
+        inputs |= {"images": dataset_inputs()["images"], "masks": dataset_inputs()["masks"]}
+    return inputs
+
+
+def metrics_of_mode(mode):
+    if mode == EVALUATION_MODE:
+        return "results/{encoder}/metrics.json"
+    return f"results/{{encoder}}/evaluation_{mode}/metrics.json"
+
+
+def predict_checkpoint_inputs(wildcards):
+    """The configured encoder's checkpoint, or the comparison that names the best one."""
+    predict = config["predict"]
+    if not predict["input"]:
+        raise ValueError("set predict.input in your config to the folder of scans to predict")
+    if predict["encoder"] == "best":
+        return {"scans": predict["input"], "comparison": "results/model_comparison.json"}
+    if predict["encoder"] not in ENCODER_NAMES:
+        raise ValueError(f"predict.encoder '{predict['encoder']}' is not one of the trained encoders {ENCODER_NAMES}")
+    return {"scans": predict["input"], "checkpoint": f"results/{predict['encoder']}/model_best.pt"}

@@ -1,0 +1,31 @@
+rule predict:
+    """Damage maps at native resolution for the folder predict.input: index masks, overlays, areas."""
+    input:
+        unpack(predict_checkpoint_inputs),
+    output:
+        areas="results/predict/damage_areas.csv",
+        summary="results/predict/prediction.json",
+        masks=directory("results/predict/masks"),
+        overlays=directory("results/predict/overlays"),
+    params:
+        inputs=[config["predict"]["input"]] if config["predict"]["input"] else [],
+        out_dir=lambda wildcards, output: str(Path(output.areas).parent),
+        checkpoint=lambda wildcards, input: input.get("checkpoint"),
+        sliding=config["sliding"],
+        artwork_masks=config["predict"]["artwork_masks"],
+        overlay_max_side=config["predict"]["overlay_max_side"],
+        mixed_precision=config["training"]["mixed_precision"],
+        device=config["training"]["device"],
+    log:
+        "results/logs/predict.log",
+    benchmark:
+        "results/benchmarks/predict.tsv"
+    threads: config["training"]["threads"]
+    resources:
+        gpu_slot=1,
+        mem_mb=config["training"]["mem_mb"],
+        runtime=config["training"]["runtime_minutes"],
+    conda:
+        "../../envs/pytorch.yaml"
+    script:
+        "../scripts/predict.py"
