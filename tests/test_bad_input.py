@@ -68,6 +68,7 @@ DATASET_CASES = {
 }
 
 
+@pytest.mark.slow  # a real prepare_cache job each
 @pytest.mark.parametrize("case", DATASET_CASES)
 def test_a_broken_dataset_folder_stops_the_cache_naming_the_file(tmp_path, case):
     break_it, expected = DATASET_CASES[case]
@@ -83,6 +84,7 @@ def test_a_broken_dataset_folder_stops_the_cache_naming_the_file(tmp_path, case)
     assert not leftovers
 
 
+@pytest.mark.slow
 def test_a_split_with_an_empty_side_is_refused_naming_the_fix(tmp_path):
     data = tmp_path / "data"
     for stem in ("a", "a_aug1", "a_aug2"):  # a single artwork: one side would be empty

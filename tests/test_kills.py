@@ -149,7 +149,7 @@ def test_sigkill_of_training_after_an_epoch_then_retry_gives_the_uninterrupted_r
     fresh_encoder_dir(workdir)
     proc = start(workdir, TARGET)
     wait_for_history_rows(workdir / "results/convnext_tiny/history.csv", 1, proc)
-    time.sleep(1.0)  # into epoch 2
+    time.sleep(0.1)  # into step 1 of epoch 2 (an epoch takes >1 s here)
     os.kill(job_pid(proc, "train.py"), signal.SIGKILL)
     assert proc.wait(timeout=900) == 0, (workdir / "snakemake.out").read_text()[-4000:]
     assert_same_result(workdir, expected)
@@ -163,7 +163,7 @@ def test_sigterm_mid_epoch_saves_the_step_and_snakemake_retries_to_the_same_resu
     fresh_encoder_dir(workdir)
     proc = start(workdir, TARGET)
     wait_for_history_rows(workdir / "results/convnext_tiny/history.csv", 1, proc)
-    time.sleep(1.0)  # inside step 1 of epoch 2
+    time.sleep(0.1)  # inside step 1 of epoch 2 (an epoch takes >1 s here)
     os.kill(job_pid(proc, "train.py"), signal.SIGTERM)
     assert proc.wait(timeout=900) == 0, (workdir / "snakemake.out").read_text()[-4000:]
     assert_same_result(workdir, expected)
