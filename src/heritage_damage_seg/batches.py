@@ -38,16 +38,28 @@ class ResidentSplit:
     def __len__(self) -> int:
         return len(self.positions)
 
+    def shuffled_order(self, generator: torch.Generator) -> torch.Tensor:
+        """One epoch's sample order (on the CPU, so a checkpoint can hold it)."""
+        return torch.randperm(len(self), generator=generator)
+
     def batches(
-        self, batch_size: int, *, generator: torch.Generator | None = None, drop_last: bool = False
+        self,
+        batch_size: int,
+        *,
+        generator: torch.Generator | None = None,
+        drop_last: bool = False,
+        order: torch.Tensor | None = None,
+        start_batch: int = 0,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Batches on ``device``; shuffled when a generator is given, in cache order otherwise."""
+        """Batches on ``device``; shuffled when a generator is given (or in the given ``order``), in
+        cache order otherwise; ``start_batch`` skips the batches an interrupted epoch trained on."""
         n = len(self)
-        order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+        if order is None:
+            order = self.shuffled_order(generator) if generator is not None else torch.arange(n)
         if self.on_device:
             order = order.to(self.device)
         stop = n - n % batch_size if drop_last and n >= batch_size else n
-        for start in range(0, stop, batch_size):
+        for start in range(start_batch * batch_size, stop, batch_size):
             index = order[start : start + batch_size]
             images, masks = self.images.index_select(0, index), self.masks.index_select(0, index)
             if not self.on_device:

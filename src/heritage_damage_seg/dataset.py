@@ -208,11 +208,12 @@ def build_cache(
         images.flush()
         masks.flush()
         del images, masks
-        index["height"], index["width"] = heights, widths
-        index["image_path"] = [str(s.image) for s in samples]
-        index["mask_path"] = [str(s.mask) for s in samples]
-        with atomic_path(out_dir / "index.csv") as index_tmp:
-            index.to_csv(index_tmp, index=False)
+    # The index last: its presence means the arrays it describes are complete.
+    index["height"], index["width"] = heights, widths
+    index["image_path"] = [str(s.image) for s in samples]
+    index["mask_path"] = [str(s.mask) for s in samples]
+    with atomic_path(out_dir / "index.csv") as index_tmp:
+        index.to_csv(index_tmp, index=False)
     return index
 
 

@@ -3,6 +3,7 @@ killed job never leaves a half-written file that looks finished."""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import tempfile
@@ -14,9 +15,15 @@ from typing import Any
 
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yields a temporary path beside ``path``; renames it onto ``path`` only if the block succeeds."""
+    """Yields a temporary path beside ``path``; renames it onto ``path`` only if the block succeeds.
+
+    Temporaries of ``path`` left by a killed earlier writer (SIGKILL skips every cleanup) are
+    removed first: a job is the only writer of its outputs, and a stale copy of a big cache file
+    would otherwise stay on disk for good."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        stale.unlink(missing_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)

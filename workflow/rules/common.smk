@@ -1,6 +1,11 @@
 # Values derived from the validated config, shared by every stage.
 from pathlib import Path
 
+from heritage_damage_seg.checks import check_config
+
+# Paths, weights files and sizes the schema cannot check: fail now, naming the key.
+check_config(config)
+
 ENCODER_NAMES = list(config["encoders"])
 
 

@@ -17,6 +17,9 @@ rule train:
     benchmark:
         "results/benchmarks/train/{encoder}.tsv"
     threads: config["training"]["threads"]
+    # A killed or timed-out attempt (SIGTERM/SIGUSR1 save the position first) is rerun and resumes
+    # from model_last.pt; the log is appended to, with a "resumed at epoch N" line.
+    retries: config["training"]["retries"]
     resources:
         # Capped at 1 by the profiles: timed GPU jobs never run side by side.
         gpu_slot=1,

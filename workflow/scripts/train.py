@@ -5,7 +5,11 @@ import torch
 from heritage_damage_seg.logs import logged
 from heritage_damage_seg.train import TrainSettings, train
 
-with logged(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
+# A rerun after a kill or a time limit resumes from the last checkpoint. Snakemake deletes the
+# log before every attempt: <log>.attempts (not a declared file) keeps the earlier attempts' lines.
+log_file = Path(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+resuming = Path(snakemake.params.last_checkpoint).exists()  # noqa: F821
+with logged(log_file, append=resuming, keep=log_file.with_name(log_file.name + ".attempts")):
     torch.set_num_threads(snakemake.threads)  # noqa: F821
     train(
         TrainSettings(**snakemake.params.settings),  # noqa: F821

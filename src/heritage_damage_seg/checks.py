@@ -1,0 +1,42 @@
+"""Checks of the validated config that the schema cannot express, run when the workflow is
+parsed: a wrong path or size stops the run before any job starts, with the key to fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from heritage_damage_seg.models import ModelConfigError, check_image_size, encoder_spec
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work: the message names the key and what to set."""
+
+
+def check_config(config: dict[str, Any]) -> None:
+    dataset = config["dataset"]
+    if dataset["path"] is not None:
+        root = Path(dataset["path"])
+        if not root.is_dir():
+            raise ConfigError(
+                f"dataset.path: folder {root} does not exist: set it to the folder holding "
+                f"{dataset['images_dir']}/ and {dataset['masks_dir']}/ (or null for the synthetic data)"
+            )
+        for key in ("images_dir", "masks_dir"):
+            if not (root / dataset[key]).is_dir():
+                raise ConfigError(f"dataset.{key}: folder {root / dataset[key]} does not exist: fix dataset.{key}")
+        if dataset.get("metadata") and not (root / dataset["metadata"]).is_file():
+            raise ConfigError(f"dataset.metadata: file {root / dataset['metadata']} does not exist: fix it or set it to null")
+    size = config["prepare"]["image_size"]
+    for name, chosen in config["encoders"].items():
+        try:
+            encoder_spec(name)
+            check_image_size(name, size)
+        except ModelConfigError as err:
+            raise ConfigError(f"encoders.{name} / prepare.image_size: {err}") from err
+        weights = chosen.get("weights")
+        if weights not in (None, "imagenet") and not Path(weights).is_file():
+            raise ConfigError(
+                f"encoders.{name}.weights: file {weights} does not exist: give a local .pth/.safetensors "
+                "state dict of that encoder, 'imagenet' (needs the model hub) or null (random init)"
+            )
