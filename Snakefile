@@ -34,4 +34,8 @@ rule all:
         expand("results/{encoder}/metrics.json", encoder=ENCODER_NAMES),
         "results/model_comparison.json",
         plot_targets(),
+        expand(
+            "results/{encoder}/evaluation_modes.html",
+            encoder=ENCODER_NAMES if config["evaluation"]["compare_modes"] else [],
+        ),
     default_target: True

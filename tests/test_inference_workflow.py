@@ -42,6 +42,8 @@ def test_sliding_evaluation_predict_and_export_rules(tmp_path):
     with open(run / "convnext_tiny/evaluation_modes.csv", newline="") as handle:
         rows = {r["class"]: r for r in csv.DictReader(handle)}
     assert rows["Hair"]["thin"] == "True" and "difference_pp" in rows["mIoU"]
+    table = (run / "convnext_tiny/evaluation_modes.html").read_text()
+    assert 'id="evaluation_modes"' in table and "Hair" in table and "IoU sliding" in table
     card = json.loads((run / "convnext_tiny/export/model_card.json").read_text())
     assert card["metrics"]["evaluation_mode"] == "sliding" and (run / "convnext_tiny/export/model.onnx").is_file()
     with open(run / "predict/damage_areas.csv", newline="") as handle:

@@ -115,3 +115,14 @@ def test_snakemake_lint_is_clean():
     result = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Lints for" not in result.stdout + result.stderr, result.stdout + result.stderr
+
+
+def test_compare_modes_puts_both_evaluations_into_all(tmp_path):
+    layer = tmp_path / "modes.yaml"
+    layer.write_text("evaluation: {compare_modes: true}\n")
+    result = snakemake("-n", "all", workdir=tmp_path, configs=(layer,))
+    assert result.returncode == 0, result.stderr
+    jobs = result.stdout + result.stderr
+    assert "evaluate_other_mode" in jobs and "evaluation_modes" in jobs
+    plain = snakemake("-n", "all", workdir=tmp_path)
+    assert "evaluation_modes" not in plain.stdout + plain.stderr

@@ -109,3 +109,19 @@ def write_metrics_html(metrics: dict[str, Any], path: str | os.PathLike[str]) ->
 
 def write_comparison_html(comparison: dict[str, Any], path: str | os.PathLike[str]) -> None:
     _write(path, comparison_html(comparison))
+
+
+def modes_html(encoder: str, rows: list[dict[str, Any]]) -> str:
+    """Per-class IoU resized vs. at native resolution (rows from evaluate.mode_difference)."""
+    body = [[r["class"], "thin" if r["thin"] else "", r["IoU_resize"], r["IoU_sliding"], r["difference_pp"]] for r in rows]
+    table = _table(
+        f"{encoder}: IoU scored resized to the training size vs. at native resolution (sliding window)",
+        ["class", "", "IoU resize", "IoU sliding", "sliding − resize (pp)"],
+        body,
+        "evaluation_modes",
+    )
+    return _page(f"{encoder} evaluation modes", [table])
+
+
+def write_modes_html(encoder: str, rows: list[dict[str, Any]], path: str | os.PathLike[str]) -> None:
+    _write(path, modes_html(encoder, rows))

@@ -63,7 +63,10 @@ rule evaluation_modes:
         resize=metrics_of_mode("resize"),
         sliding=metrics_of_mode("sliding"),
     output:
-        "results/{encoder}/evaluation_modes.csv",
+        csv="results/{encoder}/evaluation_modes.csv",
+        html=encoder_report(
+            "results/{encoder}/evaluation_modes.html", "evaluation_modes", "metrics", "evaluation modes"
+        ),
     log:
         "results/logs/evaluation_modes/{encoder}.log",
     conda:

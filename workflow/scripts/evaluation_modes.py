@@ -3,8 +3,10 @@ import pandas as pd
 from heritage_damage_seg.evaluate import mode_difference
 from heritage_damage_seg.io import atomic_path, read_json
 from heritage_damage_seg.logs import logged
+from heritage_damage_seg.tables import write_modes_html
 
 with logged(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
     rows = mode_difference(read_json(snakemake.input.resize), read_json(snakemake.input.sliding))  # noqa: F821
-    with atomic_path(snakemake.output[0]) as tmp:  # noqa: F821
+    with atomic_path(snakemake.output.csv) as tmp:  # noqa: F821
         pd.DataFrame(rows).to_csv(tmp, index=False, float_format="%.6f")
+    write_modes_html(snakemake.wildcards.encoder, rows, snakemake.output.html)  # noqa: F821
