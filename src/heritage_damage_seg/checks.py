@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from heritage_damage_seg.dataset import dataset_format
 from heritage_damage_seg.models import ModelConfigError, check_image_size, encoder_spec
 
 
@@ -17,16 +18,26 @@ def check_config(config: dict[str, Any]) -> None:
     dataset = config["dataset"]
     if dataset["path"] is not None:
         root = Path(dataset["path"])
-        if not root.is_dir():
+        if not root.exists():
             raise ConfigError(
-                f"dataset.path: folder {root} does not exist: set it to the folder holding "
-                f"{dataset['images_dir']}/ and {dataset['masks_dir']}/ (or null for the synthetic data)"
+                f"dataset.path: {root} does not exist: set it to the folder holding "
+                f"{dataset['images_dir']}/ and {dataset['masks_dir']}/, or the parquet shards "
+                "(or null for the synthetic data)"
             )
-        for key in ("images_dir", "masks_dir"):
-            if not (root / dataset[key]).is_dir():
-                raise ConfigError(f"dataset.{key}: folder {root / dataset[key]} does not exist: fix dataset.{key}")
-        if dataset.get("metadata") and not (root / dataset["metadata"]).is_file():
-            raise ConfigError(f"dataset.metadata: file {root / dataset['metadata']} does not exist: fix it or set it to null")
+        if dataset_format(root, dataset["images_dir"], dataset.get("format", "auto")) == "parquet":
+            if not (root.is_file() or next(root.rglob("*.parquet"), None)):
+                raise ConfigError(f"dataset.path: no .parquet files in {root}: point it at the downloaded shards")
+        else:
+            for key in ("images_dir", "masks_dir"):
+                if not (root / dataset[key]).is_dir():
+                    raise ConfigError(
+                        f"dataset.{key}: folder {root / dataset[key]} does not exist: fix dataset.{key} "
+                        "(or dataset.format: parquet for parquet shards)"
+                    )
+            if dataset.get("metadata") and not (root / dataset["metadata"]).is_file():
+                raise ConfigError(
+                    f"dataset.metadata: file {root / dataset['metadata']} does not exist: fix it or set it to null"
+                )
     size = config["prepare"]["image_size"]
     for name, chosen in config["encoders"].items():
         try:

@@ -2,6 +2,8 @@
 from pathlib import Path
 
 from heritage_damage_seg.checks import check_config
+from heritage_damage_seg.dataset import dataset_format
+from heritage_damage_seg.parquet import find_shards
 
 # Paths, weights files and sizes the schema cannot check: fail now, naming the key.
 check_config(config)
@@ -24,8 +26,16 @@ localrules:
     plot_comparison,
 
 
+DATASET_FORMAT = (
+    dataset_format(config["dataset"]["path"], config["dataset"]["images_dir"], config["dataset"].get("format", "auto"))
+    if config["dataset"]["path"] is not None
+    else "folder"
+)
+
+
 def dataset_inputs():
-    """Where the images, masks and metadata come from: the configured folder, or the synthetic set."""
+    """Where the images, masks and metadata come from: the configured folder or parquet shards,
+    or the synthetic set."""
     dataset = config["dataset"]
     if dataset["path"] is None:
         return {
@@ -33,6 +43,8 @@ def dataset_inputs():
             "masks": "resources/synthetic/annotations",
             "metadata": "resources/synthetic/metadata.csv",
         }
+    if DATASET_FORMAT == "parquet":
+        return {"shards": [str(shard) for shard in find_shards(dataset["path"])]}
     root = Path(dataset["path"])
     inputs = {"images": str(root / dataset["images_dir"]), "masks": str(root / dataset["masks_dir"])}
     if dataset.get("metadata"):

@@ -25,8 +25,12 @@ rule prepare_cache:
         images="results/cache/images.npy",
         masks="results/cache/masks.npy",
         index="results/cache/index.csv",
+        working=directory("results/cache/working"),
     params:
         image_size=config["prepare"]["image_size"],
+        working_max_side=config["prepare"]["working_max_side"],
+        format=DATASET_FORMAT,
+        parquet_path=config["dataset"]["path"],
     log:
         "results/logs/prepare_cache.log",
     benchmark:

@@ -6,14 +6,15 @@ OTHER_MODE = "sliding" if EVALUATION_MODE == "resize" else "resize"
 
 
 def evaluation_inputs(mode):
-    """The sliding mode reads the original images and masks that index.csv points to."""
+    """The sliding mode reads the working copies that index.csv points to: the dataset's own files,
+    or copies in results/cache/working/ (parquet rows, scans above prepare.working_max_side)."""
     inputs = {
         "checkpoint": "results/{encoder}/model_best.pt",
         "cache": multiext("results/cache/", "images.npy", "masks.npy", "index.csv"),
         "split": "results/split.json",
     }
     if mode == "sliding":
-        inputs |= {"images": dataset_inputs()["images"], "masks": dataset_inputs()["masks"]}
+        inputs |= {"working": "results/cache/working", **dataset_inputs()}
     return inputs
 
 
