@@ -24,7 +24,7 @@ SEED_BATCH = {"convnext_tiny": 96, "segformer_b3": 32, "maxvit_tiny": 48}
 SEED_V100_IMGS_PER_S = {"convnext_tiny": 122.6, "segformer_b3": 81.9, "maxvit_tiny": 65.1}
 
 
-def measure(encoder: str, size: int, batch: int, steps: int, device: torch.device) -> dict[str, float]:
+def measure(encoder: str, size: int, batch: int, steps: int, device: torch.device, compile: bool = False) -> dict[str, float]:
     torch.manual_seed(0)
     amp = autocast_dtype(device, True)
     channels_last = device.type == "cuda"
@@ -32,6 +32,7 @@ def measure(encoder: str, size: int, batch: int, steps: int, device: torch.devic
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
+    forward = torch.compile(model) if compile else model
     loss_fn = WeightedDiceLoss(torch.ones(NUM_CLASSES)).to(device)
     rng = np.random.default_rng(0)
     n = batch * 4
@@ -41,7 +42,7 @@ def measure(encoder: str, size: int, batch: int, steps: int, device: torch.devic
 
     def step(x: torch.Tensor, y: torch.Tensor) -> None:
         with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-            logits = model(x)
+            logits = forward(x)
         loss = loss_fn(logits, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -86,6 +87,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None, help="default: the seed's per encoder on GPU, 8 on CPU")
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--encoders", nargs="*", default=list(ENCODERS))
+    parser.add_argument("--compile", action="store_true", help="torch.compile the forward (training.compile)")
     args = parser.parse_args()
     device = pick_device("auto")
     gpu = device.type == "cuda"
@@ -94,12 +96,14 @@ def main() -> None:
     rows = {}
     for encoder in args.encoders:
         batch = args.batch or (SEED_BATCH[encoder] if gpu else 8)
-        row = measure(encoder, size, batch, steps, device) | {"batch": batch, "size": size}
+        row = measure(encoder, size, batch, steps, device, args.compile) | {"batch": batch, "size": size,
+                                                                            "compile": args.compile}
         if gpu and size == 384 and batch == SEED_BATCH[encoder]:
             row["ratio_vs_seed_v100"] = row["end_to_end_imgs_per_s"] / SEED_V100_IMGS_PER_S[encoder]
         rows[encoder] = row
         print(encoder, row, flush=True)
-    save(f"training_{device.type}", {"command": "python bench/bench_training.py", "device": describe(device),
+    command = "python bench/bench_training.py" + (" --compile" if args.compile else "")
+    save(f"training_{device.type}" + ("_compiled" if args.compile else ""), {"command": command, "device": describe(device),
                                      "encoders": rows, "target": "end-to-end >= 0.9 × model-only; GPU: >= 4× seed V100"})  # fmt: skip
 
 

@@ -75,6 +75,7 @@ def train_settings(encoder):
         "encoder_weights": chosen.get("weights"),
         "eval_batch_size": config["evaluation"]["batch_size"],
         "device": training["device"],
+        "compile": training["compile"],
     }
 
 
