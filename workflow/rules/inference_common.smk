@@ -5,12 +5,15 @@ EVALUATION_MODE = config["evaluation"]["mode"]
 OTHER_MODE = "sliding" if EVALUATION_MODE == "resize" else "resize"
 
 
-def evaluation_inputs(mode):
-    """The sliding mode reads the original images and masks that index.csv points to."""
+def evaluation_inputs(mode, run="results/{encoder}", split="results/split.json"):
+    """The sliding mode reads the original images and masks that index.csv points to.
+
+    ``run`` is the folder of the trained model, ``split`` the split it was trained on (both other
+    for a leave-one-out fold, see loo.smk)."""
     inputs = {
-        "checkpoint": "results/{encoder}/model_best.pt",
+        "checkpoint": f"{run}/model_best.pt",
         "cache": multiext("results/cache/", "images.npy", "masks.npy", "index.csv"),
-        "split": "results/split.json",
+        "split": split,
     }
     if mode == "sliding":
         inputs |= {"images": dataset_inputs()["images"], "masks": dataset_inputs()["masks"]}
