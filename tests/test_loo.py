@@ -170,14 +170,14 @@ def test_a_fold_target_uses_the_fold_rules_and_paths(tmp_path):
 
 
 ONE_ENCODER = """
-synthetic: {n_artworks: 4}
+synthetic: {n_artworks: 3}
 split: {leave_one_out_encoders: [convnext_tiny]}
 """
 
 
 @pytest.mark.slow
 def test_leave_one_material_out_end_to_end(tmp_path):
-    """One family through real Snakemake (one encoder, 4 artworks = 4 materials, 1 epoch)."""
+    """One family through real Snakemake (one encoder, 3 artworks = 3 materials, 1 epoch)."""
     layer = tmp_path / "one_encoder.yaml"
     layer.write_text(ONE_ENCODER)
     run = tmp_path / "run"

@@ -120,8 +120,10 @@ def summarise(
     return {
         "family": family,
         "n_folds": len(fold_rows),
-        "std": "sample standard deviation across folds (n - 1); null with one fold",
-        "worst_fold": "the fold of lowest mIoU",
+        "definitions": {
+            "std": "sample standard deviation across folds (n - 1); null with one fold",
+            "worst_fold": "the fold of lowest mIoU",
+        },
         "folds": fold_rows,
         "encoders": encoders,
     }
