@@ -24,6 +24,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/split.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/loo.smk"
 include: "workflow/rules/predict.smk"
 include: "workflow/rules/export.smk"
 include: "workflow/rules/plots.smk"
@@ -38,4 +39,5 @@ rule all:
             "results/{encoder}/evaluation_modes.html",
             encoder=ENCODER_NAMES if config["evaluation"]["compare_modes"] else [],
         ),
+        expand("results/loo_{family}/summary.json", family=LOO_FAMILIES),
     default_target: True

@@ -3,10 +3,14 @@
 Every view of one artwork (the original scan and its offline-augmented ``_augN`` copies) shares
 a group, and a group lies wholly on one side: the seed's split permuted files, so copies of a
 validation artwork were trained on and its validation figures leaked.
+
+Besides the default split, leave-one-out families (:func:`leave_one_out_split`) hold out one
+material or one kind of content at a time, with the same rule on groups.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,6 +52,118 @@ def grouped_split(
         "n_val": len(val),
         "train_groups": sorted(set(unique_groups) - val_groups),
         "val_groups": sorted(val_groups),
+        "train": train,
+        "val": val,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Leave-one-group-out families
+#
+# There are no official splits, and one random 80/20 split says little about how a model fares on
+# a material or a kind of picture it has never seen. A leave-one-out family holds out, in turn,
+# every value of one metadata column (all Glass scans, then all Canvas scans, …) and trains on the
+# rest. Artwork groups still never cross sides: a group whose views carry two values is an error.
+
+#: The index.csv columns a leave-one-out family may be built over (config split.leave_one_out).
+LOO_COLUMNS: tuple[str, ...] = ("material", "content")
+
+#: What :func:`fold_name` produces: the Snakemake wildcard constraint of ``{fold}``.
+FOLD_NAME_PATTERN = r"[A-Za-z0-9_-]+"
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def fold_name(value: str) -> str:
+    """The directory name of the fold holding out ``value``.
+
+    Every run of characters other than ASCII letters, digits, ``-`` and ``_`` becomes one ``_``,
+    and ``_`` at either end is dropped: ``Lime plaster`` → ``Lime_plaster``,
+    ``Film emulsion`` → ``Film_emulsion``. Paths and wildcards then need no quoting, and a value
+    cannot climb out of its folder (``../x`` → ``x``).
+    """
+    name = _UNSAFE.sub("_", value).strip("_")
+    if not name:
+        raise SplitError(f"the value {value!r} has no letter or digit to name a fold directory after")
+    return name
+
+
+def fold_names(ids: Sequence[str], groups: Sequence[str], values: Sequence[str], *, column: str) -> dict[str, str]:
+    """The folds of the leave-one-``column``-out family: fold name → held-out value, sorted by name.
+
+    Raises :class:`SplitError` where no honest family exists: images without a value (they would
+    have to be silently trained on or dropped), an artwork group whose views carry two values (it
+    would sit on both sides), two values with one directory name, or fewer than two values (the
+    only fold would leave nothing to train on).
+    """
+    if not len(ids) == len(groups) == len(values):
+        raise SplitError("ids, groups and values differ in length")
+    missing = [i for i, v in zip(ids, values) if not str(v).strip()]
+    if missing:
+        raise SplitError(
+            f"{len(missing)} image(s) have no {column} (e.g. {', '.join(sorted(missing)[:5])}): a "
+            f"leave-one-{column}-out family needs one for every image; fill the metadata's {column} "
+            f"column or remove {column} from split.leave_one_out"
+        )
+    values_of_group: dict[str, set[str]] = {}
+    for group, value in zip(groups, values):
+        values_of_group.setdefault(group, set()).add(value)
+    mixed = {g: sorted(v) for g, v in values_of_group.items() if len(v) > 1}
+    if mixed:
+        shown = "; ".join(f"{g}: {', '.join(v)}" for g, v in sorted(mixed.items())[:5])
+        raise SplitError(
+            f"{len(mixed)} artwork group(s) have views of more than one {column} ({shown}): holding "
+            f"one {column} out would put the artwork on both sides; fix the metadata"
+        )
+    folds: dict[str, str] = {}
+    for value in sorted(set(values)):
+        name = fold_name(value)
+        if name in folds:
+            raise SplitError(f"the {column} values {folds[name]!r} and {value!r} both give the fold name {name!r}")
+        folds[name] = value
+    if len(folds) < 2:
+        raise SplitError(
+            f"the dataset has only {len(folds)} {column} ({', '.join(map(repr, folds.values())) or 'none'}): "
+            f"holding it out leaves nothing to train on; remove {column} from split.leave_one_out"
+        )
+    return dict(sorted(folds.items()))
+
+
+def leave_one_out_split(
+    ids: Sequence[str], groups: Sequence[str], values: Sequence[str], *, column: str, fold: str
+) -> dict[str, Any]:
+    """The split of one fold: validation = every image whose ``column`` is the held-out value.
+
+    ``fold`` is a fold name (:func:`fold_name` of the value). Training = all other images. The
+    result has the keys of :func:`grouped_split` that training and evaluation read (``train``,
+    ``val``, their groups and counts), plus ``family``, ``fold`` and ``held_out``. Ids are sorted,
+    so the result depends only on the data, not on file order.
+    """
+    folds = fold_names(ids, groups, values, column=column)
+    if fold not in folds:
+        raise SplitError(
+            f"no {column} fold {fold!r} in this dataset; the folds are: {', '.join(folds)} "
+            f"(directory names: characters other than A-Z a-z 0-9 - _ become _)"
+        )
+    held_out = folds[fold]
+    val = sorted(i for i, v in zip(ids, values) if v == held_out)
+    train = sorted(i for i, v in zip(ids, values) if v != held_out)
+    if not val:  # unreachable while folds come from the data; kept as the contract
+        raise SplitError(f"the {column} fold {fold!r} ({held_out!r}) has no images")
+    if not train:
+        raise SplitError(f"holding out the {column} fold {fold!r} ({held_out!r}) leaves nothing to train on")
+    val_groups = sorted({g for g, v in zip(groups, values) if v == held_out})
+    train_groups = sorted({g for g, v in zip(groups, values) if v != held_out})
+    assert not set(val_groups) & set(train_groups), "fold_names guarantees one value per group"
+    return {
+        "family": column,
+        "fold": fold,
+        "held_out": held_out,
+        "grouped_by": "group",
+        "n_train": len(train),
+        "n_val": len(val),
+        "train_groups": train_groups,
+        "val_groups": val_groups,
         "train": train,
         "val": val,
     }

@@ -125,3 +125,34 @@ def modes_html(encoder: str, rows: list[dict[str, Any]]) -> str:
 
 def write_modes_html(encoder: str, rows: list[dict[str, Any]], path: str | os.PathLike[str]) -> None:
     _write(path, modes_html(encoder, rows))
+
+
+def loo_summary_html(summary: dict[str, Any]) -> str:
+    """A leave-one-out family: per encoder the mean, std and worst fold, then mIoU per fold."""
+    family = summary["family"]
+    overview = [
+        [e["encoder"], e["mIoU_mean"], e["mIoU_std"], e["damage_mIoU_mean"], e["damage_mIoU_std"],
+         e["worst_fold"]["held_out"] if e["worst_fold"] else None,
+         e["worst_fold"]["mIoU"] if e["worst_fold"] else None]
+        for e in summary["encoders"]
+    ]
+    encoders = [e["encoder"] for e in summary["encoders"]]
+    per_fold = []
+    for i, fold in enumerate(summary["folds"]):
+        cells: list[Any] = [fold["held_out"], fold["n_train"], fold["n_val"]]
+        for e in summary["encoders"]:
+            cells += [e["folds"][i]["mIoU"], e["folds"][i]["damage_mIoU"]]
+        per_fold.append(cells)
+    return _page(f"leave-one-{family}-out", [
+        _table(f"leave-one-{family}-out over {summary['n_folds']} folds (std: n − 1)",
+               ["encoder", "mean mIoU", "std", "mean damage mIoU", "std", f"worst {family}", "its mIoU"],
+               overview, "overview"),
+        _table(f"per held-out {family}: training / validation images and scores",
+               [f"held-out {family}", "train images", "val images"]
+               + [f"{e} {m}" for e in encoders for m in ("mIoU", "damage mIoU")],
+               per_fold, "per-fold"),
+    ])
+
+
+def write_loo_summary_html(summary: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    _write(path, loo_summary_html(summary))

@@ -1,18 +1,26 @@
 # Values derived from the validated config, shared by every stage.
+import json
 from pathlib import Path
 
 from heritage_damage_seg.checks import check_config
 from heritage_damage_seg.dataset import dataset_format
 from heritage_damage_seg.parquet import find_shards
+from heritage_damage_seg.loo import loo_encoders
+from heritage_damage_seg.split import FOLD_NAME_PATTERN, LOO_COLUMNS
 
 # Paths, weights files and sizes the schema cannot check: fail now, naming the key.
 check_config(config)
 
 ENCODER_NAMES = list(config["encoders"])
+# Leave-one-out families run by `all` (workflow/rules/loo.smk); any family's targets can be asked for.
+LOO_FAMILIES = config["split"].get("leave_one_out", [])
+LOO_ENCODERS = loo_encoders(config["split"].get("leave_one_out_encoders"), ENCODER_NAMES)
 
 
 wildcard_constraints:
     encoder="|".join(ENCODER_NAMES),
+    family="|".join(LOO_COLUMNS),
+    fold=FOLD_NAME_PATTERN,
 
 
 localrules:
@@ -24,6 +32,10 @@ localrules:
     plot_samples,
     plot_training,
     plot_comparison,
+    loo_folds,
+    loo_split,
+    loo_class_weights,
+    loo_summary,
 
 
 DATASET_FORMAT = (
@@ -116,3 +128,20 @@ def plot_targets():
         "results/comparison/accuracy_vs_speed.png",
         "results/comparison/comparison_table.html",
     ]
+
+
+def loo_summary_inputs(wildcards):
+    """Every fold's split and metrics; the folds are known once the checkpoint has read the index."""
+    folds_file = checkpoints.loo_folds.get(family=wildcards.family).output[0]
+    with open(folds_file) as handle:
+        folds = [fold["fold"] for fold in json.load(handle)["folds"]]
+    return {
+        "folds": folds_file,
+        "splits": [f"results/loo_{wildcards.family}/{fold}/split.json" for fold in folds],
+        # Encoder-major, fold-minor: loo_summary.py cuts this list in that order.
+        "metrics": [
+            f"results/loo_{wildcards.family}/{fold}/{encoder}/metrics.json"
+            for encoder in LOO_ENCODERS
+            for fold in folds
+        ],
+    }

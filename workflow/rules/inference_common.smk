@@ -5,13 +5,16 @@ EVALUATION_MODE = config["evaluation"]["mode"]
 OTHER_MODE = "sliding" if EVALUATION_MODE == "resize" else "resize"
 
 
-def evaluation_inputs(mode):
+def evaluation_inputs(mode, run="results/{encoder}", split="results/split.json"):
     """The sliding mode reads the working copies that index.csv points to: the dataset's own files,
-    or copies in results/cache/working/ (parquet rows, scans above prepare.working_max_side)."""
+    or copies in results/cache/working/ (parquet rows, scans above prepare.working_max_side).
+
+    ``run`` is the folder of the trained model, ``split`` the split it was trained on (both other
+    for a leave-one-out fold, see loo.smk)."""
     inputs = {
-        "checkpoint": "results/{encoder}/model_best.pt",
+        "checkpoint": f"{run}/model_best.pt",
         "cache": multiext("results/cache/", "images.npy", "masks.npy", "index.csv"),
-        "split": "results/split.json",
+        "split": split,
     }
     if mode == "sliding":
         inputs |= {"working": "results/cache/working", **dataset_inputs()}

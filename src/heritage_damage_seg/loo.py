@@ -1,0 +1,150 @@
+"""Leave-one-group-out families: the list of folds and the summary across them.
+
+A family (``material`` or ``content``) has one fold per value of that index.csv column; each fold
+trains on all other values and is scored on the held-out one (see
+:func:`heritage_damage_seg.split.leave_one_out_split`). One fold's mIoU says how a model does on
+one unseen material; the family's mean, spread and worst fold say how far it generalises, which a
+single random split cannot (its validation artworks share materials with the training ones).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from heritage_damage_seg.io import atomic_path, read_json, write_json
+from heritage_damage_seg.split import LOO_COLUMNS, SplitError, fold_names
+
+CSV_COLUMNS = ("encoder", "statistic", "fold", "held_out", "n_train", "n_val", "mIoU", "damage_mIoU")
+
+
+def loo_encoders(chosen: Sequence[str] | None, encoders: Sequence[str]) -> list[str]:
+    """The encoders trained in every fold (config split.leave_one_out_encoders; null = all).
+
+    A family costs folds × encoders trainings, so it can be run for fewer encoders than the
+    default split; each must still be configured under ``encoders`` (its batch size, weights)."""
+    if chosen is None:
+        return list(encoders)
+    unknown = [e for e in chosen if e not in encoders]
+    if unknown:
+        raise SplitError(
+            f"split.leave_one_out_encoders: {', '.join(unknown)} not among the configured encoders "
+            f"({', '.join(encoders)}): add it under encoders or leave it out"
+        )
+    return list(chosen)
+
+
+def describe_folds(index: pd.DataFrame, family: str) -> dict[str, Any]:
+    """The content of ``results/loo_{family}/folds.json``: every fold with its image and group counts.
+
+    Checked with :func:`~heritage_damage_seg.split.fold_names`, so a family that cannot be built
+    (missing values, a group spanning two values, a single value) fails here, before any training.
+    """
+    if family not in LOO_COLUMNS:
+        raise SplitError(f"unknown leave-one-out family {family!r}; choose from {', '.join(LOO_COLUMNS)}")
+    ids, groups, values = (index[c].astype(str).tolist() for c in ("id", "group", family))
+    folds = fold_names(ids, groups, values, column=family)
+    rows = []
+    for name, value in folds.items():
+        held = index[family].astype(str) == value
+        rows.append(
+            {
+                "fold": name,
+                "held_out": value,
+                "n_val": int(held.sum()),
+                "n_train": int((~held).sum()),
+                "n_val_groups": int(index.loc[held, "group"].nunique()),
+                "n_train_groups": int(index.loc[~held, "group"].nunique()),
+            }
+        )
+    return {"family": family, "n_folds": len(rows), "folds": rows}
+
+
+def _mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (n − 1) over the folds that have a value."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return None, None
+    mean = sum(present) / len(present)
+    if len(present) < 2:
+        return mean, None
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in present) / (len(present) - 1))
+
+
+def summarise(
+    family: str,
+    folds: Sequence[Mapping[str, Any]],
+    metrics_files: Mapping[str, Mapping[str, str | os.PathLike[str]]],
+    split_files: Mapping[str, str | os.PathLike[str]],
+) -> dict[str, Any]:
+    """Per encoder: every fold's mIoU and damage mIoU, their mean and std across folds, the worst fold.
+
+    ``folds`` is ``folds.json``'s list; ``metrics_files[encoder][fold]`` a fold's metrics.json;
+    ``split_files[fold]`` its split.json, whose counts must match the folds list and the metrics
+    (a stale file from other data would otherwise be summarised silently). The std is the sample
+    standard deviation (n − 1), null with one fold; the worst fold is the one of lowest mIoU.
+    """
+    fold_rows = []
+    for fold in folds:
+        split = read_json(split_files[fold["fold"]])
+        if split.get("held_out") != fold["held_out"] or split["n_val"] != fold["n_val"]:
+            raise SplitError(
+                f"{split_files[fold['fold']]} holds out {split.get('held_out')!r} ({split['n_val']} images), "
+                f"folds.json says {fold['held_out']!r} ({fold['n_val']}): rerun the {family} family"
+            )
+        fold_rows.append({"fold": fold["fold"], "held_out": fold["held_out"], "n_train": split["n_train"],
+                          "n_val": split["n_val"], "n_train_groups": len(split["train_groups"]),
+                          "n_val_groups": len(split["val_groups"])})  # fmt: skip
+    encoders = []
+    for encoder, per_fold in metrics_files.items():
+        scored = []
+        for fold in fold_rows:
+            metrics = read_json(per_fold[fold["fold"]])
+            if metrics["n_images"] != fold["n_val"]:
+                raise SplitError(
+                    f"{per_fold[fold['fold']]} scored {metrics['n_images']} images, the fold holds out "
+                    f"{fold['n_val']}: rerun it"
+                )
+            scored.append({**{k: fold[k] for k in ("fold", "held_out", "n_train", "n_val")},
+                           "mIoU": metrics["mIoU"], "damage_mIoU": metrics["damage_mIoU"]})  # fmt: skip
+        entry: dict[str, Any] = {"encoder": encoder, "folds": scored}
+        for metric in ("mIoU", "damage_mIoU"):
+            entry[f"{metric}_mean"], entry[f"{metric}_std"] = _mean_std([s[metric] for s in scored])
+        ranked = [s for s in scored if s["mIoU"] is not None]
+        entry["worst_fold"] = min(ranked, key=lambda s: s["mIoU"]) if ranked else None
+        encoders.append(entry)
+    return {
+        "family": family,
+        "n_folds": len(fold_rows),
+        "definitions": {
+            "std": "sample standard deviation across folds (n - 1); null with one fold",
+            "worst_fold": "the fold of lowest mIoU",
+        },
+        "folds": fold_rows,
+        "encoders": encoders,
+    }
+
+
+def summary_table(summary: Mapping[str, Any]) -> pd.DataFrame:
+    """The summary as one long table: a ``fold`` row per encoder and fold, then ``mean``, ``std``
+    and ``worst`` rows per encoder (``worst`` names its fold)."""
+    rows = []
+    for entry in summary["encoders"]:
+        for fold in entry["folds"]:
+            rows.append({"encoder": entry["encoder"], "statistic": "fold", **fold})
+        for statistic in ("mean", "std"):
+            rows.append({"encoder": entry["encoder"], "statistic": statistic,
+                         "mIoU": entry[f"mIoU_{statistic}"], "damage_mIoU": entry[f"damage_mIoU_{statistic}"]})  # fmt: skip
+        if entry["worst_fold"] is not None:
+            rows.append({"encoder": entry["encoder"], "statistic": "worst", **entry["worst_fold"]})
+    return pd.DataFrame(rows, columns=list(CSV_COLUMNS)).astype({"n_train": "Int64", "n_val": "Int64"})
+
+
+def write_summary(summary: Mapping[str, Any], json_file: str | os.PathLike[str], csv_file: str | os.PathLike[str]) -> None:
+    write_json(json_file, summary)
+    with atomic_path(csv_file) as tmp:
+        summary_table(summary).to_csv(tmp, index=False)
