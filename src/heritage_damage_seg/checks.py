@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from heritage_damage_seg.dataset import dataset_format
-from heritage_damage_seg.models import ModelConfigError, check_image_size, encoder_spec
+from heritage_damage_seg.encoders import ModelConfigError, check_image_size, encoder_spec
 
 
 class ConfigError(ValueError):
