@@ -1,14 +1,22 @@
-"""The crops training view (prepare.view: crops): where crops come from, padding, determinism and
-grouping by artwork, on files made here."""
+"""The crops training view (prepare.view: crops): where crops come from, padding, determinism,
+grouping by artwork, the evaluation modes and the bootstrap over scans, on files made here."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pytest
 from PIL import Image
 
-from heritage_damage_seg import decode
-from heritage_damage_seg.classes import IGNORE_INDEX
+from _checkpoints import save_random_checkpoint
+from heritage_damage_seg import decode, plots
+from heritage_damage_seg.bootstrap import bootstrap_models, per_scan
+from heritage_damage_seg.classes import IGNORE_INDEX, NUM_CLASSES
+from heritage_damage_seg.compare import compare
 from heritage_damage_seg.dataset import CropView, build_cache, crop_offsets, load_cache, source_group
+from heritage_damage_seg.evaluate import evaluate
+from heritage_damage_seg.sliding import SlidingSettings
 from heritage_damage_seg.split import grouped_split
 
 SIZE = 64
@@ -106,3 +114,128 @@ def test_crops_keep_the_artworks_group_and_the_split_keeps_them_together(tmp_pat
         by_scan = index.assign(side=index["id"].map(side)).groupby("scan")["side"].nunique()
         by_group = index.assign(side=index["id"].map(side)).groupby("group")["side"].nunique()
         assert (by_scan == 1).all() and (by_group == 1).all()
+
+
+def test_the_bootstrap_resamples_scans_not_crops():
+    rng = np.random.default_rng(0)
+    n_scans, per = 6, 4
+    ids = [f"s{i}__crop{k}" for i in range(n_scans) for k in range(per)]
+    scans = [f"s{i}" for i in range(n_scans) for _ in range(per)]
+    confusion = rng.integers(0, 50, (len(ids), NUM_CLASSES, NUM_CLASSES))
+    names, summed = per_scan(ids, scans, confusion)
+    assert names == [f"s{i}" for i in range(n_scans)]
+    assert np.array_equal(summed[2], confusion[8:12].sum(axis=0))
+    # Whole scans (resize view) pass through, sorted.
+    assert per_scan(["b", "a"], ["b", "a"], confusion[:2])[0] == ["a", "b"]
+    with pytest.raises(ValueError, match="differ in length"):
+        per_scan(ids, scans[:-1], confusion)
+
+
+def test_compare_sums_crops_per_scan_before_resampling(tmp_path):
+    rng = np.random.default_rng(1)
+    n_scans, per = 5, 8
+    ids = np.array([f"s{i}__crop{k}" for i in range(n_scans) for k in range(per)])
+    scans = np.array([f"s{i}" for i in range(n_scans) for _ in range(per)])
+    metrics, histories, per_image = {}, {}, {}
+    for name in ("m1", "m2"):
+        # Crops of a scan err alike: a scan-level matrix, repeated with a little noise per crop.
+        per_scan_level = rng.integers(0, 30, (n_scans, NUM_CLASSES, NUM_CLASSES))
+        confusion = np.repeat(per_scan_level, per, axis=0) + rng.integers(0, 3, (len(ids), NUM_CLASSES, NUM_CLASSES))
+        np.savez_compressed(tmp_path / f"{name}.npz", ids=ids, scans=scans, confusion=confusion)
+        cm = confusion.sum(axis=0)
+        metrics[name] = tmp_path / f"{name}.json"
+        metrics[name].write_text(json.dumps({
+            "smp_encoder": name, "family": "x", "mIoU": 0.5, "damage_mIoU": 0.4, "pixel_accuracy": 0.9,
+            "trivial_baseline": {"mIoU": 0.1}, "per_class": {}, "parameters": 1, "checkpoint_epoch": 1,
+            "inference_ms_per_image": 1.0, "device": "cpu", "confusion_matrix": cm.tolist(),
+        }))  # fmt: skip
+        histories[name] = tmp_path / f"{name}.csv"
+        histories[name].write_text("epoch,train_imgs_per_s,epoch_seconds\n1,10,1\n")
+        per_image[name] = (ids, scans, confusion)
+    result = compare(metrics, histories, {n: tmp_path / f"{n}.npz" for n in metrics}, n_resamples=200, seed=3)
+    assert result["bootstrap"]["n_images"] == n_scans and result["bootstrap"]["unit"] == "scan"
+    expected = bootstrap_models({n: per_scan(*per_image[n]) for n in per_image}, n_resamples=200, seed=3)
+    model = next(m for m in result["models"] if m["encoder"] == "m1")
+    assert model["mIoU_ci_low"] == expected["models"]["m1"]["mIoU"]["low"]
+    # Treating the 40 crops as independent images would give a too narrow interval.
+    as_crops = bootstrap_models({n: (per_image[n][0], per_image[n][2]) for n in per_image}, n_resamples=200, seed=3)
+    assert as_crops["n_images"] == n_scans * per
+
+    def width(models):
+        return models["m1"]["mIoU"]["high"] - models["m1"]["mIoU"]["low"]
+
+    assert width(as_crops["models"]) < 0.7 * width(expected["models"])
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return save_random_checkpoint(tmp_path_factory.mktemp("model") / "model_best.pt")
+
+
+def test_evaluation_scores_crops_resized_and_each_scan_once_sliding(tmp_path, checkpoint):
+    sizes = {"a": (200, 150), "b": (90, 170), "c": (100, 60)}
+    for i, (stem, (w, h)) in enumerate(sizes.items()):
+        write_scan(tmp_path, stem, w, h, seed=i)
+    view = CropView(scale=0.5, per_image=3, seed=0)
+    index = build(tmp_path, "cache", view)
+    (tmp_path / "split.json").write_text(json.dumps({"train": [], "val": index["id"].tolist()}))
+    results = {}
+    for mode in ("resize", "sliding"):
+        out = tmp_path / mode
+        results[mode] = evaluate(
+            checkpoint, cache_dir=tmp_path / "cache", split_file=tmp_path / "split.json",
+            metrics_file=out / "metrics.json", per_image_confusion_file=out / "cm.npz",
+            predictions_dir=out / "predictions", batch_size=4, device_preference="cpu", mode=mode,
+            sliding=SlidingSettings(batch_size=4),
+        )  # fmt: skip
+    resize, sliding = results["resize"], results["sliding"]
+    assert resize["view"] == sliding["view"] == "crops" and resize["crop_scale"] == 0.5
+    assert resize["n_images"] == 9 and sliding["n_images"] == 3 and resize["n_scans"] == sliding["n_scans"] == 3
+    cache = load_cache(tmp_path / "cache")
+    assert resize["num_pixels"] == int((cache.masks != IGNORE_INDEX).sum())
+    # Sliding: every scan once, whole, at the crops' scale (working copy halved, mask nearest).
+    scaled = {stem: (round(w * 0.5), round(h * 0.5)) for stem, (w, h) in sizes.items()}
+    assert sliding["num_pixels"] == sum(w * h for w, h in scaled.values())  # the stripes hold no 255
+    assert sliding["resolution"] == "whole scans at 0.5 x native"
+    for stem, (w, h) in scaled.items():
+        assert np.asarray(Image.open(tmp_path / f"sliding/predictions/{stem}.png")).shape == (h, w)
+    with np.load(tmp_path / "resize/cm.npz") as data:
+        assert data["scans"].tolist() == index["scan"].tolist() and len(data["ids"]) == 9
+    with np.load(tmp_path / "sliding/cm.npz") as data:
+        assert data["ids"].tolist() == data["scans"].tolist() == ["a", "b", "c"]
+    # Plots take cache rows: the sliding prediction of a scan is cut at each crop's position.
+    ids = index["id"].tolist()
+    _, masks, from_sliding = plots.load_samples(ids, tmp_path / "cache", tmp_path / "sliding/predictions")
+    _, _, from_resize = plots.load_samples(ids, tmp_path / "cache", tmp_path / "resize/predictions")
+    assert from_sliding.shape == from_resize.shape == masks.shape == (9, SIZE, SIZE)
+    assert np.array_equal(from_sliding == IGNORE_INDEX, masks == IGNORE_INDEX)  # padding lines up
+    row = index.iloc[1]
+    whole = np.asarray(Image.open(tmp_path / f"sliding/predictions/{row.scan}.png"))
+    x, y = row.crop_x, row.crop_y
+    assert np.array_equal(from_sliding[1], whole[y : y + SIZE, x : x + SIZE])
+
+
+@pytest.mark.slow
+def test_the_workflow_trains_and_evaluates_on_crops(tmp_path):
+    """Config alone switches the view; one encoder through metrics, the sliding comparison and plots."""
+    import pandas as pd
+    from conftest import snakemake
+
+    config = tmp_path / "crops.yaml"
+    config.write_text("prepare: {view: crops, crop_scale: 0.75, crops_per_image: 3, seed: 1}\n")
+    targets = ["results/convnext_tiny/metrics.json", "results/convnext_tiny/evaluation_modes.csv",
+               "results/convnext_tiny/plots/prediction_grid.png"]
+    result = snakemake(*targets, workdir=tmp_path / "run", configs=(config,), timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    run = tmp_path / "run" / "results"
+    index = pd.read_csv(run / "cache/index.csv", dtype=str, keep_default_na=False)
+    assert len(index) == 3 * index["scan"].nunique() == 3 * 16  # tiny.yaml: 8 artworks × 2 views
+    assert index["id"].str.fullmatch(r".+__crop[0-2]").all()
+    split = json.loads((run / "split.json").read_text())
+    val_scans = set(index.set_index("id").loc[split["val"], "scan"])
+    assert not val_scans & set(index.set_index("id").loc[split["train"], "scan"])
+    metrics = json.loads((run / "convnext_tiny/metrics.json").read_text())
+    assert metrics["view"] == "crops" and metrics["n_images"] == 3 * len(val_scans) == 3 * metrics["n_scans"]
+    sliding = json.loads((run / "convnext_tiny/evaluation_sliding/metrics.json").read_text())
+    assert sliding["n_images"] == len(val_scans) and sliding["resolution"] == "whole scans at 0.75 x native"
+    assert (run / "convnext_tiny/plots/prediction_grid.png").stat().st_size > 0
