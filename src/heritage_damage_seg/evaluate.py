@@ -187,7 +187,9 @@ def _native_scan(row: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def _scan_at_training_scale(row: Any) -> tuple[np.ndarray, np.ndarray]:
     """A scan at the scale its crops were cut from (crops view): the working copy resized to the
-    index's scaled size, the image as the cache's crops were made, the mask by nearest neighbour."""
+    index's scaled size, the image as the cache's crops were made, the mask by nearest neighbour.
+    The working copy is the scan itself unless it exceeded ``working_max_side``; then it was
+    already downscaled once, and these pixels differ slightly from the crops' (resampled twice)."""
     width, height = int(row.scaled_width), int(row.scaled_height)
     image, _ = decode.scaled_image(row.image_path, width, height, row.image_path)
     mask, _ = decode.scaled_mask(row.mask_path, width, height, row.mask_path)
