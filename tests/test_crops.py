@@ -239,3 +239,36 @@ def test_the_workflow_trains_and_evaluates_on_crops(tmp_path):
     sliding = json.loads((run / "convnext_tiny/evaluation_sliding/metrics.json").read_text())
     assert sliding["n_images"] == len(val_scans) and sliding["resolution"] == "whole scans at 0.75 x native"
     assert (run / "convnext_tiny/plots/prediction_grid.png").stat().st_size > 0
+    import torch
+
+    trained = torch.load(run / "convnext_tiny/model_best.pt", map_location="cpu", weights_only=False)
+    assert trained["view"] == "crops" and trained["input_scale"] == 0.75  # predict downscales by it
+
+
+def test_predict_downscales_scans_for_a_crops_model_and_answers_at_native_size(tmp_path, checkpoint, monkeypatch):
+    import torch
+
+    from heritage_damage_seg import predict
+
+    crops_model = torch.load(checkpoint, weights_only=False) | {"view": "crops", "input_scale": 0.5}
+    torch.save(crops_model, tmp_path / "crops_model.pt")
+    seen = []
+    real = predict.predict_mask
+
+    def recording(model, image, **kwargs):
+        seen.append(image.shape)
+        return real(model, image, **kwargs)
+
+    monkeypatch.setattr(predict, "predict_mask", recording)
+    write_scan(tmp_path, "scan", 150, 97)
+    out = tmp_path / "out"
+    summary = predict.predict_folder(tmp_path / "images", out, checkpoint=tmp_path / "crops_model.pt",
+                                     settings=SlidingSettings(batch_size=4), device_preference="cpu")
+    assert summary.n_ok == 1 and summary.settings["input_scale"] == 0.5
+    assert seen == [(48, 75, 3)]  # round(97 × 0.5) = 48 (half to even), 150 × 0.5 = 75
+    assert np.asarray(Image.open(out / "masks/scan.png")).shape == (97, 150)
+    # A checkpoint without input_scale (resize view) predicts at native resolution, as before.
+    seen.clear()
+    predict.predict_folder(tmp_path / "images", tmp_path / "native", checkpoint=checkpoint,
+                           settings=SlidingSettings(batch_size=4), device_preference="cpu")
+    assert seen == [(97, 150, 3)]

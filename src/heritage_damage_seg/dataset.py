@@ -532,6 +532,12 @@ class PreparedCache:
         """``crops`` when the rows are crops of scans (the index has a ``scan`` column), else ``resize``."""
         return "crops" if "scan" in self.index.columns else "resize"
 
+    @property
+    def input_scale(self) -> float:
+        """The scale of the native scans the model sees: ``crop_scale`` in the crops view; 1.0 in
+        the resize view, whose models are applied at native resolution (sliding window)."""
+        return float(self.index["crop_scale"].iloc[0]) if self.view == "crops" else 1.0
+
     def scans(self) -> pd.Series:
         """The scan each row shows: itself in the resize view, the scan it was cut from in the crops view."""
         return self.index["scan"] if self.view == "crops" else self.index["id"]

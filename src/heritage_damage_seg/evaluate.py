@@ -78,6 +78,7 @@ def evaluate(
     val = ResidentSplit(cache.images, cache.masks, cache.positions(split["val"]), device)
     rows = cache.index.iloc[val.positions]
     crops = cache.view == "crops"
+    crop_scale = cache.input_scale if crops else None
     predictions_dir = Path(predictions_dir)
     predictions_dir.mkdir(parents=True, exist_ok=True)
 
@@ -136,9 +137,9 @@ def evaluate(
         "checkpoint_epoch": checkpoint["epoch"],
         "evaluation_mode": mode,
         "view": cache.view,
-        "crop_scale": float(rows["crop_scale"].iloc[0]) if crops else None,
+        "crop_scale": crop_scale,
         "image_size": cache.size,
-        "resolution": _resolution(mode, cache.size, float(rows["crop_scale"].iloc[0]) if crops else None),
+        "resolution": _resolution(mode, cache.size, crop_scale),
         "sliding": asdict(sliding) if mode == "sliding" else None,
         "n_images": len(ids),
         "n_scans": len(set(scan_of)),
