@@ -106,6 +106,8 @@ def test_a_split_with_an_empty_side_is_refused_naming_the_fix(tmp_path):
         ("prepare: {image_size: 32}\n", ["32 is less than the minimum of 64", "image_size"]),
         ("class_weights: {method: median}\n", ["'median' is not one of", "median_frequency", "method"]),
         ("training: {retries: -1}\n", ["-1 is less than the minimum of 0", "retries"]),
+        ("prepare: {view: tiles}\n", ["'tiles' is not one of ['resize', 'crops']", "view"]),
+        ("prepare: {view: crops, crop_scale: 0}\n", ["0 is less than or equal to the minimum of 0", "crop_scale"]),
     ],
 )
 def test_a_bad_config_value_fails_before_any_job_naming_the_key(tmp_path, override, expected):

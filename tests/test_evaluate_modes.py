@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from _checkpoints import save_random_checkpoint
+from heritage_damage_seg import plots
 from heritage_damage_seg.classes import IGNORE_INDEX, NUM_CLASSES
 from heritage_damage_seg.dataset import build_cache
 from heritage_damage_seg.evaluate import evaluate, mode_difference
@@ -60,6 +61,9 @@ def test_sliding_scores_the_original_masks_at_native_resolution(tmp_path, checkp
     for i, (h, w) in enumerate(sizes):
         assert np.asarray(Image.open(tmp_path / f"sliding/predictions/s{i}.png")).shape == (h, w)
         assert np.asarray(Image.open(tmp_path / f"resize/predictions/s{i}.png")).shape == (64, 64)
+    # The sample plots take cache rows: native predictions come back at the cache size (nearest).
+    _, masks, predictions = plots.load_samples(["s0", "s1"], tmp_path / "cache", tmp_path / "sliding/predictions")
+    assert predictions.shape == masks.shape == (2, 64, 64)
     rows = {r["class"]: r for r in mode_difference(resize, sliding)}
     assert rows["Cracks"]["thin"] and not rows["Clean"]["thin"]
     assert rows["mIoU"]["difference_pp"] == pytest.approx(100 * (sliding["mIoU"] - resize["mIoU"]))

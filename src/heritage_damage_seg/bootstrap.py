@@ -1,14 +1,20 @@
-"""How sure are we? Bootstrap confidence intervals over validation images.
+"""How sure are we? Bootstrap confidence intervals over validation scans.
 
-A resample draws validation images with replacement and sums their per-image confusion matrices
+A resample draws validation scans with replacement and sums their per-scan confusion matrices
 into one dataset-level matrix, from which mIoU and damage mIoU are computed with the same
 definitions as :func:`heritage_damage_seg.metrics.summarise` (0/0 classes left out of the mean).
 Every model is scored on the *same* resamples (a paired bootstrap), so the interval of a
 difference between two models reflects how their errors co-vary across images.
+
+The unit resampled is the scan: in the ``crops`` training view a scan has several cache rows, whose
+errors are strongly correlated (they are parts of one image, often overlapping). Resampling crops
+as if independent would narrow the intervals by about the square root of the crops per scan, so
+the crops of a scan are summed first (:func:`per_scan`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import combinations
 from typing import Any
 
@@ -17,6 +23,18 @@ import numpy as np
 from heritage_damage_seg.classes import DAMAGE_CLASSES
 
 METRICS: tuple[str, ...] = ("mIoU", "damage_mIoU")
+
+
+def per_scan(ids: Sequence[str], scans: Sequence[str], confusion: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """The ``(N, C, C)`` confusion matrices of ``ids`` summed per scan (``scans[i]`` is the scan
+    of ``ids[i]``): the scans, sorted, and their ``(S, C, C)`` matrices. Rows that are whole scans
+    (``scans == ids``) come back as they are, in sorted order."""
+    if len(ids) != len(scans) or len(ids) != len(confusion):
+        raise ValueError("ids, scans and confusion matrices differ in length")
+    names, inverse = np.unique(np.asarray([str(s) for s in scans]), return_inverse=True)
+    summed = np.zeros((len(names), *np.shape(confusion)[1:]), dtype=np.int64)
+    np.add.at(summed, inverse, np.asarray(confusion, dtype=np.int64))
+    return [str(n) for n in names], summed
 
 
 def resample_weights(n_images: int, n_resamples: int, seed: int) -> np.ndarray:
@@ -69,8 +87,9 @@ def bootstrap_models(
 ) -> dict[str, Any]:
     """Percentile intervals per model and for each pairwise difference, on shared resamples.
 
-    ``per_image`` maps a model name to ``(image ids, (N, C, C) confusion matrices)``; every model
-    must have been evaluated on the same images (in any order). Pairs are ordered as given, so
+    ``per_image`` maps a model name to ``(image ids, (N, C, C) confusion matrices)``, one per
+    resampling unit (a scan: sum crops with :func:`per_scan` first); every model must have been
+    evaluated on the same images (in any order). Pairs are ordered as given, so
     pass the models ranked best first: ``a_wins_share`` is the share of resamples in which model
     ``a`` scores strictly higher than ``b``.
     """
@@ -117,11 +136,13 @@ def bootstrap_models(
             }
         pairwise.append(entry)
     return {
-        "n_images": len(reference),
+        "n_images": len(reference),  # resampling units: scans
+        "n_scans": len(reference),
         "n_resamples": n_resamples,
         "seed": seed,
         "confidence": confidence,
-        "method": "percentile bootstrap over validation images, paired across models",
+        "unit": "scan",
+        "method": "percentile bootstrap over validation scans (the crops of a scan summed), paired across models",
         "models": models,
         "pairwise": pairwise,
     }

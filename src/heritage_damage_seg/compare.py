@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from heritage_damage_seg.bootstrap import bootstrap_models
+from heritage_damage_seg.bootstrap import bootstrap_models, per_scan
 from heritage_damage_seg.io import read_json
 
 
@@ -25,6 +25,7 @@ def compare(
     bootstrap confidence intervals for mIoU and damage mIoU, and the result a ``pairwise`` list:
     the difference between each pair of models (better-ranked first) with its interval and the
     share of resamples the better-ranked model wins (see :mod:`heritage_damage_seg.bootstrap`).
+    The bootstrap resamples scans: the per-crop matrices of the crops view are summed per scan.
     """
     models = []
     for encoder, path in metrics_files.items():
@@ -62,7 +63,10 @@ def compare(
         for model in models:  # ranked order: pairwise differences are better minus worse
             # Our own file; allow_pickle only for runs that stored the ids as an object array.
             with np.load(per_image_files[model["encoder"]], allow_pickle=True) as data:
-                per_image[model["encoder"]] = ([str(i) for i in data["ids"]], data["confusion"])
+                ids = [str(i) for i in data["ids"]]
+                # Crops of one scan are resampled together; files without `scans` predate crops.
+                scans = [str(i) for i in data["scans"]] if "scans" in data.files else ids
+                per_image[model["encoder"]] = per_scan(ids, scans, data["confusion"])
         bootstrap = bootstrap_models(per_image, n_resamples=n_resamples, seed=seed, confidence=confidence)
         for model in models:
             for metric, interval in bootstrap["models"][model["encoder"]].items():

@@ -11,10 +11,21 @@ decoded with bounded memory (:mod:`heritage_damage_seg.decode`). For native-reso
 (sliding-window evaluation) the index points at each sample's *working copy*: the original file,
 or, for scans whose longest side exceeds ``working_max_side`` and for every parquet row, a copy
 in ``working/`` (downscaled to that side where larger).
+
+Two training *views* of the scans (``prepare.view``):
+
+* ``resize`` (the seed's): one cache row per scan, the whole scan stretched to S×S. Cheap, but a
+  10,000 px scan squeezed to 384 px loses its thin damage (cracks, hair, scratches are a few
+  pixels wide at native resolution and vanish).
+* ``crops`` (the dataset card's recipe): each scan is downscaled by ``crop_scale`` and
+  ``crops_per_image`` S×S crops are cut at seeded random positions (see :class:`CropView`), so
+  thin damage keeps a visible width. Rows are ``<scan id>__crop<k>`` and keep the scan's group,
+  so the split still keeps every crop of an artwork on one side.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -29,6 +40,7 @@ import pandas as pd
 from PIL import Image
 
 from heritage_damage_seg import decode, parquet
+from heritage_damage_seg.classes import IGNORE_INDEX
 from heritage_damage_seg.decode import VALID_MASK_VALUES, DatasetError  # noqa: F401 (re-exported)
 from heritage_damage_seg.io import atomic_path
 
@@ -37,7 +49,73 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 AUGMENTED_COPY = re.compile(r"_aug\d+$")
 INDEX_COLUMNS = ("id", "group", "material", "content", "type", "height", "width", "image_path", "mask_path")
+# Only in a crops-view index: the scan a row was cut from, the scale and size of the downscaled scan
+# it was cut from, and the crop's top-left corner in it (the rest of the crop is padding).
+CROP_COLUMNS = ("scan", "crop_scale", "scaled_width", "scaled_height", "crop_x", "crop_y")
+# `abc_aug3__crop2`: the `_augN` rule of source_group is anchored at the end, so it never sees a
+# crop id (groups are taken from the scan's metadata before the crops are named).
+CROP_SEPARATOR = "__crop"
+VIEWS = ("resize", "crops")
 DEFAULT_WORKING_MAX_SIDE = 8192
+
+
+@dataclass(frozen=True)
+class CropView:
+    """The ``crops`` training view: ``per_image`` crops of the scan downscaled by ``scale``.
+
+    The scale is relative to the *native* scan, so every scan is seen at the same physical
+    resolution whatever its size (a whole-image resize gives each scan its own scale). Crop
+    positions are drawn from a generator seeded by ``seed`` and the scan id alone, so they do not
+    depend on the worker count, the order of the shards or on which other scans the dataset holds.
+    """
+
+    scale: float
+    per_image: int
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.scale <= 1.0:
+            raise ValueError(f"prepare.crop_scale must be in (0, 1], got {self.scale}")
+        if self.per_image < 1:
+            raise ValueError(f"prepare.crops_per_image must be at least 1, got {self.per_image}")
+        if self.seed < 0:
+            raise ValueError(f"prepare.seed must be non-negative, got {self.seed}")
+
+
+def crop_id(scan_id: str, k: int) -> str:
+    return f"{scan_id}{CROP_SEPARATOR}{k}"
+
+
+def scaled_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    """(width, height) of a ``width``×``height`` scan downscaled by ``scale`` (at least 1 px)."""
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def crop_offsets(
+    scan_id: str, scaled_width: int, scaled_height: int, size: int, view: CropView
+) -> list[tuple[int, int]]:
+    """The (x, y) top-left corners of the scan's crops in the downscaled scan.
+
+    Uniform over the positions where a ``size``×``size`` crop fits; 0 on a side shorter than the
+    crop (that side is padded). Seeded by the view's seed and a hash of the id (Python's ``hash``
+    of a str changes between interpreters).
+    """
+    digest = int.from_bytes(hashlib.sha256(scan_id.encode()).digest()[:8], "little")
+    rng = np.random.default_rng([view.seed, digest])
+    xs = rng.integers(0, max(0, scaled_width - size) + 1, size=view.per_image)
+    ys = rng.integers(0, max(0, scaled_height - size) + 1, size=view.per_image)
+    return [(int(x), int(y)) for x, y in zip(xs, ys)]
+
+
+def cut_crop(array: np.ndarray, x: int, y: int, size: int, fill: int) -> np.ndarray:
+    """``array[y:y+size, x:x+size]`` placed top-left on a ``size``×``size`` canvas of ``fill``:
+    image padding is black (0), mask padding Background (255), which the loss and metrics ignore."""
+    piece = array[y : y + size, x : x + size]
+    if piece.shape[:2] == (size, size):
+        return np.ascontiguousarray(piece)
+    canvas = np.full((size, size, *array.shape[2:]), fill, dtype=array.dtype)
+    canvas[: piece.shape[0], : piece.shape[1]] = piece
+    return canvas
 
 
 @dataclass(frozen=True)
@@ -104,6 +182,18 @@ def read_image(path: str | os.PathLike[str], target_size: int | None = None) -> 
 
 
 @dataclass(frozen=True)
+class CropPlacement:
+    """Where a crops-view row comes from (the :data:`CROP_COLUMNS` of the index)."""
+
+    scan: str
+    scale: float
+    scaled_width: int
+    scaled_height: int
+    x: int
+    y: int
+
+
+@dataclass(frozen=True)
 class PreparedSample:
     position: int  # row in the cache
     image: np.ndarray  # S×S×3
@@ -112,6 +202,25 @@ class PreparedSample:
     width: int
     image_path: str  # the working copy (see module docstring)
     mask_path: str
+    crop: CropPlacement | None = None  # crops view only
+
+
+def _checked_same_size(image_head: decode.Header, mask_head: decode.Header, name: str) -> None:
+    if (image_head.width, image_head.height) != (mask_head.width, mask_head.height):
+        raise DatasetError(
+            f"{name}: the image is {image_head.width}×{image_head.height} but its mask is "
+            f"{mask_head.width}×{mask_head.height}: image and mask must have the same size"
+        )
+
+
+def _working_copy(
+    image: decode.Source, mask: decode.Source, working: tuple[Path, Path] | None, working_max_side: int, name: str
+) -> tuple[str, str]:
+    if working is not None:
+        image_path, mask_path = decode.write_working_copy(image, mask, *working, working_max_side, name)
+    else:
+        image_path, mask_path = Path(os.fspath(image)), Path(os.fspath(mask))  # type: ignore[arg-type]
+    return str(image_path), str(mask_path)
 
 
 def prepare_pair(
@@ -131,18 +240,68 @@ def prepare_pair(
     """
     small_mask, mask_head = decode.scaled_mask(mask, size, size, f"{name} mask")
     small_image, image_head = decode.scaled_image(image, size, size, f"{name} image")
-    if (image_head.width, image_head.height) != (mask_head.width, mask_head.height):
-        raise DatasetError(
-            f"{name}: the image is {image_head.width}×{image_head.height} but its mask is "
-            f"{mask_head.width}×{mask_head.height}: image and mask must have the same size"
+    _checked_same_size(image_head, mask_head, name)
+    image_path, mask_path = _working_copy(image, mask, working, working_max_side, name)
+    return PreparedSample(position, small_image, small_mask, image_head.height, image_head.width, image_path, mask_path)
+
+
+def prepare_crops(
+    position: int,
+    image: decode.Source,
+    mask: decode.Source,
+    *,
+    scan_id: str,
+    view: CropView,
+    size: int,
+    name: str,
+    working: tuple[Path, Path] | None,
+    working_max_side: int,
+) -> list[PreparedSample]:
+    """The ``view.per_image`` crops of one scan, in cache rows ``position``, ``position + 1``, …
+
+    The scan is decoded once at ``view.scale`` of its native size (libvips: the native scan is
+    never whole in memory; the mask by nearest neighbour, every pixel checked), and the crops are
+    cut from that at :func:`crop_offsets`; sides shorter than ``size`` are padded (:func:`cut_crop`).
+    """
+    head = decode.header(image, f"{name} image")
+    width, height = scaled_size(head.width, head.height, view.scale)
+    scaled_mask, mask_head = decode.scaled_mask(mask, width, height, f"{name} mask")
+    _checked_same_size(head, mask_head, name)
+    scaled_image, _ = decode.scaled_image(image, width, height, f"{name} image")
+    image_path, mask_path = _working_copy(image, mask, working, working_max_side, name)
+    return [
+        PreparedSample(
+            position + k,
+            cut_crop(scaled_image, x, y, size, 0),
+            cut_crop(scaled_mask, x, y, size, IGNORE_INDEX),
+            head.height,
+            head.width,
+            image_path,
+            mask_path,
+            CropPlacement(scan_id, view.scale, width, height, x, y),
         )
-    if working is not None:
-        image_path, mask_path = decode.write_working_copy(image, mask, *working, working_max_side, name)
-    else:
-        image_path, mask_path = Path(os.fspath(image)), Path(os.fspath(mask))  # type: ignore[arg-type]
-    return PreparedSample(
-        position, small_image, small_mask, image_head.height, image_head.width, str(image_path), str(mask_path)
-    )
+        for k, (x, y) in enumerate(crop_offsets(scan_id, width, height, size, view))
+    ]
+
+
+def _prepare(
+    scan_position: int,
+    scan_id: str,
+    image: decode.Source,
+    mask: decode.Source,
+    *,
+    size: int,
+    crops: CropView | None,
+    name: str,
+    working: tuple[Path, Path] | None,
+    working_max_side: int,
+) -> list[PreparedSample]:
+    """The cache rows of one scan in the chosen view (see module docstring)."""
+    if crops is None:
+        return [prepare_pair(scan_position, image, mask, size=size, name=name, working=working,
+                             working_max_side=working_max_side)]
+    return prepare_crops(scan_position * crops.per_image, image, mask, scan_id=scan_id, view=crops, size=size,
+                         name=name, working=working, working_max_side=working_max_side)
 
 
 def _working_paths(work_dir: Path, sample_id: str) -> tuple[Path, Path]:
@@ -151,34 +310,38 @@ def _working_paths(work_dir: Path, sample_id: str) -> tuple[Path, Path]:
 
 @dataclass(frozen=True)
 class _FileJob:
-    position: int
+    position: int  # of the scan, in id order
     sample: Sample
     size: int
     work_dir: Path
     working_max_side: int
+    crops: CropView | None = None
 
     def __call__(self) -> list[PreparedSample]:
         head = decode.header(self.sample.image, str(self.sample.image))
         oversized = max(head.width, head.height) > self.working_max_side
         working = _working_paths(self.work_dir, self.sample.id) if oversized else None
         name = f"{self.sample.image} / {self.sample.mask}"
-        return [prepare_pair(self.position, self.sample.image, self.sample.mask, size=self.size, name=name,
-                             working=working, working_max_side=self.working_max_side)]
+        return _prepare(self.position, self.sample.id, self.sample.image, self.sample.mask, size=self.size,
+                        crops=self.crops, name=name, working=working, working_max_side=self.working_max_side)
 
 
 @dataclass(frozen=True)
 class _RowGroupJob:
     group: parquet.RowGroup
-    positions: dict[str, int]  # id → cache row, for the ids of this row group
+    positions: dict[str, int]  # id → position of the scan in id order, for the ids of this row group
     size: int
     work_dir: Path
     working_max_side: int
+    crops: CropView | None = None
 
     def __call__(self) -> list[PreparedSample]:
         return [
-            prepare_pair(self.positions[sample_id], image, mask, size=self.size, name=where,
-                         working=_working_paths(self.work_dir, sample_id), working_max_side=self.working_max_side)
+            sample
             for sample_id, image, mask, where in parquet.row_group_samples(self.group)
+            for sample in _prepare(self.positions[sample_id], sample_id, image, mask, size=self.size,
+                                   crops=self.crops, name=where, working=_working_paths(self.work_dir, sample_id),
+                                   working_max_side=self.working_max_side)
         ]
 
 
@@ -213,6 +376,17 @@ def _complete_metadata(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[["id", "group", "material", "content", "type"]].fillna("").reset_index(drop=True)
 
 
+def _crop_rows(scans: pd.DataFrame, crops: CropView | None) -> pd.DataFrame:
+    """One index row per cache row: the scans themselves, or each scan's crops in a row (the
+    scan's group, material, content and type; ``scan`` names it)."""
+    if crops is None:
+        return scans
+    rows = scans.loc[scans.index.repeat(crops.per_image)].reset_index(drop=True)
+    rows.insert(1, "scan", rows["id"])
+    rows["id"] = [crop_id(scan, k) for scan, k in zip(rows["scan"], np.tile(np.arange(crops.per_image), len(scans)))]
+    return rows
+
+
 def _write_cache(
     out_dir: Path, index: pd.DataFrame, jobs: Iterable[Callable[[], list[PreparedSample]]], *, size: int, workers: int
 ) -> pd.DataFrame:
@@ -220,6 +394,7 @@ def _write_cache(
     out_dir.mkdir(parents=True, exist_ok=True)
     heights, widths = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
     image_paths, mask_paths = [""] * n, [""] * n
+    placements: list[CropPlacement | None] = [None] * n
     done, start = 0, time.perf_counter()
     with atomic_path(out_dir / "images.npy") as images_tmp, atomic_path(out_dir / "masks.npy") as masks_tmp:
         # open_memmap writes straight to disk: the dataset never has to fit in RAM.
@@ -236,6 +411,7 @@ def _write_cache(
                     i = sample.position
                     images[i], masks[i], heights[i], widths[i] = sample.image, sample.mask, sample.height, sample.width
                     image_paths[i], mask_paths[i] = sample.image_path, sample.mask_path
+                    placements[i] = sample.crop
                     done += 1
                     if done % max(1, n // 10) == 0 or done == n:
                         elapsed = time.perf_counter() - start
@@ -253,9 +429,17 @@ def _write_cache(
     index = index.copy()
     index["height"], index["width"] = heights, widths
     index["image_path"], index["mask_path"] = image_paths, mask_paths
+    columns = list(INDEX_COLUMNS)
+    if "scan" in index.columns:  # crops view: where each row was cut
+        fields = [(p.scale, p.scaled_width, p.scaled_height, p.x, p.y) for p in placements if p is not None]
+        if len(fields) != n:
+            raise DatasetError("a crops-view cache row was prepared without its crop position: rerun")
+        for column, values in zip(CROP_COLUMNS[1:], zip(*fields)):
+            index[column] = values
+        columns += CROP_COLUMNS
     with atomic_path(out_dir / "index.csv") as index_tmp:
-        index[list(INDEX_COLUMNS)].to_csv(index_tmp, index=False)
-    return index[list(INDEX_COLUMNS)]
+        index[columns].to_csv(index_tmp, index=False)
+    return index[columns]
 
 
 def build_cache(
@@ -267,15 +451,24 @@ def build_cache(
     metadata: str | os.PathLike[str] | None = None,
     workers: int = 1,
     working_max_side: int = DEFAULT_WORKING_MAX_SIDE,
+    crops: CropView | None = None,
 ) -> pd.DataFrame:
-    """Decodes, checks and resizes a folder dataset once into ``out_dir`` (see module docstring)."""
+    """Decodes, checks and resizes (or crops, with ``crops``) a folder dataset once into
+    ``out_dir`` (see module docstring)."""
     samples = discover(images_dir, masks_dir)
     out_dir = Path(out_dir)
     work_dir = _working_dir(out_dir)
-    index = read_metadata(metadata, [s.id for s in samples])
-    log.info("preparing %d samples from %s at %d px with %d worker(s)", len(samples), images_dir, size, workers)
-    jobs = [_FileJob(i, sample, size, work_dir, working_max_side) for i, sample in enumerate(samples)]
+    index = _crop_rows(read_metadata(metadata, [s.id for s in samples]), crops)
+    log.info("preparing %d samples from %s at %d px (%s) with %d worker(s)", len(samples), images_dir, size,
+             _describe(crops), workers)
+    jobs = [_FileJob(i, sample, size, work_dir, working_max_side, crops) for i, sample in enumerate(samples)]
     return _write_cache(out_dir, index, jobs, size=size, workers=workers)
+
+
+def _describe(crops: CropView | None) -> str:
+    if crops is None:
+        return "whole scans resized"
+    return f"{crops.per_image} crops per scan at {crops.scale:g} of native resolution, seed {crops.seed}"
 
 
 def build_cache_from_parquet(
@@ -285,6 +478,7 @@ def build_cache_from_parquet(
     size: int,
     workers: int = 1,
     working_max_side: int = DEFAULT_WORKING_MAX_SIDE,
+    crops: CropView | None = None,
 ) -> pd.DataFrame:
     """The same cache from ARTeFACT's parquet shards, one row group per job (see module docstring)."""
     shards = parquet.find_shards(path)
@@ -292,14 +486,15 @@ def build_cache_from_parquet(
     rows["position"] = np.arange(len(rows))
     out_dir = Path(out_dir)
     work_dir = _working_dir(out_dir)
-    log.info("preparing %d samples from %d parquet shard(s) at %d px with %d worker(s)", len(rows), len(shards),
-             size, workers)
+    log.info("preparing %d samples from %d parquet shard(s) at %d px (%s) with %d worker(s)", len(rows),
+             len(shards), size, _describe(crops), workers)
     jobs = [
         _RowGroupJob(parquet.RowGroup(Path(shard), int(number)), dict(zip(group["id"], group["position"])), size,
-                     work_dir, working_max_side)
+                     work_dir, working_max_side, crops)
         for (shard, number), group in rows.groupby(["shard", "row_group"], sort=True)
     ]
-    return _write_cache(out_dir, _complete_metadata(rows.drop(columns=["position"])), jobs, size=size, workers=workers)
+    index = _crop_rows(_complete_metadata(rows.drop(columns=["position"])), crops)
+    return _write_cache(out_dir, index, jobs, size=size, workers=workers)
 
 
 def _working_dir(out_dir: Path) -> Path:
@@ -332,6 +527,21 @@ class PreparedCache:
     def size(self) -> int:
         return int(self.images.shape[1])
 
+    @property
+    def view(self) -> str:
+        """``crops`` when the rows are crops of scans (the index has a ``scan`` column), else ``resize``."""
+        return "crops" if "scan" in self.index.columns else "resize"
+
+    @property
+    def input_scale(self) -> float:
+        """The scale of the native scans the model sees: ``crop_scale`` in the crops view; 1.0 in
+        the resize view, whose models are applied at native resolution (sliding window)."""
+        return float(self.index["crop_scale"].iloc[0]) if self.view == "crops" else 1.0
+
+    def scans(self) -> pd.Series:
+        """The scan each row shows: itself in the resize view, the scan it was cut from in the crops view."""
+        return self.index["scan"] if self.view == "crops" else self.index["id"]
+
     def positions(self, ids: Sequence[str]) -> np.ndarray:
         lookup = {sample_id: i for i, sample_id in enumerate(self.index["id"])}
         missing = [i for i in ids if i not in lookup]
@@ -344,7 +554,7 @@ def load_cache(cache_dir: str | os.PathLike[str]) -> PreparedCache:
     cache_dir = Path(cache_dir)
     images = np.load(cache_dir / "images.npy", mmap_mode="r")
     masks = np.load(cache_dir / "masks.npy", mmap_mode="r")
-    index = pd.read_csv(cache_dir / "index.csv", dtype={"id": str, "group": str}, keep_default_na=False)
+    index = pd.read_csv(cache_dir / "index.csv", dtype={"id": str, "group": str, "scan": str}, keep_default_na=False)
     if not (len(images) == len(masks) == len(index)):
         raise DatasetError(f"{cache_dir}: images, masks and index disagree in length: delete the folder and rerun")
     return PreparedCache(images, masks, index)

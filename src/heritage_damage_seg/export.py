@@ -116,6 +116,9 @@ def export_model(
         "architecture": "U-Net (segmentation_models_pytorch)",
         "parameters": count_parameters(model),
         "training_resolution": size,
+        # Crops view: the model saw scans downscaled to this fraction of native resolution.
+        "training_view": checkpoint.get("view", "resize"),
+        "input_scale": float(checkpoint.get("input_scale", 1.0)),
         "input": {
             "name": "image",
             "shape": ["batch", 3, size, size],

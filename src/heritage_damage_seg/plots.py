@@ -495,16 +495,44 @@ def plot_accuracy_vs_speed(comparison: dict[str, Any], path: PathLike, dpi: int 
 def load_samples(
     ids: Sequence[str], cache_dir: PathLike, predictions_dir: PathLike
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Images, ground-truth masks and predicted masks of ``ids`` (cache resolution), in that order."""
+    """Images, ground-truth masks and predicted masks of ``ids`` (cache resolution), in that order.
+
+    The samples are cache rows. Where the evaluation predicted whole scans instead (sliding mode),
+    each row's prediction is brought to the row: cut at the crop's position from its scan's
+    prediction (crops view, where the scan was predicted at the crops' scale), or resized to the
+    cache size by nearest neighbour as the cached mask was (resize view).
+    """
     from pathlib import Path
 
-    from PIL import Image
-
-    index = pd.read_csv(Path(cache_dir) / "index.csv", dtype={"id": str})
+    index = pd.read_csv(Path(cache_dir) / "index.csv", dtype={"id": str, "scan": str}, keep_default_na=False)
     position = {sample_id: i for i, sample_id in enumerate(index["id"])}
     rows = [position[str(sample_id)] for sample_id in ids]
     images = np.load(Path(cache_dir) / "images.npy", mmap_mode="r")
     masks = np.load(Path(cache_dir) / "masks.npy", mmap_mode="r")
-    predictions = np.stack([np.asarray(Image.open(Path(predictions_dir) / f"{i}.png")) for i in ids]) if ids else (
-        np.zeros((0, *masks.shape[1:]), dtype=np.uint8))
+    size = masks.shape[1]
+    predictions = (
+        np.stack([_row_prediction(index.iloc[row], Path(predictions_dir), size) for row in rows])
+        if ids
+        else np.zeros((0, *masks.shape[1:]), dtype=np.uint8)
+    )
     return np.asarray(images[rows]), np.asarray(masks[rows]), predictions
+
+
+def _row_prediction(row: pd.Series, predictions_dir: Any, size: int) -> np.ndarray:
+    """The predicted mask of one cache row at the cache's ``size`` (see :func:`load_samples`)."""
+    from PIL import Image
+
+    from heritage_damage_seg.dataset import cut_crop
+
+    own = predictions_dir / f"{row['id']}.png"
+    if own.is_file():
+        with Image.open(own) as image:
+            if image.size == (size, size):
+                return np.asarray(image)
+            return np.asarray(image.resize((size, size), Image.Resampling.NEAREST))
+    scan = predictions_dir / f"{row['scan']}.png" if "scan" in row.index else None
+    if scan is not None and scan.is_file():
+        with Image.open(scan) as image:
+            whole = np.asarray(image)
+        return cut_crop(whole, int(row["crop_x"]), int(row["crop_y"]), size, IGNORE_INDEX)
+    raise FileNotFoundError(f"no prediction for {row['id']} in {predictions_dir}: rerun the evaluation")

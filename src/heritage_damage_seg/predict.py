@@ -1,5 +1,10 @@
 """Damage maps for new scans at native resolution.
 
+A model trained on the crops view (``prepare.view: crops``) saw scans downscaled to
+``crop_scale``; its checkpoint's ``input_scale`` says so, and each scan is downscaled by it
+(libvips) before the sliding window, the predicted mask then brought back to native size by
+nearest neighbour. Models of the resize view (``input_scale`` 1) predict at native resolution.
+
 For every image of a folder (or list): the index mask PNG (class ids 0–15 at the scan's own
 resolution), a colour overlay in the ARTeFACT palette with a legend (downscaled to at most
 ``overlay_max_side``), and a row of damaged area per class in ``damage_areas.csv``. A file that
@@ -27,9 +32,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from heritage_damage_seg import decode
 from heritage_damage_seg import device as devices
 from heritage_damage_seg.classes import CLASS_NAMES, DAMAGE_CLASSES, IGNORE_INDEX, NUM_CLASSES, colour_lut, slug
-from heritage_damage_seg.dataset import IMAGE_SUFFIXES, read_image
+from heritage_damage_seg.dataset import IMAGE_SUFFIXES, read_image, scaled_size
 from heritage_damage_seg.io import atomic_path, read_json, write_json
 from heritage_damage_seg.models import load_checkpoint
 from heritage_damage_seg.sliding import (
@@ -214,15 +220,16 @@ def predict_folder(
     amp_dtype = devices.autocast_dtype(device, mixed_precision)
     model, meta = load_checkpoint(checkpoint, device)
     tile = int(meta["image_size"])
+    input_scale = float(meta.get("input_scale", 1.0))  # checkpoints before the crops view: 1
     out_dir = Path(out_dir)
     masks_dir, overlays_dir = out_dir / "masks", out_dir / "overlays"
     masks_dir.mkdir(parents=True, exist_ok=True)
     overlays_dir.mkdir(parents=True, exist_ok=True)
     artwork_dir = Path(artwork_masks) if artwork_masks else None
     log.info(
-        "predicting %d image(s) with %s (%s, %d px tiles, overlap %.2f, %s blend%s) on %s",
+        "predicting %d image(s) with %s (%s, %d px tiles, overlap %.2f, %s blend%s, scans at %g × native) on %s",
         len(images), checkpoint, meta["encoder"], tile, settings.overlap, settings.blend,
-        ", flip TTA" if settings.tta_flip else "", devices.describe(device),
+        ", flip TTA" if settings.tta_flip else "", input_scale, devices.describe(device),
     )  # fmt: skip
     rows: list[dict[str, Any]] = []
     failed: dict[str, str] = {}
@@ -234,6 +241,7 @@ def predict_folder(
             row = _predict_one(
                 model, path, masks_dir, overlays_dir, tile=tile, settings=settings, device=device,
                 amp_dtype=amp_dtype, artwork_dir=artwork_dir, overlay_max_side=overlay_max_side,
+                input_scale=input_scale,
             )  # fmt: skip
         except (OSError, ValueError, RuntimeError, MemoryError, Image.DecompressionBombError) as err:
             # ValueError covers DatasetError/PredictError; RuntimeError an out-of-memory on the device;
@@ -267,7 +275,8 @@ def predict_folder(
         seconds=round(time.perf_counter() - started, 3),
         device=devices.describe(device),
         precision=str(amp_dtype or "fp32"),
-        settings=asdict(settings) | {"overlay_max_side": overlay_max_side, "artwork_masks": str(artwork_dir) if artwork_dir else None},
+        settings=asdict(settings) | {"overlay_max_side": overlay_max_side, "artwork_masks": str(artwork_dir) if artwork_dir else None,
+                                     "input_scale": input_scale},
     )
     write_json(out_dir / "prediction.json", asdict(summary))
     if failed:
@@ -288,27 +297,39 @@ def _predict_one(
     amp_dtype: torch.dtype | None,
     artwork_dir: Path | None,
     overlay_max_side: int,
+    input_scale: float = 1.0,
 ) -> dict[str, Any]:
-    picture, _ = read_image(path)
-    image = np.asarray(picture, dtype=np.uint8)
-    del picture
-    height, width = image.shape[:2]
+    if input_scale < 1.0:  # a crops-view model: the scan at its training scale, never whole
+        head = decode.header(path, str(path))
+        height, width = head.height, head.width
+        small, _ = decode.scaled_image(path, *scaled_size(width, height, input_scale), str(path))
+        image = np.array(small)
+    else:
+        picture, _ = read_image(path)
+        image = np.asarray(picture, dtype=np.uint8)
+        del picture
+        height, width = image.shape[:2]
     log.info("%s: %d×%d (%.1f MP), %s", path.name, width, height, megapixels(height, width),
-             describe_bound(height, width, tile, NUM_CLASSES, settings))  # fmt: skip
-    report_every = max(1, _tile_rows(height, tile, settings) // 10)
+             describe_bound(*image.shape[:2], tile, NUM_CLASSES, settings))  # fmt: skip
+    report_every = max(1, _tile_rows(image.shape[0], tile, settings) // 10)
 
     def progress(done: int, total: int) -> None:
         if total >= 20 and (done % report_every == 0 or done == total):
             log.info("  %s: tile row %d/%d", path.name, done, total)
 
     mask = predict_mask(model, image, tile=tile, settings=settings, device=device, amp_dtype=amp_dtype, progress=progress)
+    if mask.shape != (height, width):  # predicted at input_scale: back to the scan's own size
+        mask = np.array(Image.fromarray(mask, mode="L").resize((width, height), Image.Resampling.NEAREST))
     inside = _artwork_mask(artwork_dir, path.stem, (height, width))
     if inside is not None:
         mask[~inside] = IGNORE_INDEX
     with atomic_path(masks_dir / f"{path.stem}.png") as tmp:
         Image.fromarray(mask, mode="L").save(tmp, format="PNG")
+    overlay_mask = mask
+    if image.shape[:2] != mask.shape:
+        overlay_mask = np.asarray(Image.fromarray(mask, mode="L").resize(image.shape[1::-1], Image.Resampling.NEAREST))
     with atomic_path(overlays_dir / f"{path.stem}.png") as tmp:
-        overlay_image(image, mask, max_side=overlay_max_side).save(tmp, format="PNG")
+        overlay_image(image, overlay_mask, max_side=overlay_max_side).save(tmp, format="PNG")
     return {"image": path.name, "status": "ok", "width": width, "height": height, **damage_areas(mask)}
 
 

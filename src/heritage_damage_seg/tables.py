@@ -55,6 +55,9 @@ def metrics_html(metrics: dict[str, Any]) -> str:
         ["pixel accuracy", metrics.get("pixel_accuracy")],
         ["trivial 'all Clean' mIoU", baseline.get("mIoU")],
         ["validation images", metrics.get("n_images")],
+        # The crops view: rows are crops, or whole scans at the training scale (sliding).
+        *([["validation scans", metrics.get("n_scans")], ["scored", metrics.get("resolution")]]
+          if metrics.get("view") == "crops" else []),
         ["inference ms / image", metrics.get("inference_ms_per_image")],
         ["parameters", metrics.get("parameters")],
         ["checkpoint epoch", metrics.get("checkpoint_epoch")],
@@ -97,7 +100,7 @@ def comparison_html(comparison: dict[str, Any]) -> str:
                              d["a_wins_share"]])
         tables.append(_table(
             f"pairwise differences ({boot.get('n_resamples')} paired bootstrap resamples of "
-            f"{boot.get('n_images')} validation images; an interval containing 0 means no clear winner)",
+            f"{boot.get('n_images')} validation scans; an interval containing 0 means no clear winner)",
             ["pair (a − b)", "metric", "difference", f"{level} low", f"{level} high", "share a wins"],
             rows, "pairwise"))
     return _page("model comparison", tables)

@@ -191,6 +191,9 @@ def train(
         return {
             "encoder": settings.encoder,
             "image_size": cache.size,
+            # Crops view: scans must be downscaled by this before prediction (predict does).
+            "view": cache.view,
+            "input_scale": cache.input_scale,
             "num_classes": NUM_CLASSES,
             "class_names": list(CLASS_NAMES),
             "normalisation": {"mean": IMAGENET_MEAN, "std": IMAGENET_STD, "scale": 255},

@@ -18,7 +18,8 @@ rule synthetic_dataset:
 
 
 rule prepare_cache:
-    """Every image and mask checked and resized once to the training resolution, as uint8 arrays."""
+    """Every image and mask checked and resized (prepare.view resize) or cropped (crops) once to the
+    training resolution, as uint8 arrays."""
     input:
         **dataset_inputs(),
     output:
@@ -29,6 +30,8 @@ rule prepare_cache:
     params:
         image_size=config["prepare"]["image_size"],
         working_max_side=config["prepare"]["working_max_side"],
+        view=config["prepare"]["view"],
+        crops={key: config["prepare"][key] for key in ("crop_scale", "crops_per_image", "seed")},
         format=DATASET_FORMAT,
         parquet_path=config["dataset"]["path"],
     log:
