@@ -73,12 +73,31 @@ def measure(encoder: str, size: int, batch: int, steps: int, device: torch.devic
         synchronize(device)
         return k * batch / (time.perf_counter() - start)
 
+    def input_only(k: int) -> float:
+        """Seconds per batch of the input path alone: gather, augment, normalise."""
+        done = 0
+        synchronize(device)
+        start = time.perf_counter()
+        while done < k:
+            for x, y in split.batches(batch, generator=generator, drop_last=True):
+                x, y = augment(x, y, generator)
+                to_model_input(x, channels_last)
+                done += 1
+                if done == k:
+                    break
+        synchronize(device)
+        return (time.perf_counter() - start) / k
+
     model_only(2)  # warm-up: allocator, kernel selection
     # Interleave the two measurements so that load from elsewhere hits both alike.
     ceiling = max(model_only(steps), model_only(steps))
     e2e = max(end_to_end(steps), end_to_end(steps))
+    # Timed alone too: on a CPU the two loops above differ by noise larger than the input path.
+    input_seconds = min(input_only(steps * 4), input_only(steps * 4))
     return {"model_only_imgs_per_s": ceiling, "end_to_end_imgs_per_s": e2e, "ratio": e2e / ceiling,
-            "non_model_share_of_step": max(0.0, 1 - e2e / ceiling)}  # fmt: skip
+            "non_model_share_of_step": max(0.0, 1 - e2e / ceiling),
+            "input_path_ms_per_batch": input_seconds * 1000,
+            "input_path_share_of_model_step": input_seconds / (batch / ceiling)}  # fmt: skip
 
 
 def main() -> None:
