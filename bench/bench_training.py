@@ -121,7 +121,9 @@ def main() -> None:
             row["ratio_vs_seed_v100"] = row["end_to_end_imgs_per_s"] / SEED_V100_IMGS_PER_S[encoder]
         rows[encoder] = row
         print(encoder, row, flush=True)
-    command = "python bench/bench_training.py" + (" --compile" if args.compile else "")
+    command = "python bench/bench_training.py" + (f" --steps {args.steps}" if args.steps else "") + (
+        " --compile" if args.compile else ""
+    )
     save(f"training_{device.type}" + ("_compiled" if args.compile else ""), {"command": command, "device": describe(device),
                                      "encoders": rows, "target": "end-to-end >= 0.9 × model-only; GPU: >= 4× seed V100"})  # fmt: skip
 
