@@ -428,7 +428,7 @@ def plot_comparison_ci(comparison: dict[str, Any], path: PathLike, dpi: int = 10
                             xytext=(0, 6), ha="center", fontsize=8, color=colour)
     baselines = [m["trivial_baseline_mIoU"] for m in models if m.get("trivial_baseline_mIoU") is not None]
     if baselines:
-        ax.axhline(baselines[0], color="#777777", linestyle=":", label=f"trivial 'all Clean' mIoU {baselines[0]:.3f}")
+        ax.axhline(baselines[0], color="#777777", linestyle=":", label=f"trivial 'all Clean' mIoU {baselines[0]:.3f} (its damage mIoU: 0)")
     ax.set_xticks(x, [m["encoder"] for m in models])
     ax.set_xlim(-0.6, len(models) - 0.4)
     ax.set_ylabel("validation score")
