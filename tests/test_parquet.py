@@ -268,3 +268,15 @@ def test_the_workflow_reads_parquet_shards_through_config_alone(dataset, tmp_pat
     split = json.loads((tmp_path / "run" / "results" / "split.json").read_text())
     train_groups, val_groups = set(split["train_groups"]), set(split["val_groups"])
     assert not train_groups & val_groups and "canvas_01_aug3" not in train_groups | val_groups
+
+
+def test_a_truncated_image_in_a_shard_is_an_error_not_a_black_sample(tmp_path):
+    image, mask = make_sample(0, (120, 90))
+    data = encode(image, "PNG")
+    record = {"id": "cut", "image": {"bytes": data[: len(data) // 2], "path": None},
+              "annotation": {"bytes": encode(mask, "PNG"), "path": None}, "annotation_rgb": None,
+              "material": "Paper", "content": "Line art", "type": "Scan", "damage_description": "",
+              "llava_description": "", "verified_description": ""}  # fmt: skip
+    pq.write_table(pa.Table.from_pylist([record], schema=SCHEMA), tmp_path / "cut.parquet")
+    with pytest.raises(DatasetError, match=r"cut\.parquet row group 0 row 0 \(id cut\) image.*corrupt or truncated"):
+        build_cache_from_parquet(tmp_path / "cut.parquet", tmp_path / "cache", size=64)

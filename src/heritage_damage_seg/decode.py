@@ -27,6 +27,8 @@ Source = str | os.PathLike[str] | bytes
 VALID_MASK_VALUES = frozenset(range(NUM_CLASSES)) | {IGNORE_INDEX}
 # ARTeFACT's largest scans are ~244 MP; PIL refuses anything above 179 MP by default.
 Image.MAX_IMAGE_PIXELS = 250_000_000
+# libvips fills what a truncated file lacks with black unless told to fail: a silently wrong sample.
+FAIL_ON = "truncated"
 # PIL image formats → the file suffix a verbatim working copy gets.
 SUFFIX_OF_FORMAT = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "WEBP": ".webp", "BMP": ".bmp"}
 
@@ -60,8 +62,8 @@ def _open_vips(source: Source, name: str) -> pyvips.Image:
     """A lazily decoded image, read once from top to bottom."""
     try:
         if isinstance(source, bytes):
-            return pyvips.Image.new_from_buffer(source, "", access="sequential")
-        return pyvips.Image.new_from_file(os.fspath(source), access="sequential")
+            return pyvips.Image.new_from_buffer(source, "", access="sequential", fail_on=FAIL_ON)
+        return pyvips.Image.new_from_file(os.fspath(source), access="sequential", fail_on=FAIL_ON)
     except pyvips.Error as err:
         raise DatasetError(f"{name}: cannot read ({err.message.strip()}): the file is corrupt or truncated") from err
 
@@ -93,8 +95,9 @@ def _streams(head: Header) -> bool:
 def _vips_thumbnail(source: Source, width: int, height: int) -> pyvips.Image:
     """Lazily resized to exactly ``width``×``height`` (JPEGs shrink while decoding)."""
     if isinstance(source, bytes):
-        return _rgb8(pyvips.Image.thumbnail_buffer(source, width, height=height, size="force"))
-    return _rgb8(pyvips.Image.thumbnail(os.fspath(source), width, height=height, size="force"))
+        return _rgb8(pyvips.Image.thumbnail_buffer(source, width, height=height, size="force",
+                                                   option_string=f"fail_on={FAIL_ON}"))
+    return _rgb8(pyvips.Image.thumbnail(os.fspath(source), width, height=height, size="force", fail_on=FAIL_ON))
 
 
 def scaled_image(source: Source, width: int, height: int, name: str) -> tuple[np.ndarray, Header]:
