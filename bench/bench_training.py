@@ -59,34 +59,30 @@ def measure(encoder: str, size: int, batch: int, steps: int, device: torch.devic
         synchronize(device)
         return k * batch / (time.perf_counter() - start)
 
-    def end_to_end(k: int) -> float:
+    def stream_seconds(k: int, train: bool) -> float:
+        """Seconds for ``k`` batches of our input path (gather, augment, normalise), each followed
+        by a training step when ``train``."""
         done = 0
         synchronize(device)
         start = time.perf_counter()
         while done < k:
             for x, y in split.batches(batch, generator=generator, drop_last=True):
                 x, y = augment(x, y, generator)
-                step(to_model_input(x, channels_last), y)
+                model_input = to_model_input(x, channels_last)
+                if train:
+                    step(model_input, y)
                 done += 1
                 if done == k:
                     break
         synchronize(device)
-        return k * batch / (time.perf_counter() - start)
+        return time.perf_counter() - start
+
+    def end_to_end(k: int) -> float:
+        return k * batch / stream_seconds(k, train=True)
 
     def input_only(k: int) -> float:
-        """Seconds per batch of the input path alone: gather, augment, normalise."""
-        done = 0
-        synchronize(device)
-        start = time.perf_counter()
-        while done < k:
-            for x, y in split.batches(batch, generator=generator, drop_last=True):
-                x, y = augment(x, y, generator)
-                to_model_input(x, channels_last)
-                done += 1
-                if done == k:
-                    break
-        synchronize(device)
-        return (time.perf_counter() - start) / k
+        """Seconds per batch of the input path alone."""
+        return stream_seconds(k, train=False) / k
 
     model_only(2)  # warm-up: allocator, kernel selection
     # Interleave the two measurements so that load from elsewhere hits both alike.
