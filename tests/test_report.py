@@ -108,3 +108,22 @@ def test_the_report_shows_every_category_and_figure_without_a_broken_image(tiny_
             check_each_result(labels)
     open_menu("Model comparison")
     check_each_result(COMPARISON)
+
+
+@pytest.mark.slow
+def test_the_zip_report_holds_the_page_and_every_figure(tiny_run, tmp_path):
+    import zipfile
+
+    report = tmp_path / "report.zip"
+    result = snakemake("--report", str(report), workdir=tiny_run)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with zipfile.ZipFile(report) as archive:
+        names = archive.namelist()
+        assert archive.testzip() is None  # every member's CRC checks out
+    assert any(name.endswith("report.html") for name in names)
+    figures = [name for name in names if name.endswith(".png")]
+    per_encoder = sum(len(titles) for titles in PER_ENCODER.values()) - 1  # the metrics table is HTML
+    expected = len(ENCODERS) * per_encoder + len(COMPARISON) - 1  # so is the comparison table
+    assert len(figures) >= expected, sorted(figures)
+    # Files are stored by content hash and base name: one confusion matrix per encoder.
+    assert sum(name.endswith("/confusion_matrix.png") for name in figures) == len(ENCODERS)
