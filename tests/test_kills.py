@@ -142,32 +142,30 @@ def fresh_encoder_dir(workdir: Path) -> None:
         (workdir / "results/logs/train" / log).unlink(missing_ok=True)
 
 
-def test_sigkill_of_training_after_an_epoch_then_retry_gives_the_uninterrupted_result(reference):
-    """SIGKILL (an OOM kill, a node lost under the job): no chance to save, so the rerun that
-    Snakemake's retries start resumes from the last epoch boundary."""
+def signal_training_in_epoch_2_and_finish(reference, signum: int) -> str:
+    """Sends ``signum`` to the training job early in epoch 2, lets Snakemake's retry finish, checks
+    the result equals the uninterrupted run's and returns the training log."""
     workdir, expected = reference
     fresh_encoder_dir(workdir)
     proc = start(workdir, TARGET)
     wait_for_history_rows(workdir / "results/convnext_tiny/history.csv", 1, proc)
     time.sleep(0.1)  # into step 1 of epoch 2 (an epoch takes >1 s here)
-    os.kill(job_pid(proc, "train.py"), signal.SIGKILL)
+    os.kill(job_pid(proc, "train.py"), signum)
     assert proc.wait(timeout=900) == 0, (workdir / "snakemake.out").read_text()[-4000:]
     assert_same_result(workdir, expected)
-    log = (workdir / "results/logs/train/convnext_tiny.log").read_text()
+    return (workdir / "results/logs/train/convnext_tiny.log").read_text()
+
+
+def test_sigkill_of_training_after_an_epoch_then_retry_gives_the_uninterrupted_result(reference):
+    """SIGKILL (an OOM kill, a node lost under the job): no chance to save, so the rerun that
+    Snakemake's retries start resumes from the last epoch boundary."""
+    log = signal_training_in_epoch_2_and_finish(reference, signal.SIGKILL)
     assert "epoch 1/3" in log.split("resumed at epoch")[0], "the first attempt's log was kept"
     assert "resumed at epoch 1 from" in log, log
 
 
 def test_sigterm_mid_epoch_saves_the_step_and_snakemake_retries_to_the_same_result(reference):
-    workdir, expected = reference
-    fresh_encoder_dir(workdir)
-    proc = start(workdir, TARGET)
-    wait_for_history_rows(workdir / "results/convnext_tiny/history.csv", 1, proc)
-    time.sleep(0.1)  # inside step 1 of epoch 2 (an epoch takes >1 s here)
-    os.kill(job_pid(proc, "train.py"), signal.SIGTERM)
-    assert proc.wait(timeout=900) == 0, (workdir / "snakemake.out").read_text()[-4000:]
-    assert_same_result(workdir, expected)
-    log = (workdir / "results/logs/train/convnext_tiny.log").read_text()
+    log = signal_training_in_epoch_2_and_finish(reference, signal.SIGTERM)
     assert "SIGTERM received: saved the position at epoch 2 step" in log, log
     assert "resumed at epoch 2 step" in log
 
