@@ -10,7 +10,11 @@ from heritage_damage_seg.models import IMAGENET_MEAN, IMAGENET_STD, build_model
 SIZE = 64
 
 
-def save_random_checkpoint(path: Path, encoder: str = "convnext_tiny", size: int = SIZE, seed: int = 0) -> Path:
+def save_random_checkpoint(
+    path: Path, encoder: str = "convnext_tiny", size: int = SIZE, seed: int = 0, scan_view: dict | None = None
+) -> Path:
+    """``scan_view``: the record train.py writes (``ModelView.record()``); None: a checkpoint from
+    before it existed."""
     torch.manual_seed(seed)
     model = build_model(encoder, image_size=size)
     torch.save(
@@ -24,6 +28,7 @@ def save_random_checkpoint(path: Path, encoder: str = "convnext_tiny", size: int
             "val_mIoU": 0.0,
             "settings": {"encoder": encoder, "seed": seed},
             "model_state_dict": model.state_dict(),
+            **({"scan_view": scan_view} if scan_view is not None else {}),
         },
         path,
     )

@@ -14,6 +14,7 @@ from heritage_damage_seg import decode, plots
 from heritage_damage_seg.bootstrap import bootstrap_models, per_scan
 from heritage_damage_seg.classes import IGNORE_INDEX, NUM_CLASSES
 from heritage_damage_seg.compare import compare
+from heritage_damage_seg.scan_view import ModelView
 from heritage_damage_seg.dataset import CropView, build_cache, crop_offsets, load_cache, source_group
 from heritage_damage_seg.evaluate import evaluate
 from heritage_damage_seg.sliding import SlidingSettings
@@ -167,12 +168,8 @@ def test_compare_sums_crops_per_scan_before_resampling(tmp_path):
     assert width(as_crops["models"]) < 0.7 * width(expected["models"])
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return save_random_checkpoint(tmp_path_factory.mktemp("model") / "model_best.pt")
-
-
-def test_evaluation_scores_crops_resized_and_each_scan_once_sliding(tmp_path, checkpoint):
+def test_evaluation_scores_the_crops_in_cache_mode_and_each_scan_once_natively(tmp_path):
+    checkpoint = save_random_checkpoint(tmp_path / "model.pt", scan_view=ModelView("crops", SIZE, 0.5).record())
     sizes = {"a": (200, 150), "b": (90, 170), "c": (100, 60)}
     for i, (stem, (w, h)) in enumerate(sizes.items()):
         write_scan(tmp_path, stem, w, h, seed=i)
@@ -180,7 +177,7 @@ def test_evaluation_scores_crops_resized_and_each_scan_once_sliding(tmp_path, ch
     index = build(tmp_path, "cache", view)
     (tmp_path / "split.json").write_text(json.dumps({"train": [], "val": index["id"].tolist()}))
     results = {}
-    for mode in ("resize", "sliding"):
+    for mode in ("cache", "native"):
         out = tmp_path / mode
         results[mode] = evaluate(
             checkpoint, cache_dir=tmp_path / "cache", split_file=tmp_path / "split.json",
@@ -188,31 +185,33 @@ def test_evaluation_scores_crops_resized_and_each_scan_once_sliding(tmp_path, ch
             predictions_dir=out / "predictions", batch_size=4, device_preference="cpu", mode=mode,
             sliding=SlidingSettings(batch_size=4),
         )  # fmt: skip
-    resize, sliding = results["resize"], results["sliding"]
-    assert resize["view"] == sliding["view"] == "crops" and resize["crop_scale"] == 0.5
-    assert resize["n_images"] == 9 and sliding["n_images"] == 3 and resize["n_scans"] == sliding["n_scans"] == 3
+    cached, native = results["cache"], results["native"]
+    assert cached["view"] == native["view"] == "crops" and cached["crop_scale"] == 0.5
+    assert cached["n_images"] == 9 and native["n_images"] == 3 and cached["n_scans"] == native["n_scans"] == 3
     cache = load_cache(tmp_path / "cache")
-    assert resize["num_pixels"] == int((cache.masks != IGNORE_INDEX).sum())
-    # Sliding: every scan once, whole, at the crops' scale (working copy halved, mask nearest).
-    scaled = {stem: (round(w * 0.5), round(h * 0.5)) for stem, (w, h) in sizes.items()}
-    assert sliding["num_pixels"] == sum(w * h for w, h in scaled.values())  # the stripes hold no 255
-    assert sliding["resolution"] == "whole scans at 0.5 x native"
-    for stem, (w, h) in scaled.items():
-        assert np.asarray(Image.open(tmp_path / f"sliding/predictions/{stem}.png")).shape == (h, w)
-    with np.load(tmp_path / "resize/cm.npz") as data:
+    assert cached["num_pixels"] == int((cache.masks != IGNORE_INDEX).sum())
+    assert cached["resolution"] == "64x64 crops at 0.5 x native"
+    # Native: every scan once, whole, predicted at the crops' scale and scored at its own size.
+    assert native["num_pixels"] == sum(w * h for w, h in sizes.values())  # the stripes hold no 255
+    assert native["resolution"] == "native" and native["scan_view"]["view"] == "crops"
+    for stem, (w, h) in sizes.items():
+        assert np.asarray(Image.open(tmp_path / f"native/predictions/{stem}.png")).shape == (h, w)
+    with np.load(tmp_path / "cache/cm.npz") as data:
         assert data["scans"].tolist() == index["scan"].tolist() and len(data["ids"]) == 9
-    with np.load(tmp_path / "sliding/cm.npz") as data:
+    with np.load(tmp_path / "native/cm.npz") as data:
         assert data["ids"].tolist() == data["scans"].tolist() == ["a", "b", "c"]
-    # Plots take cache rows: the sliding prediction of a scan is cut at each crop's position.
+    # Plots take cache rows: a scan's native prediction is brought to the crops' scale and cut at
+    # each crop's position.
     ids = index["id"].tolist()
-    _, masks, from_sliding = plots.load_samples(ids, tmp_path / "cache", tmp_path / "sliding/predictions")
-    _, _, from_resize = plots.load_samples(ids, tmp_path / "cache", tmp_path / "resize/predictions")
-    assert from_sliding.shape == from_resize.shape == masks.shape == (9, SIZE, SIZE)
-    assert np.array_equal(from_sliding == IGNORE_INDEX, masks == IGNORE_INDEX)  # padding lines up
+    _, masks, from_native = plots.load_samples(ids, tmp_path / "cache", tmp_path / "native/predictions")
+    _, _, from_cache = plots.load_samples(ids, tmp_path / "cache", tmp_path / "cache/predictions")
+    assert from_native.shape == from_cache.shape == masks.shape == (9, SIZE, SIZE)
+    assert np.array_equal(from_native == IGNORE_INDEX, masks == IGNORE_INDEX)  # padding lines up
     row = index.iloc[1]
-    whole = np.asarray(Image.open(tmp_path / f"sliding/predictions/{row.scan}.png"))
+    whole = Image.open(tmp_path / f"native/predictions/{row.scan}.png")
+    scaled = np.asarray(whole.resize((int(row.scaled_width), int(row.scaled_height)), Image.Resampling.NEAREST))
     x, y = row.crop_x, row.crop_y
-    assert np.array_equal(from_sliding[1], whole[y : y + SIZE, x : x + SIZE])
+    assert np.array_equal(from_native[1], scaled[y : y + SIZE, x : x + SIZE])
 
 
 @pytest.mark.slow
@@ -236,39 +235,10 @@ def test_the_workflow_trains_and_evaluates_on_crops(tmp_path):
     assert not val_scans & set(index.set_index("id").loc[split["train"], "scan"])
     metrics = json.loads((run / "convnext_tiny/metrics.json").read_text())
     assert metrics["view"] == "crops" and metrics["n_images"] == 3 * len(val_scans) == 3 * metrics["n_scans"]
-    sliding = json.loads((run / "convnext_tiny/evaluation_sliding/metrics.json").read_text())
-    assert sliding["n_images"] == len(val_scans) and sliding["resolution"] == "whole scans at 0.75 x native"
+    native = json.loads((run / "convnext_tiny/evaluation_native/metrics.json").read_text())
+    assert native["n_images"] == len(val_scans) and native["resolution"] == "native"
     assert (run / "convnext_tiny/plots/prediction_grid.png").stat().st_size > 0
     import torch
 
     trained = torch.load(run / "convnext_tiny/model_best.pt", map_location="cpu", weights_only=False)
-    assert trained["view"] == "crops" and trained["input_scale"] == 0.75  # predict downscales by it
-
-
-def test_predict_downscales_scans_for_a_crops_model_and_answers_at_native_size(tmp_path, checkpoint, monkeypatch):
-    import torch
-
-    from heritage_damage_seg import predict
-
-    crops_model = torch.load(checkpoint, weights_only=False) | {"view": "crops", "input_scale": 0.5}
-    torch.save(crops_model, tmp_path / "crops_model.pt")
-    seen = []
-    real = predict.predict_mask
-
-    def recording(model, image, **kwargs):
-        seen.append(image.shape)
-        return real(model, image, **kwargs)
-
-    monkeypatch.setattr(predict, "predict_mask", recording)
-    write_scan(tmp_path, "scan", 150, 97)
-    out = tmp_path / "out"
-    summary = predict.predict_folder(tmp_path / "images", out, checkpoint=tmp_path / "crops_model.pt",
-                                     settings=SlidingSettings(batch_size=4), device_preference="cpu")
-    assert summary.n_ok == 1 and summary.settings["input_scale"] == 0.5
-    assert seen == [(48, 75, 3)]  # round(97 × 0.5) = 48 (half to even), 150 × 0.5 = 75
-    assert np.asarray(Image.open(out / "masks/scan.png")).shape == (97, 150)
-    # A checkpoint without input_scale (resize view) predicts at native resolution, as before.
-    seen.clear()
-    predict.predict_folder(tmp_path / "images", tmp_path / "native", checkpoint=checkpoint,
-                           settings=SlidingSettings(batch_size=4), device_preference="cpu")
-    assert seen == [(97, 150, 3)]
+    assert trained["scan_view"]["view"] == "crops" and trained["scan_view"]["input_scale"] == 0.75  # predict applies it

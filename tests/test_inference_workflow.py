@@ -1,4 +1,4 @@
-"""The inference rules end to end on the tiny config: sliding evaluation, mode comparison, predict, export."""
+"""The inference rules end to end on the tiny config: native evaluation, mode comparison, predict, export."""
 
 import csv
 import json
@@ -15,14 +15,14 @@ TINY = ROOT / "tests" / "tiny.yaml"
 
 
 @pytest.mark.slow
-def test_sliding_evaluation_predict_and_export_rules(tmp_path):
+def test_native_evaluation_predict_and_export_rules(tmp_path):
     scans = tmp_path / "scans"
     scans.mkdir()
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (150, 97, 3), dtype=np.uint8)).save(scans / "new.png")
     (scans / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     layer = tmp_path / "layer.yaml"
     layer.write_text(
-        "evaluation: {mode: sliding}\n"
+        "evaluation: {mode: native}\n"
         f"predict: {{input: {scans}, encoder: convnext_tiny}}\n"
         "encoders: {convnext_tiny: {batch_size: 4}}\n"
     )
@@ -37,17 +37,20 @@ def test_sliding_evaluation_predict_and_export_rules(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     run = tmp_path / "run/results"
     metrics = json.loads((run / "convnext_tiny/metrics.json").read_text())
-    other = json.loads((run / "convnext_tiny/evaluation_resize/metrics.json").read_text())
-    assert metrics["evaluation_mode"] == "sliding" and other["evaluation_mode"] == "resize"
+    other = json.loads((run / "convnext_tiny/evaluation_cache/metrics.json").read_text())
+    assert metrics["evaluation_mode"] == "native" and other["evaluation_mode"] == "cache"
     with open(run / "convnext_tiny/evaluation_modes.csv", newline="") as handle:
         rows = {r["class"]: r for r in csv.DictReader(handle)}
     assert rows["Hair"]["thin"] == "True" and "difference_pp" in rows["mIoU"]
     table = (run / "convnext_tiny/evaluation_modes.html").read_text()
-    assert 'id="evaluation_modes"' in table and "Hair" in table and "IoU sliding" in table
+    assert 'id="evaluation_modes"' in table and "Hair" in table and "IoU native" in table
     card = json.loads((run / "convnext_tiny/export/model_card.json").read_text())
-    assert card["metrics"]["evaluation_mode"] == "sliding" and (run / "convnext_tiny/export/model.onnx").is_file()
+    assert card["metrics"]["evaluation_mode"] == "native" and (run / "convnext_tiny/export/model.onnx").is_file()
     with open(run / "predict/damage_areas.csv", newline="") as handle:
         areas = {r["image"]: r for r in csv.DictReader(handle)}
     assert areas["new.png"]["status"] == "ok" and areas["broken.jpg"]["status"].startswith("error")
     assert np.asarray(Image.open(run / "predict/masks/new.png")).shape == (150, 97)
+    # The model card and predict say how the model sees a scan: as trained (resize view).
+    assert card["scan_view"]["view"] == "resize" and card["scan_view"]["image_size"] == 64
+    assert json.loads((run / "predict/prediction.json").read_text())["settings"]["scan_view"] == card["scan_view"]
     assert "broken.jpg FAILED" in (run / "logs/predict.log").read_text()

@@ -8,7 +8,7 @@ cache: every image and mask resized once to the training resolution as uint8 arr
 (``images.npy``: N×S×S×3, ``masks.npy``: N×S×S, in id order) and an ``index.csv``; every later
 stage reads only the cache, memory-mapped, so nothing is decoded twice. Scans of any size are
 decoded with bounded memory (:mod:`heritage_damage_seg.decode`). For native-resolution work
-(sliding-window evaluation) the index points at each sample's *working copy*: the original file,
+(``evaluation.mode: native``) the index points at each sample's *working copy*: the original file,
 or, for scans whose longest side exceeds ``working_max_side`` and for every parquet row, a copy
 in ``working/`` (downscaled to that side where larger).
 
@@ -534,8 +534,9 @@ class PreparedCache:
 
     @property
     def input_scale(self) -> float:
-        """The scale of the native scans the model sees: ``crop_scale`` in the crops view; 1.0 in
-        the resize view, whose models are applied at native resolution (sliding window)."""
+        """The scale of the native scans the crops were cut at (``crop_scale``); 1.0 in the resize
+        view, which has no single scale (every scan is squeezed to ``size``², see
+        :mod:`heritage_damage_seg.scan_view`)."""
         return float(self.index["crop_scale"].iloc[0]) if self.view == "crops" else 1.0
 
     def scans(self) -> pd.Series:

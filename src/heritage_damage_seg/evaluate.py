@@ -1,19 +1,24 @@
 """Evaluating a trained model on the validation split: metrics.json, per-image confusion matrices
 and the predicted masks as index PNGs.
 
-Two modes (``evaluation_mode`` in metrics.json says which ran):
+Two modes (``evaluation_mode`` in metrics.json says which ran); both apply the model as it was
+trained (:class:`~heritage_damage_seg.scan_view.ModelView`), they differ in what is scored:
 
-* ``resize`` (the seed's): the cached images and masks, resized to the training size, are scored;
-  predictions are at the cache's resolution, aligned with its masks. In the ``crops`` training
-  view (``prepare.view``) the cache holds crops, so this scores the validation *crops*: parts of
-  a scan are scored several times where crops overlap, and parts no crop covers are not scored.
-* ``sliding``: each validation image is read from its working copy (``index.csv``'s
-  ``image_path``/``mask_path``) and predicted whole by the sliding window of
-  :mod:`heritage_damage_seg.sliding`; its mask is scored and the predictions have its size. In the
-  resize view that is the native resolution; in the crops view it is the *training* scale (the
-  scan downscaled by ``crop_scale``, mask by nearest neighbour): the model never saw another, and
-  each validation scan is scored once, however many crops it has. Thin classes (scratch, hair,
-  cracks) lose most to resizing: compare the two with :func:`mode_difference`.
+* ``cache`` (the seed's figures): the model's own inputs, the cached ``image_size``² images, against
+  the cached masks (nearest-neighbour resized); predictions are at the cache's resolution. In the
+  ``crops`` training view (``prepare.view``) the cache holds crops, so this scores the validation
+  *crops*: parts of a scan are scored several times where crops overlap, parts no crop covers not
+  at all.
+* ``native``: each validation scan whole, from its working copy (``index.csv``'s
+  ``image_path``/``mask_path``), predicted exactly as ``heritage-damage-seg predict`` would (the
+  resize view: squeezed to ``image_size``², logits brought back to the scan's size; the crops
+  view: the sliding window at ``crop_scale``), scored against its mask at the scan's resolution.
+  This is the figure a user of the damage maps gets. A scan above ``prepare.working_max_side``
+  is scored on its downscaled working copy; ``scored_resolution`` in metrics.json says so.
+
+The two differ by what resizing the *masks* does to the figures (thin classes — scratch, hair,
+cracks — shrink or vanish in a 384 px mask), not by the model's scale: compare them with
+:func:`mode_difference`.
 
 ``per_image_confusion.npz`` holds one confusion matrix per scored row (``ids``) and the scan each
 row belongs to (``scans``), so the bootstrap can resample scans, not crops of one scan.
@@ -24,28 +29,41 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from PIL import Image
+from torch import nn
 
-from heritage_damage_seg import decode
 from heritage_damage_seg import device as devices
 from heritage_damage_seg.batches import ResidentSplit, to_model_input
 from heritage_damage_seg.classes import NUM_CLASSES
-from heritage_damage_seg.dataset import load_cache, read_image, read_mask
+from heritage_damage_seg.dataset import PreparedCache, load_cache, read_mask
 from heritage_damage_seg.io import atomic_path, read_json, write_json
 from heritage_damage_seg.metrics import confusion_matrix, summarise, trivial_baseline_cm
 from heritage_damage_seg.models import ENCODERS, count_parameters, load_checkpoint
-from heritage_damage_seg.sliding import SlidingSettings, predict_mask
+from heritage_damage_seg.scan_view import ModelView, of_cache
+from heritage_damage_seg.sliding import SlidingSettings
 
-EVALUATION_MODES = ("resize", "sliding")
+EVALUATION_MODES = ("cache", "native")
 THIN_CLASSES = ("Scratch", "Hair", "Cracks")
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Scored:
+    """What one evaluation mode scored: a confusion matrix per row, the row's id and scan."""
+
+    ids: np.ndarray
+    scans: np.ndarray
+    per_image: np.ndarray  # rows × C × C int64
+    forward_seconds: float
+    resolution: dict[str, Any]
 
 
 @torch.no_grad()
@@ -60,7 +78,7 @@ def evaluate(
     batch_size: int = 16,
     mixed_precision: bool = True,
     device_preference: str = "auto",
-    mode: str = "resize",
+    mode: str = "cache",
     sliding: SlidingSettings | None = None,
 ) -> dict[str, Any]:
     if mode not in EVALUATION_MODES:
@@ -68,68 +86,152 @@ def evaluate(
     device = devices.pick_device(device_preference)
     amp_dtype = devices.autocast_dtype(device, mixed_precision)
     model, checkpoint = load_checkpoint(checkpoint_path, device)
+    view = ModelView.from_checkpoint(checkpoint, str(checkpoint_path))
     cache = load_cache(cache_dir)
-    if cache.size != checkpoint["image_size"]:
+    if cache.size != view.image_size:
         raise ValueError(
-            f"{checkpoint_path} was trained at {checkpoint['image_size']} px but the cache {cache_dir} is "
+            f"{checkpoint_path} was trained at {view.image_size} px but the cache {cache_dir} is "
             f"{cache.size} px: retrain, or rebuild the cache at the training resolution"
         )
-    split = read_json(split_file)
-    val = ResidentSplit(cache.images, cache.masks, cache.positions(split["val"]), device)
-    rows = cache.index.iloc[val.positions]
-    crops = cache.view == "crops"
-    crop_scale = cache.input_scale if crops else None
+    cache_view = of_cache(cache.view, cache.size, cache.input_scale)
+    if cache_view != view:
+        raise ValueError(
+            f"{checkpoint_path} sees scans as: {view.describe()}; the cache {cache_dir} was prepared "
+            f"as: {cache_view.describe()}. Retrain on this cache, or rebuild it with the model's "
+            "prepare.view and prepare.crop_scale"
+        )
+    val = ResidentSplit(cache.images, cache.masks, cache.positions(read_json(split_file)["val"]), device)
     predictions_dir = Path(predictions_dir)
     predictions_dir.mkdir(parents=True, exist_ok=True)
-
     # One untimed batch first: the first call pays for allocator warm-up and kernel selection.
     first_images, _ = next(val.batches(batch_size))
     with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
         model(to_model_input(first_images))
-    forward_seconds = 0.0
     sliding = sliding or SlidingSettings(batch_size=batch_size)
-    if mode == "sliding":
-        # One row per scan: in the crops view, the first of its crops names the scan's files and scale.
-        scans = rows.drop_duplicates("scan") if crops else rows
-        ids = (scans["scan"] if crops else scans["id"]).to_numpy()
-        scan_of = ids
-        per_image = np.zeros((len(scans), NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
-        for n, row in enumerate(scans.itertuples(index=False)):
-            image, mask = _scan_at_training_scale(row) if crops else _native_scan(row)
-            devices.synchronize(device)
-            start = time.perf_counter()
-            prediction = predict_mask(
-                model, image, tile=cache.size, settings=sliding, device=device, amp_dtype=amp_dtype
-            )
-            devices.synchronize(device)
-            forward_seconds += time.perf_counter() - start
-            per_image[n] = confusion_matrix(torch.from_numpy(prediction), torch.from_numpy(mask)).numpy()
-            with atomic_path(predictions_dir / f"{ids[n]}.png") as tmp:
-                Image.fromarray(prediction, mode="L").save(tmp, format="PNG")
-            if (n + 1) % max(1, len(ids) // 10) == 0 or n + 1 == len(ids):
-                log.info("sliding evaluation: %d/%d scans, %.1f s", n + 1, len(ids), forward_seconds)
+    if mode == "native":
+        rows = cache.index.iloc[val.positions]
+        scored = _score_native(model, view, rows, predictions_dir, sliding, device, amp_dtype)
     else:
-        ids = rows["id"].to_numpy()
-        scan_of = (rows["scan"] if crops else rows["id"]).to_numpy()
-        per_image = np.zeros((len(val), NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
-        done = 0
-        for images, masks in val.batches(batch_size):
-            devices.synchronize(device)
-            start = time.perf_counter()
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                predictions = model(to_model_input(images)).argmax(1)
-            devices.synchronize(device)
-            forward_seconds += time.perf_counter() - start
-            for prediction, mask in zip(predictions, masks):
-                per_image[done] = confusion_matrix(prediction, mask).cpu().numpy()
-                with atomic_path(predictions_dir / f"{ids[done]}.png") as tmp:
-                    Image.fromarray(prediction.to(torch.uint8).cpu().numpy(), mode="L").save(tmp, format="PNG")
-                done += 1
-    cm = per_image.sum(axis=0)
+        scored = _score_cache(model, cache, val, predictions_dir, batch_size, device, amp_dtype)
+    metrics = _metrics(checkpoint_path, checkpoint, model, view, cache, mode, sliding, scored, batch_size, device,
+                       amp_dtype)  # fmt: skip
+    with atomic_path(per_image_confusion_file) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, ids=scored.ids.astype(str), scans=scored.scans.astype(str),
+                            confusion=scored.per_image)  # fmt: skip
+    write_json(metrics_file, metrics)
+    log.info(
+        "%s (%s, scored %s): mIoU %.2f%% (damage %.2f%%), trivial baseline %.2f%%, %.2f ms/image on %s",
+        metrics["encoder"], mode, metrics["resolution"], 100 * (metrics["mIoU"] or 0),
+        100 * (metrics["damage_mIoU"] or 0), 100 * (metrics["trivial_baseline"]["mIoU"] or 0),
+        metrics["inference_ms_per_image"], metrics["device"],
+    )  # fmt: skip
+    return metrics
+
+
+def _score_cache(
+    model: nn.Module,
+    cache: PreparedCache,
+    val: ResidentSplit,
+    predictions_dir: Path,
+    batch_size: int,
+    device: torch.device,
+    amp_dtype: torch.dtype | None,
+) -> Scored:
+    """The cached validation rows, batch by batch; only the forward passes are timed."""
+    rows = cache.index.iloc[val.positions]
+    ids = rows["id"].to_numpy()
+    per_image = np.zeros((len(val), NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+    forward_seconds, done = 0.0, 0
+    for images, masks in val.batches(batch_size):
+        devices.synchronize(device)
+        start = time.perf_counter()
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            predictions = model(to_model_input(images)).argmax(1)
+        devices.synchronize(device)
+        forward_seconds += time.perf_counter() - start
+        for prediction, mask in zip(predictions, masks):
+            per_image[done] = confusion_matrix(prediction, mask).cpu().numpy()
+            _save_prediction(predictions_dir / f"{ids[done]}.png", prediction.to(torch.uint8).cpu().numpy())
+            done += 1
+    if cache.view == "crops":
+        description = f"{cache.size}x{cache.size} crops at {cache.input_scale:g} x native"
+    else:
+        description = f"{cache.size}x{cache.size} (each scan and mask resized to the training size)"
+    resolution = {"description": description, "at_native": False}
+    return Scored(ids, cache.scans().iloc[val.positions].to_numpy(), per_image, forward_seconds, resolution)
+
+
+def _score_native(
+    model: nn.Module,
+    view: ModelView,
+    rows: pd.DataFrame,
+    predictions_dir: Path,
+    sliding: SlidingSettings,
+    device: torch.device,
+    amp_dtype: torch.dtype | None,
+) -> Scored:
+    """Each validation scan once, whole, predicted as ``predict`` does and scored at its working
+    copy's resolution; the timing covers the whole prediction (decode, model, resizing back)."""
+    scans = rows.drop_duplicates("scan") if view.view == "crops" else rows
+    ids = (scans["scan"] if view.view == "crops" else scans["id"]).to_numpy()
+    per_image = np.zeros((len(scans), NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+    forward_seconds, fractions = 0.0, []
+    for n, row in enumerate(scans.itertuples(index=False)):
+        native = (int(row.width), int(row.height))
+        devices.synchronize(device)
+        start = time.perf_counter()
+        prediction = view.predict(model, row.image_path, name=row.image_path, native_size=native, settings=sliding,
+                                  device=device, amp_dtype=amp_dtype)  # fmt: skip
+        devices.synchronize(device)
+        forward_seconds += time.perf_counter() - start
+        mask = read_mask(row.mask_path)
+        if mask.shape != prediction.shape:
+            raise ValueError(f"{row.image_path} and {row.mask_path} differ in size: rebuild the cache")
+        per_image[n] = confusion_matrix(torch.from_numpy(prediction), torch.from_numpy(mask)).numpy()
+        _save_prediction(predictions_dir / f"{ids[n]}.png", prediction)
+        fractions.append(mask.shape[1] / native[0])
+        if (n + 1) % max(1, len(ids) // 10) == 0 or n + 1 == len(ids):
+            log.info("native evaluation: %d/%d scans, %.1f s", n + 1, len(ids), forward_seconds)
+    return Scored(ids, ids, per_image, forward_seconds, _native_resolution(fractions))
+
+
+def _native_resolution(fractions: list[float]) -> dict[str, Any]:
+    """What "native" really was: working copies of scans above ``working_max_side`` are smaller."""
+    downscaled = [f for f in fractions if f < 0.999]
+    if not downscaled:
+        return {"description": "native", "at_native": True, "scans_downscaled": 0}
+    return {
+        "description": f"native, except {len(downscaled)} of {len(fractions)} scans above "
+        f"prepare.working_max_side scored on working copies down to {min(downscaled):.3g} x native",
+        "at_native": False,
+        "scans_downscaled": len(downscaled),
+        "smallest_fraction_of_native": min(downscaled),
+    }
+
+
+def _save_prediction(path: Path, prediction: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        Image.fromarray(prediction, mode="L").save(tmp, format="PNG")
+
+
+def _metrics(
+    checkpoint_path: str | os.PathLike[str],
+    checkpoint: dict[str, Any],
+    model: nn.Module,
+    view: ModelView,
+    cache: PreparedCache,
+    mode: str,
+    sliding: SlidingSettings,
+    scored: Scored,
+    batch_size: int,
+    device: torch.device,
+    amp_dtype: torch.dtype | None,
+) -> dict[str, Any]:
+    cm = scored.per_image.sum(axis=0)
     summary = summarise(cm)
     baseline = summarise(trivial_baseline_cm(cm))
     encoder = checkpoint["encoder"]
-    metrics: dict[str, Any] = {
+    return {
         "encoder": encoder,
         "smp_encoder": ENCODERS[encoder].smp_encoder,
         "family": ENCODERS[encoder].family,
@@ -137,12 +239,14 @@ def evaluate(
         "checkpoint_epoch": checkpoint["epoch"],
         "evaluation_mode": mode,
         "view": cache.view,
-        "crop_scale": crop_scale,
+        "crop_scale": cache.input_scale if cache.view == "crops" else None,
+        "scan_view": view.record(),
         "image_size": cache.size,
-        "resolution": _resolution(mode, cache.size, crop_scale),
-        "sliding": asdict(sliding) if mode == "sliding" else None,
-        "n_images": len(ids),
-        "n_scans": len(set(scan_of)),
+        "resolution": scored.resolution["description"],
+        "scored_resolution": scored.resolution,
+        "sliding": asdict(sliding) if mode == "native" and view.view == "crops" else None,
+        "n_images": len(scored.ids),
+        "n_scans": len(set(scored.scans)),
         **summary,
         "trivial_baseline": {
             "description": "predicts Clean for every pixel",
@@ -150,71 +254,33 @@ def evaluate(
             "damage_mIoU": baseline["damage_mIoU"],
             "pixel_accuracy": baseline["pixel_accuracy"],
         },
-        "inference_ms_per_image": 1000.0 * forward_seconds / max(1, len(ids)),
+        "inference_ms_per_image": 1000.0 * scored.forward_seconds / max(1, len(scored.ids)),
         "inference_batch_size": batch_size,
         "device": devices.describe(device),
         "precision": str(amp_dtype or "fp32"),
         "parameters": count_parameters(model),
         "confusion_matrix": cm.tolist(),
     }
-    with atomic_path(per_image_confusion_file) as tmp, open(tmp, "wb") as handle:
-        np.savez_compressed(handle, ids=ids.astype(str), scans=scan_of.astype(str), confusion=per_image)
-    write_json(metrics_file, metrics)
-    log.info(
-        "%s (%s): mIoU %.2f%% (damage %.2f%%), trivial baseline %.2f%%, %.2f ms/image on %s",
-        encoder, mode, 100 * (summary["mIoU"] or 0), 100 * (summary["damage_mIoU"] or 0),
-        100 * (baseline["mIoU"] or 0), metrics["inference_ms_per_image"], metrics["device"],
-    )  # fmt: skip
-    return metrics
 
 
-def _resolution(mode: str, size: int, crop_scale: float | None) -> str:
-    """What the scored pixels are, for metrics.json."""
-    if crop_scale is None:
-        return "native" if mode == "sliding" else f"{size}x{size}"
-    if mode == "sliding":
-        return f"whole scans at {crop_scale:g} x native"
-    return f"{size}x{size} crops at {crop_scale:g} x native"
-
-
-def _native_scan(row: Any) -> tuple[np.ndarray, np.ndarray]:
-    """A scan's working copy and mask as they are (resize view)."""
-    picture, _ = read_image(row.image_path)
-    image, mask = np.asarray(picture, dtype=np.uint8), read_mask(row.mask_path)
-    if mask.shape != image.shape[:2]:
-        raise ValueError(f"{row.image_path} and {row.mask_path} differ in size: rebuild the cache")
-    return image, mask
-
-
-def _scan_at_training_scale(row: Any) -> tuple[np.ndarray, np.ndarray]:
-    """A scan at the scale its crops were cut from (crops view): the working copy resized to the
-    index's scaled size, the image as the cache's crops were made, the mask by nearest neighbour.
-    The working copy is the scan itself unless it exceeded ``working_max_side``; then it was
-    already downscaled once, and these pixels differ slightly from the crops' (resampled twice)."""
-    width, height = int(row.scaled_width), int(row.scaled_height)
-    image, _ = decode.scaled_image(row.image_path, width, height, row.image_path)
-    mask, _ = decode.scaled_mask(row.mask_path, width, height, row.mask_path)
-    return np.array(image), np.array(mask)  # writable copies of libvips' buffers
-
-
-def mode_difference(resize_metrics: dict[str, Any], sliding_metrics: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per class: IoU when evaluated resized and at native resolution, and sliding − resize
+def mode_difference(cache_metrics: dict[str, Any], native_metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per class: IoU scored on the cache and at native resolution, and native − cache
     (percentage points; ``None`` where either is undefined). Thin classes are flagged."""
-    for metrics, expected in ((resize_metrics, "resize"), (sliding_metrics, "sliding")):
+    for metrics, expected in ((cache_metrics, "cache"), (native_metrics, "native")):
         if metrics.get("evaluation_mode") != expected:
             raise ValueError(f"expected metrics of mode '{expected}', got '{metrics.get('evaluation_mode')}'")
     rows = []
-    for name in [*resize_metrics["per_class"], "mIoU", "damage_mIoU"]:
-        if name in resize_metrics["per_class"]:
-            a, b = resize_metrics["per_class"][name]["IoU"], sliding_metrics["per_class"][name]["IoU"]
+    for name in [*cache_metrics["per_class"], "mIoU", "damage_mIoU"]:
+        if name in cache_metrics["per_class"]:
+            a, b = cache_metrics["per_class"][name]["IoU"], native_metrics["per_class"][name]["IoU"]
         else:
-            a, b = resize_metrics[name], sliding_metrics[name]
+            a, b = cache_metrics[name], native_metrics[name]
         rows.append(
             {
                 "class": name,
                 "thin": name in THIN_CLASSES,
-                "IoU_resize": a,
-                "IoU_sliding": b,
+                "IoU_cache": a,
+                "IoU_native": b,
                 "difference_pp": None if a is None or b is None else 100.0 * (b - a),
             }
         )

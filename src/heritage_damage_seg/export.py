@@ -2,8 +2,9 @@
 
 The exported graph is the network alone: input ``image`` float32 N×3×S×S, already normalised
 (``(pixel/255 - mean) / std``, ImageNet statistics, RGB), output ``logits`` float32 N×16×S×S, where
-S is the training resolution (MaxViT accepts no other; use the sliding window of
-:mod:`heritage_damage_seg.sliding` for larger scans). The batch dimension is dynamic.
+S is the training resolution (MaxViT accepts no other). How a scan becomes that input (the whole
+scan resized, or tiles of the scan downscaled) is the checkpoint's scan view, recorded in the card
+as ``scan_view`` (:mod:`heritage_damage_seg.scan_view`). The batch dimension is dynamic.
 ``model_card.json`` says all of that, plus classes, palette, metrics and the hashes that tie the
 files to their checkpoint and training settings.
 """
@@ -24,6 +25,7 @@ import torch
 from heritage_damage_seg.classes import CLASS_NAMES, IGNORE_HEX, IGNORE_INDEX, PALETTE_HEX
 from heritage_damage_seg.io import atomic_path, read_json, write_json
 from heritage_damage_seg.models import ENCODERS, IMAGENET_MEAN, IMAGENET_STD, count_parameters, load_checkpoint
+from heritage_damage_seg.scan_view import ModelView
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +118,8 @@ def export_model(
         "architecture": "U-Net (segmentation_models_pytorch)",
         "parameters": count_parameters(model),
         "training_resolution": size,
-        # Crops view: the model saw scans downscaled to this fraction of native resolution.
-        "training_view": checkpoint.get("view", "resize"),
-        "input_scale": float(checkpoint.get("input_scale", 1.0)),
+        # How to feed it a scan: the way it was trained (heritage-damage-seg predict does this).
+        "scan_view": ModelView.from_checkpoint(checkpoint, str(checkpoint_path)).record(),
         "input": {
             "name": "image",
             "shape": ["batch", 3, size, size],
@@ -126,7 +127,7 @@ def export_model(
             "layout": "NCHW, RGB",
             "normalisation": {"scale": 255, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
                               "formula": "(pixel / 255 - mean) / std"},
-            "note": "fixed spatial size: tile larger scans (heritage-damage-seg predict does)",
+            "note": "fixed spatial size: give it scans as scan_view says (heritage-damage-seg predict does)",
         },  # fmt: skip
         "output": {"name": "logits", "shape": ["batch", len(CLASS_NAMES), size, size], "dtype": "float32",
                    "decode": "argmax over dim 1 → class id"},  # fmt: skip

@@ -497,10 +497,10 @@ def load_samples(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Images, ground-truth masks and predicted masks of ``ids`` (cache resolution), in that order.
 
-    The samples are cache rows. Where the evaluation predicted whole scans instead (sliding mode),
-    each row's prediction is brought to the row: cut at the crop's position from its scan's
-    prediction (crops view, where the scan was predicted at the crops' scale), or resized to the
-    cache size by nearest neighbour as the cached mask was (resize view).
+    The samples are cache rows. Where the evaluation predicted whole scans instead (native mode),
+    each row's prediction is brought to the row by nearest neighbour, as the cached mask was:
+    resized to the cache size (resize view), or resized to the scale the crops were cut at and cut
+    at the crop's position (crops view).
     """
     from pathlib import Path
 
@@ -533,6 +533,7 @@ def _row_prediction(row: pd.Series, predictions_dir: Any, size: int) -> np.ndarr
     scan = predictions_dir / f"{row['scan']}.png" if "scan" in row.index else None
     if scan is not None and scan.is_file():
         with Image.open(scan) as image:
-            whole = np.asarray(image)
+            scaled = (int(row["scaled_width"]), int(row["scaled_height"]))
+            whole = np.asarray(image if image.size == scaled else image.resize(scaled, Image.Resampling.NEAREST))
         return cut_crop(whole, int(row["crop_x"]), int(row["crop_y"]), size, IGNORE_INDEX)
     raise FileNotFoundError(f"no prediction for {row['id']} in {predictions_dir}: rerun the evaluation")

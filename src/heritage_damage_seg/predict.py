@@ -1,15 +1,16 @@
-"""Damage maps for new scans at native resolution.
+"""Damage maps for new scans at native resolution, the model applied as it was trained.
 
-A model trained on the crops view (``prepare.view: crops``) saw scans downscaled to
-``crop_scale``; its checkpoint's ``input_scale`` says so, and each scan is downscaled by it
-(libvips) before the sliding window, the predicted mask then brought back to native size by
-nearest neighbour. Models of the resize view (``input_scale`` 1) predict at native resolution.
+Each scan goes through the checkpoint's :class:`~heritage_damage_seg.scan_view.ModelView`: a
+resize-view model sees the whole scan squeezed to its training size (as its training cache did)
+and its logits are brought back to the scan's size; a crops-view model sees the scan downscaled
+by its ``input_scale`` through the sliding window. Either way the scan is decoded by libvips at the
+model's input size, never whole, and the class map is written at the scan's own resolution.
 
 For every image of a folder (or list): the index mask PNG (class ids 0–15 at the scan's own
-resolution), a colour overlay in the ARTeFACT palette with a legend (downscaled to at most
-``overlay_max_side``), and a row of damaged area per class in ``damage_areas.csv``. A file that
-cannot be read or predicted is reported (log, ``status`` column, ``prediction.json``) and the rest
-carry on.
+resolution), a colour overlay in the ARTeFACT palette with a legend (drawn on a copy of the scan
+downscaled to at most ``overlay_max_side``; areas from the full mask), and a row of damaged area
+per class in ``damage_areas.csv``. A file that cannot be read or predicted is reported (log,
+``status`` column, ``prediction.json``) and the rest carry on.
 
 There is no background model: the network was trained with Background (255) ignored, so it
 predicts a damage class or Clean for every pixel. Pixels outside the artwork become 255 only
@@ -23,7 +24,7 @@ import csv
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -35,17 +36,11 @@ from PIL import Image, ImageDraw, ImageFont
 from heritage_damage_seg import decode
 from heritage_damage_seg import device as devices
 from heritage_damage_seg.classes import CLASS_NAMES, DAMAGE_CLASSES, IGNORE_INDEX, NUM_CLASSES, colour_lut, slug
-from heritage_damage_seg.dataset import IMAGE_SUFFIXES, read_image, scaled_size
+from heritage_damage_seg.dataset import IMAGE_SUFFIXES
 from heritage_damage_seg.io import atomic_path, read_json, write_json
 from heritage_damage_seg.models import load_checkpoint
-from heritage_damage_seg.sliding import (
-    SlidingSettings,
-    describe_bound,
-    megapixels,
-    predict_mask,
-    stride_for,
-    tile_starts,
-)
+from heritage_damage_seg.scan_view import ModelView, resized_nearest
+from heritage_damage_seg.sliding import SlidingSettings, megapixels
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +96,18 @@ def list_images(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
     return images
 
 
+def class_counts(mask: np.ndarray, rows_per_chunk: int = 256) -> np.ndarray:
+    """Pixels per value 0–255 of a uint8 mask; in chunks of rows, since ``bincount`` widens its
+    input to int64 (8 bytes a pixel: 2 GB for a 244 MP scan at once)."""
+    counts = np.zeros(256, dtype=np.int64)
+    for top in range(0, mask.shape[0], rows_per_chunk):
+        counts += np.bincount(mask[top : top + rows_per_chunk].reshape(-1), minlength=256)
+    return counts
+
+
 def damage_areas(mask: np.ndarray) -> dict[str, Any]:
     """Pixels and % per class over the scored pixels (everything but 255)."""
-    counts = np.bincount(mask.reshape(-1), minlength=256)
+    counts = class_counts(mask)
     scored = int(counts[:NUM_CLASSES].sum())
     damaged = int(counts[list(DAMAGE_CLASSES)].sum())
     row: dict[str, Any] = {
@@ -125,13 +129,21 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
-def overlay_image(image: np.ndarray, mask: np.ndarray, *, max_side: int = 2048, alpha: float = 0.55) -> Image.Image:
+def overlay_image(
+    image: np.ndarray,
+    mask: np.ndarray,
+    *,
+    max_side: int = 2048,
+    alpha: float = 0.55,
+    areas: dict[str, Any] | None = None,
+) -> Image.Image:
     """The scan with damage classes (1–15) and 255 painted in the ARTeFACT palette (Clean left as
-    scanned), downscaled to ``max_side``, with a legend of the classes present and their area."""
+    scanned), downscaled to ``max_side``, with a legend of the classes present and their area
+    (``areas``: of the full-resolution mask when ``mask`` is a downscaled copy of it)."""
     height, width = mask.shape
     scale = min(1.0, max_side / max(height, width))
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    areas = damage_areas(mask)
+    areas = areas or damage_areas(mask)
     base = Image.fromarray(image)
     labels = Image.fromarray(mask)
     if scale < 1.0:
@@ -219,17 +231,17 @@ def predict_folder(
     device = devices.pick_device(device_preference)
     amp_dtype = devices.autocast_dtype(device, mixed_precision)
     model, meta = load_checkpoint(checkpoint, device)
-    tile = int(meta["image_size"])
-    input_scale = float(meta.get("input_scale", 1.0))  # checkpoints before the crops view: 1
+    view = ModelView.from_checkpoint(meta, str(checkpoint))
+    tile = view.image_size
     out_dir = Path(out_dir)
     masks_dir, overlays_dir = out_dir / "masks", out_dir / "overlays"
     masks_dir.mkdir(parents=True, exist_ok=True)
     overlays_dir.mkdir(parents=True, exist_ok=True)
     artwork_dir = Path(artwork_masks) if artwork_masks else None
     log.info(
-        "predicting %d image(s) with %s (%s, %d px tiles, overlap %.2f, %s blend%s, scans at %g × native) on %s",
-        len(images), checkpoint, meta["encoder"], tile, settings.overlap, settings.blend,
-        ", flip TTA" if settings.tta_flip else "", input_scale, devices.describe(device),
+        "predicting %d image(s) with %s (%s) as it was trained: %s%s; on %s",
+        len(images), checkpoint, meta["encoder"], view.describe(), ", flip TTA" if settings.tta_flip else "",
+        devices.describe(device),
     )  # fmt: skip
     rows: list[dict[str, Any]] = []
     failed: dict[str, str] = {}
@@ -239,9 +251,8 @@ def predict_folder(
         t0 = time.perf_counter()
         try:
             row = _predict_one(
-                model, path, masks_dir, overlays_dir, tile=tile, settings=settings, device=device,
+                model, view, path, masks_dir, overlays_dir, settings=settings, device=device,
                 amp_dtype=amp_dtype, artwork_dir=artwork_dir, overlay_max_side=overlay_max_side,
-                input_scale=input_scale,
             )  # fmt: skip
         except (OSError, ValueError, RuntimeError, MemoryError, Image.DecompressionBombError) as err:
             # ValueError covers DatasetError/PredictError; RuntimeError an out-of-memory on the device;
@@ -276,7 +287,7 @@ def predict_folder(
         device=devices.describe(device),
         precision=str(amp_dtype or "fp32"),
         settings=asdict(settings) | {"overlay_max_side": overlay_max_side, "artwork_masks": str(artwork_dir) if artwork_dir else None,
-                                     "input_scale": input_scale},
+                                     "scan_view": view.record()},
     )
     write_json(out_dir / "prediction.json", asdict(summary))
     if failed:
@@ -287,51 +298,46 @@ def predict_folder(
 
 def _predict_one(
     model: torch.nn.Module,
+    view: ModelView,
     path: Path,
     masks_dir: Path,
     overlays_dir: Path,
     *,
-    tile: int,
     settings: SlidingSettings,
     device: torch.device,
     amp_dtype: torch.dtype | None,
     artwork_dir: Path | None,
     overlay_max_side: int,
-    input_scale: float = 1.0,
 ) -> dict[str, Any]:
-    if input_scale < 1.0:  # a crops-view model: the scan at its training scale, never whole
-        head = decode.header(path, str(path))
-        height, width = head.height, head.width
-        small, _ = decode.scaled_image(path, *scaled_size(width, height, input_scale), str(path))
-        image = np.array(small)
-    else:
-        picture, _ = read_image(path)
-        image = np.asarray(picture, dtype=np.uint8)
-        del picture
-        height, width = image.shape[:2]
+    head = decode.header(path, str(path))
+    height, width = head.height, head.width
     log.info("%s: %d×%d (%.1f MP), %s", path.name, width, height, megapixels(height, width),
-             describe_bound(*image.shape[:2], tile, NUM_CLASSES, settings))  # fmt: skip
-    report_every = max(1, _tile_rows(image.shape[0], tile, settings) // 10)
-
-    def progress(done: int, total: int) -> None:
-        if total >= 20 and (done % report_every == 0 or done == total):
-            log.info("  %s: tile row %d/%d", path.name, done, total)
-
-    mask = predict_mask(model, image, tile=tile, settings=settings, device=device, amp_dtype=amp_dtype, progress=progress)
-    if mask.shape != (height, width):  # predicted at input_scale: back to the scan's own size
-        mask = np.array(Image.fromarray(mask, mode="L").resize((width, height), Image.Resampling.NEAREST))
+             view.describe_cost(width, height, settings))  # fmt: skip
+    progress = _tile_row_progress(path.name)
+    mask = view.predict(model, path, name=str(path), settings=settings, device=device, amp_dtype=amp_dtype,
+                        progress=progress)  # fmt: skip
     inside = _artwork_mask(artwork_dir, path.stem, (height, width))
     if inside is not None:
         mask[~inside] = IGNORE_INDEX
     with atomic_path(masks_dir / f"{path.stem}.png") as tmp:
         Image.fromarray(mask, mode="L").save(tmp, format="PNG")
-    overlay_mask = mask
-    if image.shape[:2] != mask.shape:
-        overlay_mask = np.asarray(Image.fromarray(mask, mode="L").resize(image.shape[1::-1], Image.Resampling.NEAREST))
+    areas = damage_areas(mask)
+    # The overlay is drawn small: the scan is decoded straight to that size, never whole.
+    scale = min(1.0, overlay_max_side / max(height, width))
+    small_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small_image, _ = decode.scaled_image(path, *small_size, str(path))
     with atomic_path(overlays_dir / f"{path.stem}.png") as tmp:
-        overlay_image(image, overlay_mask, max_side=overlay_max_side).save(tmp, format="PNG")
-    return {"image": path.name, "status": "ok", "width": width, "height": height, **damage_areas(mask)}
+        overlay = overlay_image(np.asarray(small_image), resized_nearest(mask, *small_size),
+                                max_side=overlay_max_side, areas=areas)  # fmt: skip
+        overlay.save(tmp, format="PNG")
+    return {"image": path.name, "status": "ok", "width": width, "height": height, **areas}
 
 
-def _tile_rows(height: int, tile: int, settings: SlidingSettings) -> int:
-    return len(tile_starts(max(height, tile), tile, stride_for(tile, settings.overlap)))
+def _tile_row_progress(name: str) -> Callable[[int, int], None]:
+    """Logs about ten progress lines for a scan that takes many tile rows (crops view)."""
+
+    def progress(done: int, total: int) -> None:
+        if total >= 20 and (done % max(1, total // 10) == 0 or done == total):
+            log.info("  %s: tile row %d/%d", name, done, total)
+
+    return progress

@@ -105,7 +105,7 @@ def _pad_to_tile(image: np.ndarray, tile: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def _forward(
+def forward_tiles(
     model: nn.Module, tiles: torch.Tensor, amp_dtype: torch.dtype | None, tta_flip: bool
 ) -> torch.Tensor:
     """uint8 B×T×T×3 tiles → float32 logits B×C×T×T."""
@@ -160,7 +160,7 @@ def iter_strips(
         for start in range(0, len(cols), settings.batch_size):
             xs = cols[start : start + settings.batch_size]
             tiles = torch.stack([band[:, x : x + tile] for x in xs]).to(device, non_blocking=True)
-            logits = _forward(model, tiles, amp_dtype, settings.tta_flip)
+            logits = forward_tiles(model, tiles, amp_dtype, settings.tta_flip)
             if acc is None:
                 acc = torch.zeros((logits.shape[1], tile, padded_w), device=device)
             for x, tile_logits in zip(xs, logits):
@@ -225,6 +225,7 @@ __all__ = [
     "BLENDS",
     "SlidingSettings",
     "describe_bound",
+    "forward_tiles",
     "iter_strips",
     "megapixels",
     "predict_logits",

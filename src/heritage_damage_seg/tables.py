@@ -55,9 +55,9 @@ def metrics_html(metrics: dict[str, Any]) -> str:
         ["pixel accuracy", metrics.get("pixel_accuracy")],
         ["trivial 'all Clean' mIoU", baseline.get("mIoU")],
         ["validation images", metrics.get("n_images")],
-        # The crops view: rows are crops, or whole scans at the training scale (sliding).
-        *([["validation scans", metrics.get("n_scans")], ["scored", metrics.get("resolution")]]
-          if metrics.get("view") == "crops" else []),
+        # Crops view: rows are crops (cache mode) or scans (native mode).
+        *([["validation scans", metrics.get("n_scans")]] if metrics.get("view") == "crops" else []),
+        ["scored at", metrics.get("resolution")],
         ["inference ms / image", metrics.get("inference_ms_per_image")],
         ["parameters", metrics.get("parameters")],
         ["checkpoint epoch", metrics.get("checkpoint_epoch")],
@@ -115,11 +115,11 @@ def write_comparison_html(comparison: dict[str, Any], path: str | os.PathLike[st
 
 
 def modes_html(encoder: str, rows: list[dict[str, Any]]) -> str:
-    """Per-class IoU resized vs. at native resolution (rows from evaluate.mode_difference)."""
-    body = [[r["class"], "thin" if r["thin"] else "", r["IoU_resize"], r["IoU_sliding"], r["difference_pp"]] for r in rows]
+    """Per-class IoU scored on the cache vs. at native resolution (rows from evaluate.mode_difference)."""
+    body = [[r["class"], "thin" if r["thin"] else "", r["IoU_cache"], r["IoU_native"], r["difference_pp"]] for r in rows]
     table = _table(
-        f"{encoder}: IoU scored resized to the training size vs. at native resolution (sliding window)",
-        ["class", "", "IoU resize", "IoU sliding", "sliding − resize (pp)"],
+        f"{encoder}: the same predictions scored on training-size masks vs. native-resolution masks",
+        ["class", "", "IoU cache", "IoU native", "native − cache (pp)"],
         body,
         "evaluation_modes",
     )

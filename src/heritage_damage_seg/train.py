@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from heritage_damage_seg import device as devices
+from heritage_damage_seg import scan_view
 from heritage_damage_seg.batches import Augmentation, ResidentSplit, augment, to_model_input
 from heritage_damage_seg.classes import CLASS_NAMES, NUM_CLASSES
 from heritage_damage_seg.dataset import load_cache
@@ -191,9 +192,8 @@ def train(
         return {
             "encoder": settings.encoder,
             "image_size": cache.size,
-            # Crops view: scans must be downscaled by this before prediction (predict does).
-            "view": cache.view,
-            "input_scale": cache.input_scale,
+            # How the model sees a scan: evaluation, predict and export apply it the same way.
+            "scan_view": scan_view.of_cache(cache.view, cache.size, cache.input_scale).record(),
             "num_classes": NUM_CLASSES,
             "class_names": list(CLASS_NAMES),
             "normalisation": {"mean": IMAGENET_MEAN, "std": IMAGENET_STD, "scale": 255},

@@ -1,6 +1,6 @@
 rule evaluate:
     """Validation metrics (one dataset-level confusion matrix), inference time, predicted masks,
-    in the configured evaluation.mode (resize or sliding)."""
+    in the configured evaluation.mode (cache or native)."""
     input:
         **evaluation_inputs(EVALUATION_MODE),
     output:
@@ -58,10 +58,10 @@ rule evaluate_other_mode:
 
 
 rule evaluation_modes:
-    """Per-class IoU resized vs. at native resolution (sliding − resize, percentage points)."""
+    """Per-class IoU scored on the cache vs. at native resolution (native − cache, percentage points)."""
     input:
-        resize=metrics_of_mode("resize"),
-        sliding=metrics_of_mode("sliding"),
+        cache=metrics_of_mode("cache"),
+        native=metrics_of_mode("native"),
     output:
         csv="results/{encoder}/evaluation_modes.csv",
         html=encoder_report(

@@ -2,11 +2,11 @@
 from pathlib import Path
 
 EVALUATION_MODE = config["evaluation"]["mode"]
-OTHER_MODE = "sliding" if EVALUATION_MODE == "resize" else "resize"
+OTHER_MODE = "native" if EVALUATION_MODE == "cache" else "cache"
 
 
 def evaluation_inputs(mode, run="results/{encoder}", split="results/split.json"):
-    """The sliding mode reads the working copies that index.csv points to: the dataset's own files,
+    """The native mode reads the working copies that index.csv points to: the dataset's own files,
     or copies in results/cache/working/ (parquet rows, scans above prepare.working_max_side).
 
     ``run`` is the folder of the trained model, ``split`` the split it was trained on (both other
@@ -16,7 +16,7 @@ def evaluation_inputs(mode, run="results/{encoder}", split="results/split.json")
         "cache": multiext("results/cache/", "images.npy", "masks.npy", "index.csv"),
         "split": split,
     }
-    if mode == "sliding":
+    if mode == "native":
         inputs |= {"working": "results/cache/working", **dataset_inputs()}
     return inputs
 

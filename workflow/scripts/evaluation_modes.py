@@ -6,7 +6,7 @@ from heritage_damage_seg.logs import logged
 from heritage_damage_seg.tables import write_modes_html
 
 with logged(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
-    rows = mode_difference(read_json(snakemake.input.resize), read_json(snakemake.input.sliding))  # noqa: F821
+    rows = mode_difference(read_json(snakemake.input.cache), read_json(snakemake.input.native))  # noqa: F821
     with atomic_path(snakemake.output.csv) as tmp:  # noqa: F821
         pd.DataFrame(rows).to_csv(tmp, index=False, float_format="%.6f")
     write_modes_html(snakemake.wildcards.encoder, rows, snakemake.output.html)  # noqa: F821

@@ -1,0 +1,182 @@
+"""How a trained model sees a scan: one definition, recorded in the checkpoint, used by training's
+cache, evaluation (both modes), ``predict`` and the export's model card alike.
+
+A model only knows the scale it was trained at. Applying it at another (a resize-view model run
+on native-resolution tiles sees damage 6–40× larger than it ever did) gives a confident, wrong
+map without any error, so every consumer of a checkpoint goes through :class:`ModelView`:
+
+* ``resize`` (``prepare.view: resize``, the seed's): the whole scan squeezed to
+  ``image_size``² exactly as the cache was built (the same libvips resize), one forward pass, and
+  the logits brought back to the scan's own size by bilinear interpolation, strip by strip
+  (:func:`upsampled_argmax`): never a full-resolution float logit volume, whatever the scan's size.
+* ``crops`` (``prepare.view: crops``): the scan downscaled by ``input_scale`` (the training
+  ``crop_scale``), covered by the sliding window of :mod:`heritage_damage_seg.sliding` in tiles of
+  ``image_size``, and the class map brought back to the scan's size by nearest neighbour.
+
+Both give a class map at the size of the pixels they were handed (a scan, or a working copy of
+one that was downscaled for being huge); the model's input size is computed from the scan's
+*native* size, so a working copy is seen exactly as its original would be.
+
+Checkpoints written before this record existed carry only ``input_scale``; they are read as the
+view they can only have been trained in (``crops`` below 1, else ``resize``) with a logged note.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from PIL import Image
+
+from heritage_damage_seg import decode
+from heritage_damage_seg.dataset import scaled_size
+from heritage_damage_seg.classes import NUM_CLASSES
+from heritage_damage_seg.sliding import SlidingSettings, describe_bound, forward_tiles, predict_mask
+
+log = logging.getLogger(__name__)
+
+VIEWS = ("resize", "crops")
+# Float memory one strip of upsampled logits may take (a few intermediate copies of it coexist).
+STRIP_BYTES = 64 * 2**20
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """How the model was trained to see a scan (see the module docstring)."""
+
+    view: str
+    image_size: int
+    input_scale: float | None = None
+    """crops: the fraction of native resolution the model saw; resize: None (every scan squeezed
+    to ``image_size``², whatever its size, so there is no single scale)."""
+
+    def __post_init__(self) -> None:
+        if self.view not in VIEWS:
+            raise ValueError(f"unknown training view '{self.view}': expected one of {', '.join(VIEWS)}")
+        if self.view == "crops" and not (self.input_scale and 0 < self.input_scale <= 1):
+            raise ValueError(f"a crops view needs an input scale in (0, 1], got {self.input_scale}")
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Mapping[str, Any], name: str = "checkpoint") -> ModelView:
+        size = int(checkpoint["image_size"])
+        record = checkpoint.get("scan_view")
+        if record is not None:
+            return cls(record["view"], size, record.get("input_scale"))
+        # Older checkpoints: `view` and `input_scale` (1.0 in the resize view), or neither.
+        scale = float(checkpoint.get("input_scale", 1.0))
+        view = "crops" if scale < 1.0 else "resize"
+        log.info(
+            "note: %s predates the recorded scan view; it is read as the %s view (%s), the only one "
+            "a checkpoint with input_scale %g can come from",
+            name, view, cls(view, size, scale if view == "crops" else None).describe(), scale,
+        )  # fmt: skip
+        return cls(view, size, scale if view == "crops" else None)
+
+    def record(self) -> dict[str, Any]:
+        """What the checkpoint and the model card store (``scan_view``)."""
+        return {"view": self.view, "image_size": self.image_size, "input_scale": self.input_scale,
+                "description": self.describe()}  # fmt: skip
+
+    def describe(self) -> str:
+        if self.view == "resize":
+            return (f"whole scan resized to {self.image_size}x{self.image_size} (aspect not kept), "
+                    "logits resized back to the scan's size (bilinear)")  # fmt: skip
+        return (f"scan downscaled to {self.input_scale:g} x native, sliding window of "
+                f"{self.image_size} px tiles, classes resized back to the scan's size (nearest)")  # fmt: skip
+
+    def model_input_size(self, native_width: int, native_height: int) -> tuple[int, int]:
+        """(width, height) of the picture the model is given for a scan of this native size."""
+        if self.view == "resize":
+            return self.image_size, self.image_size
+        assert self.input_scale is not None
+        return scaled_size(native_width, native_height, self.input_scale)
+
+    def describe_cost(self, width: int, height: int, settings: SlidingSettings) -> str:
+        """What predicting a scan of this native size costs (for the log)."""
+        if self.view == "resize":
+            return (f"one {self.image_size} px forward pass, logits resized back in strips of "
+                    f"<= {STRIP_BYTES / 2**20:.0f} MiB")  # fmt: skip
+        model_width, model_height = self.model_input_size(width, height)
+        return f"at {model_width}×{model_height}: " + describe_bound(
+            model_height, model_width, self.image_size, NUM_CLASSES, settings
+        )
+
+    def predict(
+        self,
+        model: nn.Module,
+        source: decode.Source,
+        *,
+        name: str,
+        native_size: tuple[int, int] | None = None,
+        settings: SlidingSettings = SlidingSettings(),
+        device: torch.device | str = "cpu",
+        amp_dtype: torch.dtype | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> np.ndarray:
+        """Class ids (H×W uint8) for ``source`` at its own size H×W, the model applied as trained.
+
+        ``native_size``: (width, height) of the original scan when ``source`` is a downscaled
+        working copy of it (the model's input is sized from the original); default: its own size.
+        """
+        head = decode.header(source, name)
+        native_size = native_size or (head.width, head.height)
+        picture, _ = decode.scaled_image(source, *self.model_input_size(*native_size), name)
+        picture = np.array(picture)  # writable: libvips' buffer is read-only
+        if self.view == "resize":
+            logits = forward_tiles(model, torch.from_numpy(picture)[None].to(device), amp_dtype, settings.tta_flip)[0]
+            return upsampled_argmax(logits, head.height, head.width)
+        mask = predict_mask(model, picture, tile=self.image_size, settings=settings, device=device,
+                            amp_dtype=amp_dtype, progress=progress)  # fmt: skip
+        return resized_nearest(mask, head.width, head.height)
+
+
+def of_cache(view: str, image_size: int, crop_scale: float | None) -> ModelView:
+    """The view a cache was prepared in (``PreparedCache.view``), as training records it."""
+    return ModelView(view, image_size, crop_scale if view == "crops" else None)
+
+
+def _source_positions(out_length: int, in_length: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """Bilinear sampling along one axis as torch's ``interpolate(align_corners=False)`` does it:
+    the two neighbouring source indices of every output pixel and the weight of the second."""
+    scale = in_length / out_length
+    position = ((torch.arange(out_length, device=device, dtype=torch.float64) + 0.5) * scale - 0.5).clamp_min(0)
+    first = position.floor().long().clamp_max(in_length - 1)
+    second = (first + 1).clamp_max(in_length - 1)
+    weight = (position - first).float()
+    return first, second, weight
+
+
+def upsampled_argmax(
+    logits: torch.Tensor, height: int, width: int, *, strip_bytes: int = STRIP_BYTES
+) -> np.ndarray:
+    """argmax over classes of ``logits`` (C×h×w) bilinearly resized to ``height``×``width``, equal
+    to ``interpolate(logits[None], (height, width), mode="bilinear").argmax(1)`` but computed a strip
+    of rows at a time: the float memory is ~3 × ``strip_bytes`` whatever the output's size."""
+    classes, in_h, in_w = logits.shape
+    logits = logits.float()
+    rows_first, rows_second, rows_weight = _source_positions(height, in_h, logits.device)
+    cols_first, cols_second, cols_weight = _source_positions(width, in_w, logits.device)
+    out = np.empty((height, width), dtype=np.uint8)
+    step = max(1, strip_bytes // (4 * classes * max(width, in_w)))
+    for top in range(0, height, step):
+        rows = slice(top, min(height, top + step))
+        w = rows_weight[rows].view(1, -1, 1)
+        strip = logits[:, rows_first[rows]] * (1 - w) + logits[:, rows_second[rows]] * w  # C×s×in_w
+        strip = strip[:, :, cols_first] * (1 - cols_weight) + strip[:, :, cols_second] * cols_weight
+        out[rows] = strip.argmax(0).to(torch.uint8).cpu().numpy()
+    return out
+
+
+def resized_nearest(mask: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A class map resized by nearest neighbour (PIL's, as the cache's masks are)."""
+    if mask.shape == (height, width):
+        return mask
+    return np.array(Image.fromarray(mask, mode="L").resize((width, height), Image.Resampling.NEAREST))
+
