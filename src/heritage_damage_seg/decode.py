@@ -120,7 +120,9 @@ def header(source: Source, name: str, *, orientation: str = "apply") -> Header:
         width, height, mode, fmt, tag, pages, larger = head
     else:
         if fmt in VIPS_FORMATS and (vips_head := _vips_header(source, check_pages=False)) is not None:
-            tag = vips_head[4]  # the tag libvips reads (a PNG's eXIf may follow its pixels, unseen by PIL)
+            # What libvips, which decodes these, reads: the stored size (PIL reports a TIFF with
+            # orientation 5–8 transposed) and the tag (a PNG's eXIf may follow its pixels, unseen by PIL).
+            width, height, tag = vips_head[0], vips_head[1], vips_head[4]
     if larger is not None:
         raise DatasetError(
             f"{name}: page {larger[0] + 1} of this {pages}-page file is larger ({larger[1]}×{larger[2]}) than the "
@@ -328,19 +330,28 @@ def _vips_error(name: str, err: pyvips.Error) -> DatasetError:
     return DatasetError(f"{name}: cannot decode ({err.message.strip()}): the file is corrupt or truncated")
 
 
-def _vips_thumbnail(source: Source, width: int, height: int, name: str) -> pyvips.Image:
-    """Lazily resized to ``width``×``height`` of the *stored* pixels (JPEGs shrink while decoding);
-    never rotated here: the orientation is applied by :func:`orient`, as in every reader."""
+def _vips_scaled(source: Source, head: Header, width: int, height: int, name: str) -> pyvips.Image:
+    """Lazily converted to 8-bit sRGB (:func:`_vips_rgb8`), *then* resized to ``width``×``height``
+    of the stored pixels, so every mode is resized as the 8-bit RGB it decodes to (libvips'
+    ``thumbnail`` would resize alpha premultiplied, 16-bit before the scaling, CMYK before the
+    profile). Streaming: a PNG or TIFF is read strip by strip through the resize, a JPEG is shrunk
+    by a power of two while it is decoded. Never rotated here: :func:`orient` does that, in every
+    reader alike."""
     try:
-        if isinstance(source, bytes):
-            small = pyvips.Image.thumbnail_buffer(source, width, height=height, size="force", no_rotate=True,
-                                                  option_string=f"fail_on={FAIL_ON}")
-        else:
-            small = pyvips.Image.thumbnail(os.fspath(source), width, height=height, size="force", no_rotate=True,
-                                           fail_on=FAIL_ON)
+        options = {}
+        if head.format == "JPEG":
+            stored_width, stored_height = head.stored_size
+            shrink = 1
+            while shrink < 8 and stored_width // (2 * shrink) >= width and stored_height // (2 * shrink) >= height:
+                shrink *= 2
+            if shrink > 1:
+                options["shrink"] = shrink
+        image = _vips_rgb8(_new_vips(source, **options), name)
+        if (image.width, image.height) == (width, height):
+            return image
+        return image.resize(width / image.width, vscale=height / image.height)
     except pyvips.Error as err:
         raise _vips_error(name, err) from err
-    return _vips_rgb8(small, name)
 
 
 def _stored(head: Header, width: int, height: int) -> tuple[int, int]:
@@ -356,15 +367,28 @@ def scaled_image(
     head = header(source, name, orientation=orientation)
     stored_width, stored_height = _stored(head, width, height)
     if _streams(head):
-        small = _to_array(_vips_thumbnail(source, stored_width, stored_height, name), name)
+        small = _to_array(_vips_scaled(source, head, stored_width, stored_height, name), name)
         return orient(small, head.transform) if head.transform != 1 else small, head
+    # What libvips does not read: decoded whole by PIL, resized by libvips as the rest.
+    pixels = vips_resized(_pil_pixels(source, name), stored_width, stored_height)
+    return orient(pixels, head.transform), head
+
+
+def _pil_pixels(source: Source, name: str) -> np.ndarray:
     try:
         with Image.open(_file_like(source)) as im:
-            im.draft("RGB", (stored_width, stored_height))
-            rgb = _pil_rgb8(im).resize((stored_width, stored_height), Image.Resampling.BILINEAR, reducing_gap=3.0)
+            return np.asarray(_pil_rgb8(im), dtype=np.uint8)
     except (OSError, SyntaxError) as err:
         raise DatasetError(f"{name}: cannot read image ({err}): the file is corrupt or truncated") from err
-    return orient(np.asarray(rgb, dtype=np.uint8), head.transform), head
+
+
+def vips_resized(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
+    """H×W×3 uint8 resized to ``width``×``height`` as libvips resizes every scan (lanczos3)."""
+    if pixels.shape[:2] == (height, width):
+        return pixels
+    image = pyvips.Image.new_from_array(np.ascontiguousarray(pixels), interpretation="srgb")
+    small = image.resize(width / image.width, vscale=height / image.height)
+    return np.ndarray(buffer=small.write_to_memory(), dtype=np.uint8, shape=(small.height, small.width, 3))
 
 
 def rgb_image(source: Source, name: str, *, orientation: str = "apply") -> tuple[np.ndarray, Header]:
@@ -378,11 +402,7 @@ def rgb_image(source: Source, name: str, *, orientation: str = "apply") -> tuple
         except pyvips.Error as err:
             raise _vips_error(name, err) from err
     else:
-        try:
-            with Image.open(_file_like(source)) as im:
-                pixels = np.asarray(_pil_rgb8(im), dtype=np.uint8)
-        except (OSError, SyntaxError) as err:
-            raise DatasetError(f"{name}: cannot read image ({err}): the file is corrupt or truncated") from err
+        pixels = _pil_pixels(source, name)
     return orient(pixels, head.transform) if head.transform != 1 else pixels, head
 
 
@@ -491,7 +511,7 @@ def write_working_copy(
         image_path = image_out.with_suffix(".png")
         if _streams(image_head) and image_head.transform == 1:
             # Straight from decoder to encoder: the scan is never whole in memory.
-            _save_png(_vips_thumbnail(image, width, height, name), image_path, name)
+            _save_png(_vips_scaled(image, image_head, width, height, name), image_path, name)
         else:  # rotated or flipped (camera-sized photos), or decoded by PIL
             picture, _ = scaled_image(image, width, height, name, orientation=orientation)
             _save_png(pyvips.Image.new_from_array(picture, interpretation="srgb"), image_path, name)
