@@ -9,8 +9,13 @@ cache: every image and mask resized once to the training resolution as uint8 arr
 stage reads only the cache, memory-mapped, so nothing is decoded twice. Scans of any size are
 decoded with bounded memory (:mod:`heritage_damage_seg.decode`). For native-resolution work
 (sliding-window evaluation) the index points at each sample's *working copy*: the original file,
-or, for scans whose longest side exceeds ``working_max_side`` and for every parquet row, a copy
-in ``working/`` (downscaled to that side where larger).
+or, for scans whose longest side exceeds ``working_max_side``, files with an EXIF orientation or
+several pages, and every parquet row, a copy in ``working/`` (downscaled to that side where
+larger; a PNG already in the chosen orientation for a tagged image).
+
+Every image mode is read as the same 8-bit sRGB pixels by every reader, and an EXIF-oriented
+image is lined up with its mask by one rule, ``prepare.exif_orientation``
+(:func:`heritage_damage_seg.decode.resolve_orientation`; README "Image formats and EXIF orientation").
 
 Two training *views* of the scans (``prepare.view``):
 
