@@ -75,7 +75,7 @@ class Header:
     width: int  # in the orientation read: displayed when the orientation tag is applied, else stored
     height: int
     mode: str  # PIL's mode: L, P, RGB, I;16, … (libvips' interpretation where PIL cannot open it)
-    format: str  # PIL's format name: PNG, JPEG, …
+    format: str  # PIL's format name: PNG, JPEG, … (libvips' loader where PIL cannot open it)
     orientation: int = 1  # the file's EXIF/TIFF orientation tag (1: none or upright)
     applied: bool = False  # whether ``width``/``height`` (and the pixels read) follow the tag
     pages: int = 1
@@ -111,6 +111,7 @@ def header(source: Source, name: str, *, orientation: str = "apply") -> Header:
     try:
         with Image.open(_file_like(source)) as im:
             width, height, mode, fmt = im.width, im.height, im.mode, im.format or ""
+            fmt = "JPEG" if fmt == "MPO" else fmt  # a camera's JPEG with its preview appended
             tag = _pil_orientation(im)
             pages, larger = _pil_pages(im)
     except (OSError, SyntaxError, Image.DecompressionBombError) as err:
@@ -186,7 +187,8 @@ def _vips_header(
                 break
     except pyvips.Error:
         return None
-    fmt = next((f for f in VIPS_FORMATS if loader.lower().startswith(f.lower()[:3])), loader.upper())
+    # A format only libvips reads (PIL failed) keeps the loader's name: still decoded by libvips.
+    fmt = next((f for f in VIPS_FORMATS if loader.lower().startswith(f.lower()[:3])), f"vips:{loader}")
     return image.width, image.height, str(image.interpretation), fmt, tag, pages, larger
 
 
@@ -323,7 +325,7 @@ def _pil_rgb8(im: Image.Image) -> Image.Image:
 
 def _streams(head: Header) -> bool:
     """Whether libvips decodes this image (a streaming resize); else PIL, whole."""
-    return head.format in VIPS_FORMATS
+    return head.format in VIPS_FORMATS or head.format.startswith("vips:")
 
 
 def _vips_error(name: str, err: pyvips.Error) -> DatasetError:
@@ -504,8 +506,8 @@ def write_working_copy(
     mask_head = header(mask, name, orientation="ignore")
     width, height = working_size(image_head, max_side)
     same_size = (width, height) == (image_head.width, image_head.height)
-    if same_size and image_head.orientation == 1 and image_head.pages == 1:
-        image_path = image_out.with_suffix(SUFFIX_OF_FORMAT.get(image_head.format, ".png"))
+    if same_size and image_head.orientation == 1 and image_head.pages == 1 and image_head.format in SUFFIX_OF_FORMAT:
+        image_path = image_out.with_suffix(SUFFIX_OF_FORMAT[image_head.format])
         _write_verbatim(image, image_path)
     else:
         image_path = image_out.with_suffix(".png")
@@ -515,8 +517,8 @@ def write_working_copy(
         else:  # rotated or flipped (camera-sized photos), or decoded by PIL
             picture, _ = scaled_image(image, width, height, name, orientation=orientation)
             _save_png(pyvips.Image.new_from_array(picture, interpretation="srgb"), image_path, name)
-    if same_size and mask_head.pages == 1:
-        mask_path = mask_out.with_suffix(SUFFIX_OF_FORMAT.get(mask_head.format, ".png"))
+    if same_size and mask_head.pages == 1 and mask_head.format in SUFFIX_OF_FORMAT:
+        mask_path = mask_out.with_suffix(SUFFIX_OF_FORMAT[mask_head.format])
         _write_verbatim(mask, mask_path)
     elif _mask_streams(mask_head):
         mask_path = mask_out.with_suffix(".png")
