@@ -530,3 +530,37 @@ def test_a_large_16_bit_or_cmyk_scan_is_converted_in_bounded_memory(tmp_path, mo
     assert set(np.unique(cache.masks[0])) == {0, IGNORE_INDEX}
     with Image.open(result["image_path"]) as working:
         assert working.size == (4096, round(height * 4096 / width)) and working.mode == "RGB"
+
+
+def test_parquet_cells_follow_the_same_rule_as_files(tmp_path):
+    """The same EXIF-rotated JPEG and 16-bit PNG as bytes in a shard (ARTeFACT's schema) give the
+    cache and working copies the folder gives."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from test_parquet import SCHEMA
+
+    from heritage_damage_seg.dataset import build_cache_from_parquet
+
+    drawn_on = oriented_dataset(tmp_path / "folder", 6, "displayed")
+    png_grey16(tmp_path / "folder" / "images" / "film")
+    Image.fromarray(block_mask(reference())).save(tmp_path / "folder" / "annotations" / "film.png")
+    records = []
+    for stem, image in (("photo", "photo.jpg"), ("plain", "plain.png"), ("film", "film.png")):
+        records.append({"id": stem, "image": {"bytes": (tmp_path / "folder" / "images" / image).read_bytes(), "path": image},
+                        "annotation": {"bytes": (tmp_path / "folder" / "annotations" / f"{stem}.png").read_bytes(),
+                                       "path": None},
+                        "annotation_rgb": None, "material": "Paper", "content": "Photo", "type": "Photo",
+                        "damage_description": "", "llava_description": "", "verified_description": ""})  # fmt: skip
+    (tmp_path / "hub").mkdir()
+    pq.write_table(pa.Table.from_pylist(records, schema=SCHEMA), tmp_path / "hub" / "shard.parquet")
+    from_folder = build_cache(tmp_path / "folder" / "images", tmp_path / "folder" / "annotations",
+                              tmp_path / "folder" / "cache", size=SIZE)
+    from_parquet = build_cache_from_parquet(tmp_path / "hub", tmp_path / "cache", size=SIZE)
+    folder, hub = load_cache(tmp_path / "folder" / "cache"), load_cache(tmp_path / "cache")
+    assert np.array_equal(folder.images, hub.images) and np.array_equal(folder.masks, hub.masks)
+    assert from_parquet[["id", "width", "height"]].equals(from_folder[["id", "width", "height"]])
+    rows = from_parquet.set_index("id")
+    assert_close(np.asarray(read_image(rows.loc["photo", "image_path"])[0]), drawn_on, "jpg_rgb")
+    assert rows.loc["photo", "image_path"].endswith(".png")
+    film = np.asarray(read_image(rows.loc["film", "image_path"])[0])  # the 16-bit PNG, kept as it is
+    assert rows.loc["film", "image_path"].endswith(".png") and np.array_equal(film, as_rgb(grey(reference())))
