@@ -342,10 +342,11 @@ def _vips_scaled(source: Source, head: Header, width: int, height: int, name: st
     try:
         options = {}
         if head.format == "JPEG":
+            # libvips thumbnail's rule (the cache's pixels before every mode went through here):
+            # block-shrink while decoding, leaving at least a factor of two to the lanczos resize.
             stored_width, stored_height = head.stored_size
-            shrink = 1
-            while shrink < 8 and stored_width // (2 * shrink) >= width and stored_height // (2 * shrink) >= height:
-                shrink *= 2
+            factor = min(stored_width / width, stored_height / height)
+            shrink = 8 if factor >= 16 else 4 if factor >= 8 else 2 if factor >= 4 else 1
             if shrink > 1:
                 options["shrink"] = shrink
         image = _vips_rgb8(_new_vips(source, **options), name)
