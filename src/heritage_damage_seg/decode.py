@@ -130,7 +130,8 @@ def header(source: Source, name: str, *, orientation: str = "apply") -> Header:
             f"first ({width}×{height}), which is then a preview, not the scan: save the scan as a single-page file"
         )
     if pages > 1:
-        _warn_once(name, f"{name}: a {pages}-page file: only its first page ({width}×{height}) is read")
+        key = name if isinstance(source, bytes) else os.fspath(source)  # once a file, whatever the caller calls it
+        _warn_once(key, f"{name}: a {pages}-page file: only its first page ({width}×{height}) is read")
     if apply and tag in TRANSPOSING:
         width, height = height, width
     return Header(width, height, mode, fmt, tag, apply and tag != 1, pages)
