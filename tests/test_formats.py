@@ -427,7 +427,8 @@ def test_an_orientation_tag_in_a_png_or_tiff_follows_the_same_rule(tmp_path, fmt
 def test_an_upside_down_jpeg_needs_the_setting_and_then_follows_it(tmp_path, convention):
     drawn_on = oriented_dataset(tmp_path, 3, convention)
     # Both orientations have the mask's size: auto cannot tell, and says what to set.
-    with pytest.raises(DatasetError, match=r"images/photo\.jpg.*EXIF orientation 3.*prepare\.exif_orientation to apply"):
+    ambiguous = r"images/photo\.jpg.*EXIF orientation 3.*prepare\.exif_orientation to apply"
+    with pytest.raises(DatasetError, match=ambiguous):
         build_cache(tmp_path / "images", tmp_path / "annotations", tmp_path / "cache", size=SIZE)
     setting = "apply" if convention == "displayed" else "ignore"
     index = build_cache(tmp_path / "images", tmp_path / "annotations", tmp_path / "cache", size=SIZE,
@@ -474,7 +475,8 @@ def test_a_multipage_tiff_reads_its_first_page_and_says_so(tmp_path, caplog):
 def test_a_multipage_tiff_whose_first_page_is_a_preview_is_refused(tmp_path):
     path = tmp_path / "preview_first.tif"
     Image.fromarray(reference()[::4, ::4]).save(path, save_all=True, append_images=[Image.fromarray(reference())])
-    with pytest.raises(DatasetError, match=r"preview_first\.tif: page 2 .* larger .*save the scan as a single-page file"):
+    refused = r"preview_first\.tif: page 2 .* larger .*save the scan as a single-page file"
+    with pytest.raises(DatasetError, match=refused):
         decode.rgb_image(path, str(path))
 
 
@@ -546,7 +548,8 @@ def test_parquet_cells_follow_the_same_rule_as_files(tmp_path):
     Image.fromarray(block_mask(reference())).save(tmp_path / "folder" / "annotations" / "film.png")
     records = []
     for stem, image in (("photo", "photo.jpg"), ("plain", "plain.png"), ("film", "film.png")):
-        records.append({"id": stem, "image": {"bytes": (tmp_path / "folder" / "images" / image).read_bytes(), "path": image},
+        encoded = (tmp_path / "folder" / "images" / image).read_bytes()
+        records.append({"id": stem, "image": {"bytes": encoded, "path": image},
                         "annotation": {"bytes": (tmp_path / "folder" / "annotations" / f"{stem}.png").read_bytes(),
                                        "path": None},
                         "annotation_rgb": None, "material": "Paper", "content": "Photo", "type": "Photo",
