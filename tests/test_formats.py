@@ -567,3 +567,14 @@ def test_parquet_cells_follow_the_same_rule_as_files(tmp_path):
     assert rows.loc["photo", "image_path"].endswith(".png")
     film = np.asarray(read_image(rows.loc["film", "image_path"])[0])  # the 16-bit PNG, kept as it is
     assert rows.loc["film", "image_path"].endswith(".png") and np.array_equal(film, as_rgb(grey(reference())))
+
+
+def test_a_palette_tiff_mask_with_an_orientation_tag_is_refused(tmp_path):
+    """PIL (which reads palette masks) applies part of a TIFF's orientation itself: refused, not
+    half-rotated."""
+    mask = Image.fromarray(block_mask(reference())).convert("P")
+    exif = mask.getexif()
+    exif[0x0112] = 6
+    mask.save(tmp_path / "mask.tif", exif=exif)
+    with pytest.raises(DatasetError, match=r"mask\.tif: the mask carries a TIFF orientation tag \(6\).*save it"):
+        decode.scaled_mask(tmp_path / "mask.tif", 32, 32, str(tmp_path / "mask.tif"))

@@ -440,6 +440,12 @@ def full_mask(source: Source, name: str) -> np.ndarray:
     """The whole mask as HxW uint8 (values 0–15 or 255), decoded by PIL; RGB through the palette."""
     try:
         with Image.open(_file_like(source)) as im:
+            if im.format == "TIFF" and _pil_orientation(im) != 1:
+                # PIL applies part of a TIFF's orientation itself; masks are read as stored.
+                raise DatasetError(
+                    f"{name}: the mask carries a TIFF orientation tag ({_pil_orientation(im)}): masks are read as "
+                    "stored, save it without the tag (e.g. as a PNG)"
+                )
             if im.mode in ("RGB", "RGBA"):
                 return _rgb_mask_to_index(np.asarray(im.convert("RGB")), name)
             if im.mode not in ("L", "P", "I", "I;16"):
