@@ -49,6 +49,22 @@ def truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[:60])
 
 
+def upside_down_jpeg(root: Path) -> None:
+    """b.png replaced by a JPEG tagged "rotated 180°": its mask fits both ways, auto cannot tell."""
+    (root / "images" / "b.png").unlink()
+    image = Image.fromarray(np.full((48, 64, 3), 120, np.uint8))
+    exif = image.getexif()
+    exif[0x0112] = 3
+    image.save(root / "images" / "b.jpg", exif=exif)
+
+
+def multipage_preview_first(root: Path) -> None:
+    """c.png replaced by a TIFF whose first page is a small preview of the scan on page 2."""
+    (root / "images" / "c.png").unlink()
+    Image.fromarray(np.full((12, 16, 3), 120, np.uint8)).save(
+        root / "images" / "c.tif", save_all=True, append_images=[Image.fromarray(np.full((48, 64, 3), 120, np.uint8))])
+
+
 def rgb_mask_with_unknown_colour(root: Path) -> None:
     rgb = np.zeros((48, 64, 3), np.uint8)
     rgb[:5, :5] = (1, 2, 3)
@@ -65,6 +81,8 @@ DATASET_CASES = {
     "image and mask sizes differ": (lambda r: write_pair(r, "b", size=(64, 48)) or Image.fromarray(np.zeros((40, 64), np.uint8)).save(r / "annotations" / "b.png"), ["images/b.png", "annotations/b.png", "same size"]),
     "mask value outside 0-15/255": (lambda r: write_pair(r, "c", mask=np.full((48, 64), 20, np.uint8)), ["annotations/c.png", "[20]", "remap"]),
     "RGB mask colour not in palette": (rgb_mask_with_unknown_colour, ["annotations/b.png", "#010203", "palette"]),
+    "EXIF orientation the mask cannot decide": (upside_down_jpeg, ["images/b.jpg", "EXIF orientation 3", "set prepare.exif_orientation to apply"]),
+    "multi-page TIFF with a preview first": (multipage_preview_first, ["images/c.tif", "page 2", "save the scan as a single-page file"]),
 }
 
 
@@ -108,6 +126,7 @@ def test_a_split_with_an_empty_side_is_refused_naming_the_fix(tmp_path):
         ("training: {retries: -1}\n", ["-1 is less than the minimum of 0", "retries"]),
         ("prepare: {view: tiles}\n", ["'tiles' is not one of ['resize', 'crops']", "view"]),
         ("prepare: {view: crops, crop_scale: 0}\n", ["0 is less than or equal to the minimum of 0", "crop_scale"]),
+        ("prepare: {exif_orientation: rotate}\n", ["'rotate' is not one of ['auto', 'apply', 'ignore']", "exif_orientation"]),
     ],
 )
 def test_a_bad_config_value_fails_before_any_job_naming_the_key(tmp_path, override, expected):

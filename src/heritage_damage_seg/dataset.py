@@ -9,8 +9,13 @@ cache: every image and mask resized once to the training resolution as uint8 arr
 stage reads only the cache, memory-mapped, so nothing is decoded twice. Scans of any size are
 decoded with bounded memory (:mod:`heritage_damage_seg.decode`). For native-resolution work
 (``evaluation.mode: native``) the index points at each sample's *working copy*: the original file,
-or, for scans whose longest side exceeds ``working_max_side`` and for every parquet row, a copy
-in ``working/`` (downscaled to that side where larger).
+or, for scans whose longest side exceeds ``working_max_side``, files with an EXIF orientation or
+several pages, and every parquet row, a copy in ``working/`` (downscaled to that side where
+larger; a PNG already in the chosen orientation for a tagged image).
+
+Every image mode is read as the same 8-bit sRGB pixels by every reader, and an EXIF-oriented
+image is lined up with its mask by one rule, ``prepare.exif_orientation``
+(:func:`heritage_damage_seg.decode.resolve_orientation`; README "Image formats and EXIF orientation").
 
 Two training *views* of the scans (``prepare.view``):
 
@@ -167,18 +172,26 @@ def read_mask(path: str | os.PathLike[str]) -> np.ndarray:
     return decode.full_mask(path, str(path))
 
 
-def read_image(path: str | os.PathLike[str], target_size: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
-    """An RGB image and its stored (width, height); JPEGs are decoded at a reduced scale near
-    ``target_size`` when given, which is far cheaper than decoding a huge scan in full."""
-    path = Path(path)
-    try:
-        with Image.open(path) as im:
-            stored_size = im.size
-            if target_size is not None:
-                im.draft("RGB", (target_size, target_size))
-            return im.convert("RGB"), stored_size
-    except (OSError, SyntaxError) as err:
-        raise DatasetError(f"{path}: cannot read image ({err}): the file is corrupt or truncated") from err
+def read_image(
+    path: str | os.PathLike[str], target_size: int | None = None, *, orientation: str = "apply"
+) -> tuple[Image.Image, tuple[int, int]]:
+    """An 8-bit RGB image and its full-size (width, height), both in ``orientation`` (``apply``:
+    the EXIF orientation as viewers show it, what ``predict`` wants of a new scan; a working copy
+    carries no tag, so it reads the same either way). Every mode is converted as
+    :func:`heritage_damage_seg.decode.rgb_image` does (16-bit by its high byte, CMYK through its
+    profile, alpha dropped). With ``target_size`` the image is read reduced by the largest power of
+    two (up to 8) that keeps both sides at least ``target_size``, far cheaper for a huge JPEG."""
+    name = str(path)
+    if target_size is None:
+        pixels, head = decode.rgb_image(path, name, orientation=orientation)
+    else:
+        head = decode.header(path, name, orientation=orientation)
+        shrink = 1
+        while shrink < 8 and min(head.width, head.height) // (2 * shrink) >= target_size:
+            shrink *= 2
+        pixels, _ = decode.scaled_image(path, -(-head.width // shrink), -(-head.height // shrink), name,
+                                        orientation=orientation)
+    return Image.fromarray(pixels, mode="RGB"), (head.width, head.height)
 
 
 @dataclass(frozen=True)
@@ -207,17 +220,33 @@ class PreparedSample:
 
 def _checked_same_size(image_head: decode.Header, mask_head: decode.Header, name: str) -> None:
     if (image_head.width, image_head.height) != (mask_head.width, mask_head.height):
+        tag = ""
+        if image_head.orientation != 1:
+            stored, displayed = image_head.stored_size, image_head.displayed_size
+            tag = (f" ({stored[0]}×{stored[1]} as stored, {displayed[0]}×{displayed[1]} as displayed: EXIF orientation "
+                   f"{image_head.orientation}, see prepare.exif_orientation)")
         raise DatasetError(
-            f"{name}: the image is {image_head.width}×{image_head.height} but its mask is "
+            f"{name}: the image is {image_head.width}×{image_head.height}{tag} but its mask is "
             f"{mask_head.width}×{mask_head.height}: image and mask must have the same size"
         )
 
 
+def _orientation(image: decode.Source, mask: decode.Source, setting: str, name: str) -> str:
+    """How this scan is read so that it lines up with its mask (:func:`decode.resolve_orientation`)."""
+    image_head = decode.header(image, f"{name} image", orientation="ignore")
+    if image_head.orientation == 1:
+        return "ignore"
+    return decode.resolve_orientation(image_head, decode.header(mask, f"{name} mask", orientation="ignore"),
+                                      setting, name)
+
+
 def _working_copy(
-    image: decode.Source, mask: decode.Source, working: tuple[Path, Path] | None, working_max_side: int, name: str
+    image: decode.Source, mask: decode.Source, working: tuple[Path, Path] | None, working_max_side: int, name: str,
+    orientation: str,
 ) -> tuple[str, str]:
     if working is not None:
-        image_path, mask_path = decode.write_working_copy(image, mask, *working, working_max_side, name)
+        image_path, mask_path = decode.write_working_copy(image, mask, *working, working_max_side, name,
+                                                          orientation=orientation)
     else:
         image_path, mask_path = Path(os.fspath(image)), Path(os.fspath(mask))  # type: ignore[arg-type]
     return str(image_path), str(mask_path)
@@ -232,16 +261,20 @@ def prepare_pair(
     name: str,
     working: tuple[Path, Path] | None,
     working_max_side: int,
+    exif_orientation: str = "auto",
 ) -> PreparedSample:
     """One sample checked and resized to ``size``×``size`` (image: area-averaged; mask: nearest).
 
     ``working``: where to write a working copy (paths without suffix), always for parquet rows; for
-    files, None and a copy is written to ``work_dir`` only when the scan exceeds ``working_max_side``.
+    files, None and a copy is written to ``work_dir`` only when the file cannot serve as it is
+    (:func:`decode.needs_working_copy`). ``exif_orientation``: prepare.exif_orientation, the rule
+    that lines an EXIF-oriented image up with its mask (:func:`decode.resolve_orientation`).
     """
+    orientation = _orientation(image, mask, exif_orientation, name)
     small_mask, mask_head = decode.scaled_mask(mask, size, size, f"{name} mask")
-    small_image, image_head = decode.scaled_image(image, size, size, f"{name} image")
+    small_image, image_head = decode.scaled_image(image, size, size, f"{name} image", orientation=orientation)
     _checked_same_size(image_head, mask_head, name)
-    image_path, mask_path = _working_copy(image, mask, working, working_max_side, name)
+    image_path, mask_path = _working_copy(image, mask, working, working_max_side, name, orientation)
     return PreparedSample(position, small_image, small_mask, image_head.height, image_head.width, image_path, mask_path)
 
 
@@ -256,6 +289,7 @@ def prepare_crops(
     name: str,
     working: tuple[Path, Path] | None,
     working_max_side: int,
+    exif_orientation: str = "auto",
 ) -> list[PreparedSample]:
     """The ``view.per_image`` crops of one scan, in cache rows ``position``, ``position + 1``, …
 
@@ -263,12 +297,13 @@ def prepare_crops(
     never whole in memory; the mask by nearest neighbour, every pixel checked), and the crops are
     cut from that at :func:`crop_offsets`; sides shorter than ``size`` are padded (:func:`cut_crop`).
     """
-    head = decode.header(image, f"{name} image")
+    orientation = _orientation(image, mask, exif_orientation, name)
+    head = decode.header(image, f"{name} image", orientation=orientation)
     width, height = scaled_size(head.width, head.height, view.scale)
     scaled_mask, mask_head = decode.scaled_mask(mask, width, height, f"{name} mask")
     _checked_same_size(head, mask_head, name)
-    scaled_image, _ = decode.scaled_image(image, width, height, f"{name} image")
-    image_path, mask_path = _working_copy(image, mask, working, working_max_side, name)
+    scaled_image, _ = decode.scaled_image(image, width, height, f"{name} image", orientation=orientation)
+    image_path, mask_path = _working_copy(image, mask, working, working_max_side, name, orientation)
     return [
         PreparedSample(
             position + k,
@@ -295,13 +330,15 @@ def _prepare(
     name: str,
     working: tuple[Path, Path] | None,
     working_max_side: int,
+    exif_orientation: str = "auto",
 ) -> list[PreparedSample]:
     """The cache rows of one scan in the chosen view (see module docstring)."""
     if crops is None:
         return [prepare_pair(scan_position, image, mask, size=size, name=name, working=working,
-                             working_max_side=working_max_side)]
+                             working_max_side=working_max_side, exif_orientation=exif_orientation)]
     return prepare_crops(scan_position * crops.per_image, image, mask, scan_id=scan_id, view=crops, size=size,
-                         name=name, working=working, working_max_side=working_max_side)
+                         name=name, working=working, working_max_side=working_max_side,
+                         exif_orientation=exif_orientation)
 
 
 def _working_paths(work_dir: Path, sample_id: str) -> tuple[Path, Path]:
@@ -316,14 +353,16 @@ class _FileJob:
     work_dir: Path
     working_max_side: int
     crops: CropView | None = None
+    exif_orientation: str = "auto"
 
     def __call__(self) -> list[PreparedSample]:
-        head = decode.header(self.sample.image, str(self.sample.image))
-        oversized = max(head.width, head.height) > self.working_max_side
-        working = _working_paths(self.work_dir, self.sample.id) if oversized else None
+        head = decode.header(self.sample.image, str(self.sample.image), orientation="ignore")
+        copy = decode.needs_working_copy(head, self.working_max_side)
+        working = _working_paths(self.work_dir, self.sample.id) if copy else None
         name = f"{self.sample.image} / {self.sample.mask}"
         return _prepare(self.position, self.sample.id, self.sample.image, self.sample.mask, size=self.size,
-                        crops=self.crops, name=name, working=working, working_max_side=self.working_max_side)
+                        crops=self.crops, name=name, working=working, working_max_side=self.working_max_side,
+                        exif_orientation=self.exif_orientation)
 
 
 @dataclass(frozen=True)
@@ -334,6 +373,7 @@ class _RowGroupJob:
     work_dir: Path
     working_max_side: int
     crops: CropView | None = None
+    exif_orientation: str = "auto"
 
     def __call__(self) -> list[PreparedSample]:
         return [
@@ -341,7 +381,7 @@ class _RowGroupJob:
             for sample_id, image, mask, where in parquet.row_group_samples(self.group)
             for sample in _prepare(self.positions[sample_id], sample_id, image, mask, size=self.size,
                                    crops=self.crops, name=where, working=_working_paths(self.work_dir, sample_id),
-                                   working_max_side=self.working_max_side)
+                                   working_max_side=self.working_max_side, exif_orientation=self.exif_orientation)
         ]
 
 
@@ -452,17 +492,25 @@ def build_cache(
     workers: int = 1,
     working_max_side: int = DEFAULT_WORKING_MAX_SIDE,
     crops: CropView | None = None,
+    exif_orientation: str = "auto",
 ) -> pd.DataFrame:
     """Decodes, checks and resizes (or crops, with ``crops``) a folder dataset once into
-    ``out_dir`` (see module docstring)."""
+    ``out_dir`` (see module docstring; ``exif_orientation``: :func:`decode.resolve_orientation`)."""
     samples = discover(images_dir, masks_dir)
     out_dir = Path(out_dir)
     work_dir = _working_dir(out_dir)
     index = _crop_rows(read_metadata(metadata, [s.id for s in samples]), crops)
     log.info("preparing %d samples from %s at %d px (%s) with %d worker(s)", len(samples), images_dir, size,
              _describe(crops), workers)
-    jobs = [_FileJob(i, sample, size, work_dir, working_max_side, crops) for i, sample in enumerate(samples)]
+    _checked_setting(exif_orientation)
+    jobs = [_FileJob(i, sample, size, work_dir, working_max_side, crops, exif_orientation)
+            for i, sample in enumerate(samples)]
     return _write_cache(out_dir, index, jobs, size=size, workers=workers)
+
+
+def _checked_setting(exif_orientation: str) -> None:
+    if exif_orientation not in decode.EXIF_SETTINGS:
+        raise ValueError(f"prepare.exif_orientation must be one of {decode.EXIF_SETTINGS}, got {exif_orientation!r}")
 
 
 def _describe(crops: CropView | None) -> str:
@@ -479,8 +527,10 @@ def build_cache_from_parquet(
     workers: int = 1,
     working_max_side: int = DEFAULT_WORKING_MAX_SIDE,
     crops: CropView | None = None,
+    exif_orientation: str = "auto",
 ) -> pd.DataFrame:
     """The same cache from ARTeFACT's parquet shards, one row group per job (see module docstring)."""
+    _checked_setting(exif_orientation)
     shards = parquet.find_shards(path)
     rows = parquet.read_metadata(shards).sort_values("id", kind="stable").reset_index(drop=True)
     rows["position"] = np.arange(len(rows))
@@ -490,7 +540,7 @@ def build_cache_from_parquet(
              len(shards), size, _describe(crops), workers)
     jobs = [
         _RowGroupJob(parquet.RowGroup(Path(shard), int(number)), dict(zip(group["id"], group["position"])), size,
-                     work_dir, working_max_side, crops)
+                     work_dir, working_max_side, crops, exif_orientation)
         for (shard, number), group in rows.groupby(["shard", "row_group"], sort=True)
     ]
     index = _crop_rows(_complete_metadata(rows.drop(columns=["position"])), crops)

@@ -30,6 +30,7 @@ rule prepare_cache:
     params:
         image_size=config["prepare"]["image_size"],
         working_max_side=config["prepare"]["working_max_side"],
+        exif_orientation=config["prepare"]["exif_orientation"],
         view=config["prepare"]["view"],
         crops={key: config["prepare"][key] for key in ("crop_scale", "crops_per_image", "seed")},
         format=DATASET_FORMAT,

@@ -10,7 +10,7 @@ with logged(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     if params.view == "crops":
         crops = CropView(params.crops["crop_scale"], params.crops["crops_per_image"], params.crops["seed"])
     settings = {"size": params.image_size, "workers": snakemake.threads, "working_max_side": params.working_max_side,  # noqa: F821
-                "crops": crops}
+                "crops": crops, "exif_orientation": params.exif_orientation}
     if params.format == "parquet":
         index = build_cache_from_parquet(params.parquet_path, out_dir, **settings)
     else:
