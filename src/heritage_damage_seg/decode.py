@@ -10,7 +10,7 @@ does not read) goes through PIL whole, with the same checks.
 A *source* is a path or the encoded bytes of a file (a parquet cell).
 
 Pixels (README "Image formats and EXIF orientation"). Every image reaches the cache, the working
-copies, sliding evaluation and ``predict`` as 8-bit sRGB through one conversion,
+copies, native evaluation and ``predict`` as 8-bit sRGB through one conversion,
 :func:`_vips_rgb8` (libvips: PNG, JPEG, TIFF, WebP) or :func:`_pil_rgb8` (what libvips does not
 read: BMP, GIF):
 
@@ -397,7 +397,7 @@ def vips_resized(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
 
 def rgb_image(source: Source, name: str, *, orientation: str = "apply") -> tuple[np.ndarray, Header]:
     """The whole image at full resolution as H×W×3 uint8 sRGB in ``orientation``, and its header:
-    the one full-resolution reader (``predict``, sliding evaluation). libvips decodes straight into
+    the one full-resolution reader (``predict``, native evaluation). libvips decodes straight into
     the returned array (3 B a pixel; PIL's RGB holds 4)."""
     head = header(source, name, orientation=orientation)
     if _streams(head):
@@ -501,7 +501,7 @@ def write_working_copy(
     image: Source, mask: Source, image_out: Path, mask_out: Path, max_side: int, name: str, *,
     orientation: str = "apply",
 ) -> tuple[Path, Path]:
-    """A copy of a sample for native-resolution work (sliding-window evaluation): the files as they
+    """A copy of a sample for native-resolution work (``evaluation.mode: native``): the files as they
     are when the longest side is within ``max_side``, else both downscaled to it (mask: nearest).
 
     ``orientation``: how the image lines up with its mask (:func:`resolve_orientation`). An image
