@@ -83,3 +83,34 @@ def test_dice_ce_adds_weighted_cross_entropy():
     assert combined.item() == pytest.approx((dice + ce).item(), rel=1e-5)
     with pytest.raises(ValueError, match="dice, dice_ce"):
         build_loss("focal", weights)
+
+
+def one_hot_dice_loss(logits, target, weights, smooth=1.0, eps=1e-7):
+    """The former implementation (a B×C×H×W one-hot volume), kept as the reference the
+    scatter-based loss must equal."""
+    probs = logits.float().softmax(dim=1)
+    target = target.long()
+    scored = (target != IGNORE_INDEX).unsqueeze(1)
+    one_hot = torch.nn.functional.one_hot(torch.where(scored.squeeze(1), target, 0), NUM_CLASSES)
+    one_hot = one_hot.permute(0, 3, 1, 2).to(probs.dtype) * scored
+    probs = probs * scored
+    dims = (0, 2, 3)
+    dice = (2.0 * (probs * one_hot).sum(dims) + smooth) / (probs.sum(dims) + one_hot.sum(dims) + smooth).clamp_min(eps)
+    present = weights * (one_hot.sum(dims) > 0)
+    return ((1.0 - dice) * present).sum() / present.sum().clamp_min(eps)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_scatter_dice_equals_the_one_hot_dice_and_its_gradient(seed):
+    generator = torch.Generator().manual_seed(seed)
+    target = torch.randint(0, 9, (3, 24, 20), generator=generator)  # classes 9–15 absent
+    target[torch.rand(target.shape, generator=generator) < 0.2] = IGNORE_INDEX
+    target[1] = IGNORE_INDEX  # one image wholly ignored
+    weights = torch.rand(NUM_CLASSES, generator=generator) * 3
+    logits = (torch.randn(3, NUM_CLASSES, 24, 20, generator=generator) * 3).requires_grad_()
+    new = WeightedDiceLoss(weights)(logits, target)
+    (new_grad,) = torch.autograd.grad(new, logits)
+    old = one_hot_dice_loss(logits, target, weights)
+    (old_grad,) = torch.autograd.grad(old, logits)
+    assert abs(new.item() - old.item()) <= 1e-6
+    torch.testing.assert_close(new_grad, old_grad, rtol=1e-5, atol=1e-7)

@@ -79,3 +79,18 @@ def test_summarise_rejects_a_wrong_shape():
 def test_class_table_is_artefacts():
     assert NUM_CLASSES == 16 and CLASS_NAMES[9] == "Cracks" and CLASS_NAMES[15] == "Lightleak"
     assert not math.isnan(summarise(full_cm({(15, 15): 1}))["mIoU"])
+
+
+def test_the_confusion_matrix_counts_pairs_and_skips_ignored_and_out_of_range_targets():
+    generator = torch.Generator().manual_seed(0)
+    target = torch.randint(0, NUM_CLASSES, (4, 17, 13), generator=generator)
+    prediction = torch.randint(0, NUM_CLASSES, (4, 17, 13), generator=generator)
+    target[0, :5] = IGNORE_INDEX
+    target[1, 0, 0] = NUM_CLASSES  # a data error the cache refuses: never counted, never spills over
+    expected = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+    for t, p in zip(target.reshape(-1).tolist(), prediction.reshape(-1).tolist()):
+        if t < NUM_CLASSES:
+            expected[t, p] += 1
+    cm = confusion_matrix(prediction, target)
+    assert cm.dtype == torch.int64 and np.array_equal(cm.numpy(), expected)
+    assert int(cm.sum()) == int((target < NUM_CLASSES).sum())

@@ -101,7 +101,10 @@ def augment(
     reproducible on any device; the pixel work happens on the tensors' device.
     """
     batch = images.shape[0]
-    draws = torch.rand((8, batch), generator=generator).to(images.device, non_blocking=True)
+    draws = torch.rand((8, batch), generator=generator)
+    if images.device.type == "cuda":  # a pinned source lets the copy run without waiting for the GPU
+        draws = draws.pin_memory()
+    draws = draws.to(images.device, non_blocking=True)
     if settings.flips:
         images, masks = _where(draws[0] < 0.5, images, masks, lambda t: t.flip(2))
         images, masks = _where(draws[1] < 0.5, images, masks, lambda t: t.flip(1))
@@ -151,10 +154,22 @@ def _jitter(images: torch.Tensor, settings: Augmentation, u_brightness: torch.Te
     return (((x - mean) * contrast + mean) * brightness).round().clamp(0, 255).to(torch.uint8)
 
 
+_NORMALISATION: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _normalisation(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """ImageNet mean and std in pixel units on ``device``, made once per device: building them
+    per call was a host-to-device copy, and so a host synchronisation, in every step."""
+    if device not in _NORMALISATION:
+        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0
+        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255.0
+        _NORMALISATION[device] = (mean.to(device), std.to(device))
+    return _NORMALISATION[device]
+
+
 def to_model_input(images: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
     """uint8 B×H×W×3 → ImageNet-normalised float B×3×H×W."""
-    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1) * 255.0
-    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1) * 255.0
+    mean, std = _normalisation(images.device)
     x = (images.permute(0, 3, 1, 2).float() - mean) / std
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
 

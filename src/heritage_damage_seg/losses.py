@@ -42,15 +42,20 @@ class WeightedDiceLoss(nn.Module):
             raise ValueError(f"model has {num_classes} classes but {self.class_weights.numel()} weights")
         probs = logits.float().softmax(dim=1)
         target = target.long()
-        scored = (target != self.ignore_index).unsqueeze(1)
-        one_hot = F.one_hot(torch.where(scored.squeeze(1), target, 0), num_classes)
-        one_hot = one_hot.permute(0, 3, 1, 2).to(probs.dtype) * scored
-        probs = probs * scored
-        dims = (0, 2, 3)
-        intersection = (probs * one_hot).sum(dims)
-        cardinality = probs.sum(dims) + one_hot.sum(dims)
-        dice = (2.0 * intersection + self.smooth) / (cardinality + self.smooth).clamp_min(self.eps)
-        weights = self.class_weights * (one_hot.sum(dims) > 0)
+        scored = (target != self.ignore_index).to(probs.dtype)  # B×H×W
+        safe_target = torch.where(target != self.ignore_index, target, 0)
+        # Per-class sums without a B×C×H×W one-hot volume: Σ t_c is a count of each class's scored
+        # pixels, Σ p_c·t_c the probability each scored pixel gives its own class, added into its
+        # class's bin, Σ p_c the class's probability over the scored pixels. scatter_add with a
+        # fixed output size needs no host synchronisation (one_hot and bincount check their input).
+        own_probability = probs.gather(1, safe_target.unsqueeze(1)).squeeze(1) * scored
+        index = safe_target.reshape(-1)
+        zeros = probs.new_zeros(num_classes)
+        intersection = zeros.scatter_add(0, index, own_probability.reshape(-1))
+        truth = zeros.scatter_add(0, index, scored.reshape(-1))
+        predicted = torch.einsum("bchw,bhw->c", probs, scored)
+        dice = (2.0 * intersection + self.smooth) / (predicted + truth + self.smooth).clamp_min(self.eps)
+        weights = self.class_weights * (truth > 0)
         return ((1.0 - dice) * weights).sum() / weights.sum().clamp_min(self.eps)
 
 

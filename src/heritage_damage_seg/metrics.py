@@ -25,17 +25,20 @@ def confusion_matrix(
 ) -> torch.Tensor:
     """Counts of (true class, predicted class) pairs, shape ``(num_classes, num_classes)``, int64.
 
-    Runs on the tensors' device with no host synchronisation, so it can be accumulated per batch.
+    Runs on the tensors' device with no host synchronisation (a fixed-size scatter, no boolean
+    indexing, no ``bincount``, whose output size depends on the data), so it can be accumulated
+    per batch while the GPU runs ahead.
     """
     target = target.reshape(-1).long()
     prediction = prediction.reshape(-1).long()
-    keep = target != ignore_index
     # Out-of-range targets other than ignore_index are a data error caught when the cache is built;
-    # masking them here too keeps bincount from silently spilling into the next row.
-    keep &= target < num_classes
-    pairs = target[keep] * num_classes + prediction[keep]
-    counts = torch.bincount(pairs, minlength=num_classes * num_classes)
-    return counts.reshape(num_classes, num_classes)
+    # sending them to the overflow bin here too keeps them from spilling into the next row.
+    keep = (target != ignore_index) & (target < num_classes) & (target >= 0)
+    overflow = num_classes * num_classes
+    pairs = torch.where(keep, target * num_classes + prediction, overflow)
+    counts = torch.zeros(overflow + 1, dtype=torch.int64, device=target.device)
+    counts.scatter_add_(0, pairs, torch.ones_like(pairs))
+    return counts[:overflow].reshape(num_classes, num_classes)
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> list[float | None]:
