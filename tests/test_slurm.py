@@ -10,6 +10,7 @@ Run:  pytest -m slurm tests/test_slurm.py
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from datetime import datetime
@@ -376,3 +377,101 @@ def test_profile_slurm_all_as_typed_runs_folds_two_at_once(profile_run, tiny_run
                 assert o[1] <= t[0] or o[0] >= t[1], (t, o)
     # SLURM logs: the site profile's logdir, kept for successful jobs.
     assert list((project / "results/logs/slurm/rule_train").rglob("*.log"))
+
+
+# --- A time limit that is hit ---------------------------------------------------------------------
+
+TIME_LIMIT_MINUTES = 2  # sbatch -t 2: the smallest limit that leaves room for a resumed attempt
+
+
+def one_encoder_project(dest: Path, training: dict) -> Path:
+    """The tiny config with one encoder (convnext_tiny, 4 epochs) and the given training keys."""
+    import yaml
+
+    project = fresh_project(dest, TEST_CLUSTER_CONFIG, {"training": {"epochs": 4, **training}})
+    config_file = project / "config" / "config.yaml"
+    config = yaml.safe_load(config_file.read_text())
+    config["encoders"] = {"convnext_tiny": {"batch_size": 4, "weights": None}}
+    config_file.write_text(yaml.safe_dump(config))
+    return project
+
+
+@pytest.mark.slow
+def test_a_training_job_that_hits_its_time_limit_resumes_and_matches_an_uninterrupted_run(
+    slurm_cluster, tmp_path
+):
+    target = "results/convnext_tiny/metrics.json"
+    # The uninterrupted run (local): the reference, and how long training takes on this machine.
+    local = one_encoder_project(tmp_path / "local", {})
+    proc = as_typed(local, f"snakemake --cores 2 {target}")
+    assert proc.returncode == 0, proc.output[-6000:]
+    with open(local / "results/convnext_tiny/history.csv") as handle:
+        train_seconds = sum(float(row["epoch_seconds"]) for row in csv.DictReader(handle))
+
+    # On SLURM: SIGTERM arrives about halfway through training (startup ~20 s), well before -t 2.
+    signal_at = 20 + train_seconds / 2
+    signal_seconds = int(min(100, max(30, TIME_LIMIT_MINUTES * 60 - signal_at)))
+    cluster = one_encoder_project(
+        tmp_path / "cluster",
+        {"runtime_minutes": TIME_LIMIT_MINUTES, "signal_seconds": signal_seconds, "retries": 4},
+    )
+    proc = as_typed(cluster, f"snakemake --executor slurm {target}", {"SNAKEMAKE_PROFILE": str(TEST_PROFILE)})
+    assert proc.returncode == 0, proc.output[-8000:]
+    print(f"time-limit run: training {train_seconds:.0f} s, --signal=TERM@{signal_seconds}, {proc.seconds:.0f} s")
+
+    trains = [(job_id, fields) for rule, job_id, fields in submitted_jobs(proc.output) if rule == "train"]
+    assert len(trains) >= 2, f"the training job was not interrupted: {[j for j, _ in trains]}"
+    first_id, first = trains[0]
+    assert first["TimeLimit"] == f"00:0{TIME_LIMIT_MINUTES}:00", first["TimeLimit"]
+    assert first["JobState"] == "FAILED", first["JobState"]
+    last_id, last = trains[-1]
+    assert last["JobState"] == "COMPLETED", last["JobState"]
+    # The signal reached the training script (through sbatch → jobstep → srun → snakemake → script),
+    # which saved its position; the next attempt resumed from there.
+    log = (cluster / "results/logs/train/convnext_tiny.log").read_text()
+    attempts = cluster / "results/logs/train/convnext_tiny.log.attempts"
+    text = log + (attempts.read_text() if attempts.exists() else "")
+    assert "SIGTERM received: saved the position" in text, text[-3000:]
+    assert "resumed at" in text, text[-3000:]
+
+    want = json.loads((local / target).read_text())
+    got = json.loads((cluster / target).read_text())
+    assert got["confusion_matrix"] == want["confusion_matrix"]
+    assert got["mIoU"] == want["mIoU"] and got["per_class"] == want["per_class"]
+    columns = ("epoch", "train_loss", "val_mIoU", "lr")
+    with open(local / "results/convnext_tiny/history.csv") as a, open(cluster / "results/convnext_tiny/history.csv") as b:
+        assert [[r[c] for c in columns] for r in csv.DictReader(a)] == [[r[c] for c in columns] for r in csv.DictReader(b)]
+
+
+def run_in_slurm_job(tmp_path: Path, code: str, *sbatch_args: str) -> tuple[int, str]:
+    """``python -c code`` as a SLURM job (sbatch --wait); its exit status and output."""
+    out = tmp_path / "job.out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")])
+    script = tmp_path / "job.sh"
+    script.write_text(f"#!/bin/bash\nexec {sys.executable} -c {shlex_quote(code)}\n")
+    proc = subprocess.run(
+        ["sbatch", "--wait", "-t", "2", "--mem", "1000", "-o", str(out), *sbatch_args, str(script)],
+        capture_output=True, text=True, timeout=170, env=env,
+    )  # fmt: skip
+    return proc.returncode, out.read_text() if out.exists() else proc.stderr
+
+
+def shlex_quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
+
+
+PICK = "from heritage_damage_seg.device import pick_device; print('device', pick_device({!r}))"
+
+
+def test_a_slurm_job_given_a_gpu_that_torch_cannot_see_fails_instead_of_using_the_cpu(slurm_cluster, tmp_path):
+    rc, out = run_in_slurm_job(tmp_path, PICK.format("auto"), "-p", "gpu", "--gpus=1")
+    assert rc != 0, out
+    assert "SLURM gave this job a GPU" in out and "training.device: cpu" in out, out
+    # Asked for on purpose, the CPU is fine; so is `auto` in a job without a GPU.
+    rc, out = run_in_slurm_job(tmp_path, PICK.format("cpu"), "-p", "gpu", "--gpus=1")
+    assert rc == 0 and "device cpu" in out, out
+    rc, out = run_in_slurm_job(tmp_path, PICK.format("auto"), "-p", "cpu")
+    assert rc == 0 and "device cpu" in out, out
