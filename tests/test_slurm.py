@@ -424,7 +424,7 @@ def test_a_training_job_that_hits_its_time_limit_resumes_and_matches_an_uninterr
     assert len(trains) >= 2, f"the training job was not interrupted: {[j for j, _ in trains]}"
     first_id, first = trains[0]
     assert first["TimeLimit"] == f"00:0{TIME_LIMIT_MINUTES}:00", first["TimeLimit"]
-    assert first["JobState"] == "FAILED", first["JobState"]
+    assert first["JobState"] == "FAILED", first["JobState"]  # signalled and saved before the limit
     last_id, last = trains[-1]
     assert last["JobState"] == "COMPLETED", last["JobState"]
     # The signal reached the training script (through sbatch → jobstep → srun → snakemake → script),
