@@ -409,12 +409,12 @@ def test_a_training_job_that_hits_its_time_limit_resumes_and_matches_an_uninterr
         train_seconds = sum(float(row["epoch_seconds"]) for row in csv.DictReader(handle))
 
     # On SLURM: SIGTERM arrives about halfway through training (job startup ~30 s), before -t 2;
-    # a retry that is signalled again resumes again (retries: 4).
+    # a retry that is signalled again resumes again (retries: 6; measured: 3 signalled attempts).
     signal_at = 30 + train_seconds / 2
     signal_seconds = int(min(100, max(20, TIME_LIMIT_MINUTES * 60 - signal_at)))
     cluster = one_encoder_project(
         tmp_path / "cluster",
-        {"runtime_minutes": TIME_LIMIT_MINUTES, "signal_seconds": signal_seconds, "retries": 4},
+        {"runtime_minutes": TIME_LIMIT_MINUTES, "signal_seconds": signal_seconds, "retries": 6},
     )
     proc = as_typed(cluster, f"snakemake --executor slurm {target}", {"SNAKEMAKE_PROFILE": str(TEST_PROFILE)})
     assert proc.returncode == 0, proc.output[-8000:]
