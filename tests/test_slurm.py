@@ -10,6 +10,7 @@ Run:  pytest -m slurm tests/test_slurm.py
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from datetime import datetime
@@ -31,6 +32,9 @@ PROFILE = REPO / "profiles" / "slurm"
 MIN_WF = REPO / "tests" / "slurm_min"
 ENCODERS = ["enc_a", "enc_b", "enc_c"]
 SNAKEMAKE_TIMEOUT_S = 170
+# The test cluster's settings (tests/slurm_test_profile): a status check 5 s after submission.
+TEST_PROFILE = REPO / "tests" / "slurm_test_profile"
+TEST_CLUSTER_ARGS = ("--slurm-init-seconds-before-status-checks", "5")
 
 
 def assert_no_overlap(intervals):
@@ -92,6 +96,7 @@ def run_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
         sys.executable, "-m", "snakemake",
         "--profile", str(PROFILE),
         "--nolock",
+        *TEST_CLUSTER_ARGS,
         *args,
     ]
     env = dict(os.environ)
@@ -136,7 +141,7 @@ def test_start_cluster_is_idempotent(slurm_cluster):
     assert elapsed < 10, f"second start took {elapsed:.1f}s"
     sinfo = subprocess.run(["sinfo", "-h", "-N", "-o", "%t %G"], capture_output=True, text=True)
     assert sinfo.stdout.split()[0] in {"idle", "mix", "alloc"}, sinfo.stdout
-    assert "gpu:1" in sinfo.stdout
+    assert "gpu:2" in sinfo.stdout
 
 
 def test_train_jobs_run_on_slurm_one_at_a_time(slurm_cluster, workdir):
@@ -147,8 +152,8 @@ def test_train_jobs_run_on_slurm_one_at_a_time(slurm_cluster, workdir):
     job_ids = {enc: rec["slurm_job_id"] for enc, rec in recs.items()}
     assert all(job_ids.values()), f"train job without SLURM_JOB_ID: {job_ids}"
     assert len(set(job_ids.values())) == 3, job_ids
-    # the one fake GPU was allocated to each job
-    assert all(rec["cuda_visible_devices"] == "0" for rec in recs.values()), recs
+    # one of the two fake GPUs was allocated to each job
+    assert all(rec["cuda_visible_devices"] in {"0", "1"} for rec in recs.values()), recs
 
     # SLURM knows these jobs (MinJobAge=300 keeps finished jobs in squeue)
     sq = subprocess.run(
@@ -160,7 +165,7 @@ def test_train_jobs_run_on_slurm_one_at_a_time(slurm_cluster, workdir):
         assert f"rule_train_wildcards_{enc}" in listed[jid]
         assert "COMPLETED" in listed[jid]
         job = scontrol_job(jid)
-        assert job.get("TresPerJob") == "gres:gpu:1", job  # from set-resources gpu: 1
+        assert job.get("TresPerJob") == "gres:gpu:1", job  # from the rule's resources: gpu=1
         # the plugin's SLURM log, kept (slurm-keep-successful-logs) next to rule logs
         slurm_log = workdir / "results" / "logs" / "slurm" / "rule_train" / enc / f"{jid}.log"
         assert slurm_log.is_file(), f"missing {slurm_log}"
@@ -214,63 +219,260 @@ def test_failing_cluster_job_fails_the_run(unserialized_run):
     assert str(logs[0]) in proc.output, proc.output[-6000:]
 
 
-# --- The real pipeline on the cluster ----------------------------------------------------------
+# --- The real pipeline on the cluster, as users type it ----------------------------------------
+#
+# Each run works in a fresh copy of the project (its profiles/default included), with the tiny
+# config written into the copy's config/config.yaml, and runs the exact command of the README.
 
 PIPELINE_ENCODERS = ("convnext_tiny", "segformer_b3", "maxvit_tiny")
-SNAKEMAKE_TIMESTAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$", re.MULTILINE)
+GPU_RULES = {"train", "evaluate", "evaluate_other_mode", "predict", "loo_train", "loo_evaluate"}
+CPU_RULES = {"synthetic_dataset", "prepare_cache"}
+# The test cluster's GPUs are fake (char devices): a GPU job must run on the CPU on purpose, or
+# heritage_damage_seg.device.pick_device fails it (SLURM gave a GPU that torch cannot see).
+TEST_CLUSTER_CONFIG = {"training": {"device": "cpu"}}
+# One leave-one-out family of 4 folds, one encoder: the fold trainings are the independent work.
+LOO_CONFIG = {"split": {"leave_one_out": ["content"], "leave_one_out_encoders": ["convnext_tiny"]}}
+SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
+COPY_IGNORE = shutil.ignore_patterns(
+    ".git", ".venv", "results", "resources", ".snakemake", "__pycache__", ".pytest_cache", "*.egg-info",
+    "report.html", "report.zip", ".whl", ".gl",
+)
 
 
-def job_interval(slurm_log: Path) -> tuple[float, float]:
-    """First and last timestamp Snakemake printed inside the SLURM job (job start, job end)."""
-    stamps = [
-        datetime.strptime(" ".join(s.split()), "%a %b %d %H:%M:%S %Y").timestamp()
-        for s in SNAKEMAKE_TIMESTAMP.findall(slurm_log.read_text())
-    ]
-    assert len(stamps) >= 2, f"no start/end timestamps in {slurm_log}"
-    return min(stamps), max(stamps)
+def merged(base: dict, *layers: dict) -> dict:
+    out = dict(base)
+    for layer in layers:
+        for key, value in layer.items():
+            out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def fresh_project(dest: Path, *config_layers: dict) -> Path:
+    """A copy of the project whose config/config.yaml is the default config with the layers on top."""
+    import yaml
+
+    shutil.copytree(REPO, dest, ignore=COPY_IGNORE)
+    base = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    tiny = yaml.safe_load((REPO / "tests" / "tiny.yaml").read_text())
+    (dest / "config" / "config.yaml").write_text(yaml.safe_dump(merged(base, tiny, *config_layers)))
+    return dest
+
+
+def as_typed(project: Path, command: str, env_extra: dict | None = None, timeout: int = 1500):
+    """``command`` run by bash in ``project``, with this venv's snakemake first on PATH."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_") and k != "SNAKEMAKE_PROFILE"}
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    env.update(env_extra or {})
+    t0 = time.monotonic()
+    proc = subprocess.run(["bash", "-c", command], cwd=project, capture_output=True, text=True, timeout=timeout, env=env)
+    proc.output = proc.stdout + proc.stderr
+    proc.seconds = time.monotonic() - t0
+    return proc
+
+
+def submitted_jobs(output: str) -> list[tuple[str, str, dict]]:
+    """(rule, SLURM job id, scontrol show job fields) of every job the run submitted."""
+    jobs = []
+    for job_id, log in SUBMITTED.findall(output):
+        rule = next(part[len("rule_"):] for part in Path(log).parts if part.startswith("rule_"))
+        jobs.append((rule, job_id, scontrol_job(job_id)))
+    return jobs
+
+
+def interval(fields: dict) -> tuple[float, float]:
+    start, end = (datetime.strptime(fields[k], "%Y-%m-%dT%H:%M:%S").timestamp() for k in ("StartTime", "EndTime"))
+    return start, end
+
+
+def check_every_job(jobs, gpu_partition: str | None) -> None:
+    rules = {rule for rule, _, _ in jobs}
+    assert CPU_RULES <= rules and {"train", "evaluate", "loo_train", "loo_evaluate"} <= rules, rules
+    for rule, job_id, fields in jobs:
+        assert fields.get("JobState") == "COMPLETED", (rule, job_id, fields.get("JobState"))
+        tres = fields.get("TRES", "")
+        if rule in GPU_RULES:
+            assert "gres/gpu=1" in tres, (rule, job_id, tres)
+            assert fields.get("TresPerJob") == "gres:gpu:1", (rule, job_id, fields.get("TresPerJob"))
+            assert fields.get("TimeLimit") not in (None, "UNLIMITED"), (rule, fields.get("TimeLimit"))
+            if gpu_partition:
+                assert fields.get("Partition") == gpu_partition, (rule, fields.get("Partition"))
+        else:
+            assert rule in CPU_RULES, f"unexpected SLURM job of rule {rule}"
+            assert "gpu" not in tres, (rule, job_id, tres)
+            assert fields.get("Partition") == "cpu", (rule, fields.get("Partition"))  # the site's default
+
+
+def check_outputs_equal_the_local_run(project: Path, local: Path) -> None:
+    for name in ("results/split.json", "results/class_weights.json", "results/cache/index.csv"):
+        assert (local / name).read_text().replace(str(local), "") == (project / name).read_text().replace(str(project), ""), name
+    for encoder in PIPELINE_ENCODERS:
+        want = json.loads((local / f"results/{encoder}/metrics.json").read_text())
+        got = json.loads((project / f"results/{encoder}/metrics.json").read_text())
+        assert got["confusion_matrix"] == want["confusion_matrix"], encoder
+        assert got["mIoU"] == want["mIoU"] and got["per_class"] == want["per_class"], encoder
+
+
+def overlapping(intervals) -> bool:
+    return has_overlap(intervals)
 
 
 @pytest.fixture(scope="module")
-def tiny_slurm_run(slurm_cluster, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("tiny_slurm")
+def executor_run(slurm_cluster, tmp_path_factory):
+    """`snakemake --executor slurm all`: no site profile; the test cluster's settings through
+    $SNAKEMAKE_PROFILE; gpu_jobs left at its default (1)."""
+    project = fresh_project(tmp_path_factory.mktemp("executor") / "project", TEST_CLUSTER_CONFIG, LOO_CONFIG)
+    proc = as_typed(project, "snakemake --executor slurm all", {"SNAKEMAKE_PROFILE": str(TEST_PROFILE)})
+    assert proc.returncode == 0, proc.output[-8000:]
+    print(f"snakemake --executor slurm all: {proc.seconds:.0f} s")
+    return project, proc
+
+
+@pytest.fixture(scope="module")
+def profile_run(slurm_cluster, tmp_path_factory):
+    """`snakemake --profile profiles/slurm all` with the site profile as shipped plus the test site's
+    settings appended, and the parallel knob gpu_jobs: 2 in the copy's config."""
+    project = fresh_project(
+        tmp_path_factory.mktemp("profile") / "project", TEST_CLUSTER_CONFIG, LOO_CONFIG, {"gpu_jobs": 2}
+    )
+    site = project / "profiles" / "slurm" / "config.yaml"
+    site.write_text(site.read_text() + "\n" + (TEST_PROFILE / "config.yaml").read_text())
+    proc = as_typed(project, "snakemake --profile profiles/slurm all")
+    assert proc.returncode == 0, proc.output[-8000:]
+    print(f"snakemake --profile profiles/slurm all: {proc.seconds:.0f} s")
+    return project, proc
+
+
+@pytest.mark.slow
+def test_executor_slurm_all_as_typed(executor_run, tiny_run):
+    project, proc = executor_run
+    jobs = submitted_jobs(proc.output)
+    check_every_job(jobs, gpu_partition=None)
+    check_outputs_equal_the_local_run(project, tiny_run)
+    # The default: the timed jobs never overlap, nor do the fold trainings (gpu_jobs: 1).
+    assert_no_overlap([interval(f) for rule, _, f in jobs if rule in {"train", "evaluate"}])
+    folds = [interval(f) for rule, _, f in jobs if rule == "loo_train"]
+    assert len(folds) == 4, folds
+    assert_no_overlap(folds)
+    assert (project / "results/loo_content/summary.json").is_file()
+
+
+@pytest.mark.slow
+def test_profile_slurm_all_as_typed_runs_folds_two_at_once(profile_run, tiny_run):
+    project, proc = profile_run
+    jobs = submitted_jobs(proc.output)
+    check_every_job(jobs, gpu_partition="gpu")
+    check_outputs_equal_the_local_run(project, tiny_run)
+    timed = [interval(f) for rule, _, f in jobs if rule in {"train", "evaluate"}]
+    folds = [interval(f) for rule, _, f in jobs if rule == "loo_train"]
+    assert len(folds) == 4, folds
+    # gpu_jobs: 2 lets fold trainings overlap (each on its own GPU) ...
+    assert overlapping(folds), sorted(folds)
+    gpus = {f["JobId"]: f.get("TresPerJob") for rule, _, f in jobs if rule == "loo_train"}
+    assert all(v == "gres:gpu:1" for v in gpus.values()), gpus
+    # ... while the timed jobs still run alone: no GPU job overlaps any of them.
+    others = [interval(f) for rule, _, f in jobs if rule in GPU_RULES]
+    for t in timed:
+        for o in others:
+            if o != t:
+                assert o[1] <= t[0] or o[0] >= t[1], (t, o)
+    # SLURM logs: the site profile's logdir, kept for successful jobs.
+    assert list((project / "results/logs/slurm/rule_train").rglob("*.log"))
+
+
+# --- A time limit that is hit ---------------------------------------------------------------------
+
+TIME_LIMIT_MINUTES = 2  # sbatch -t 2: the smallest limit that leaves room for a resumed attempt
+
+
+def one_encoder_project(dest: Path, training: dict) -> Path:
+    """The tiny config with one encoder (convnext_tiny, 4 epochs) and the given training keys."""
+    import yaml
+
+    project = fresh_project(dest, TEST_CLUSTER_CONFIG, {"training": {"epochs": 4, **training}})
+    config_file = project / "config" / "config.yaml"
+    config = yaml.safe_load(config_file.read_text())
+    config["encoders"] = {"convnext_tiny": {"batch_size": 4, "weights": None}}
+    config_file.write_text(yaml.safe_dump(config))
+    return project
+
+
+@pytest.mark.slow
+def test_a_training_job_that_hits_its_time_limit_resumes_and_matches_an_uninterrupted_run(
+    slurm_cluster, tmp_path
+):
+    target = "results/convnext_tiny/metrics.json"
+    # The uninterrupted run (local): the reference, and how long training takes on this machine.
+    local = one_encoder_project(tmp_path / "local", {})
+    proc = as_typed(local, f"snakemake --cores 2 {target}")
+    assert proc.returncode == 0, proc.output[-6000:]
+    with open(local / "results/convnext_tiny/history.csv") as handle:
+        train_seconds = sum(float(row["epoch_seconds"]) for row in csv.DictReader(handle))
+
+    # On SLURM: SIGTERM arrives about halfway through training (job startup ~30 s), before -t 2;
+    # a retry that is signalled again resumes again (retries: 6; measured: 3 signalled attempts).
+    signal_at = 30 + train_seconds / 2
+    signal_seconds = int(min(100, max(20, TIME_LIMIT_MINUTES * 60 - signal_at)))
+    cluster = one_encoder_project(
+        tmp_path / "cluster",
+        {"runtime_minutes": TIME_LIMIT_MINUTES, "signal_seconds": signal_seconds, "retries": 6},
+    )
+    proc = as_typed(cluster, f"snakemake --executor slurm {target}", {"SNAKEMAKE_PROFILE": str(TEST_PROFILE)})
+    assert proc.returncode == 0, proc.output[-8000:]
+    print(f"time-limit run: training {train_seconds:.0f} s, --signal=TERM@{signal_seconds}, {proc.seconds:.0f} s")
+
+    trains = [(job_id, fields) for rule, job_id, fields in submitted_jobs(proc.output) if rule == "train"]
+    assert len(trains) >= 2, f"the training job was not interrupted: {[j for j, _ in trains]}"
+    first_id, first = trains[0]
+    assert first["TimeLimit"] == f"00:0{TIME_LIMIT_MINUTES}:00", first["TimeLimit"]
+    assert first["JobState"] == "FAILED", first["JobState"]  # signalled and saved before the limit
+    last_id, last = trains[-1]
+    assert last["JobState"] == "COMPLETED", last["JobState"]
+    # The signal reached the training script (through sbatch → jobstep → srun → snakemake → script),
+    # which saved its position; the next attempt resumed from there.
+    log = (cluster / "results/logs/train/convnext_tiny.log").read_text()
+    attempts = cluster / "results/logs/train/convnext_tiny.log.attempts"
+    text = log + (attempts.read_text() if attempts.exists() else "")
+    assert "SIGTERM received: saved the position" in text, text[-3000:]
+    assert "resumed at" in text, text[-3000:]
+
+    want = json.loads((local / target).read_text())
+    got = json.loads((cluster / target).read_text())
+    assert got["confusion_matrix"] == want["confusion_matrix"]
+    assert got["mIoU"] == want["mIoU"] and got["per_class"] == want["per_class"]
+    columns = ("epoch", "train_loss", "val_mIoU", "lr")
+    with open(local / "results/convnext_tiny/history.csv") as a, open(cluster / "results/convnext_tiny/history.csv") as b:
+        assert [[r[c] for c in columns] for r in csv.DictReader(a)] == [[r[c] for c in columns] for r in csv.DictReader(b)]
+
+
+def run_in_slurm_job(tmp_path: Path, code: str, *sbatch_args: str) -> tuple[int, str]:
+    """``python -c code`` as a SLURM job (sbatch --wait); its exit status and output."""
+    out = tmp_path / "job.out"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")])
+    script = tmp_path / "job.sh"
+    script.write_text(f"#!/bin/bash\nexec {sys.executable} -c {shlex_quote(code)}\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--profile", str(PROFILE), "--configfile", str(REPO / "tests" / "tiny.yaml"),
-         "--directory", str(workdir), "all"],
-        cwd=REPO, capture_output=True, text=True, timeout=1500, env=env,
+        ["sbatch", "--wait", "-t", "2", "--mem", "1000", "-o", str(out), *sbatch_args, str(script)],
+        capture_output=True, text=True, timeout=170, env=env,
     )  # fmt: skip
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-8000:]
-    return workdir, proc.stdout + proc.stderr
+    return proc.returncode, out.read_text() if out.exists() else proc.stderr
 
 
-@pytest.mark.slow
-def test_pipeline_runs_through_sbatch_and_matches_the_local_run(tiny_slurm_run, tiny_run):
-    workdir, output = tiny_slurm_run
-    for rule in ("train", "evaluate"):
-        for encoder in PIPELINE_ENCODERS:
-            logs = list((workdir / "results/logs/slurm" / f"rule_{rule}" / encoder).glob("*.log"))
-            assert len(logs) == 1, f"expected one SLURM log for {rule} {encoder}, got {logs}"
-            assert f"SLURM jobid {logs[0].stem}" in output
-            assert (workdir / "results/logs" / rule / f"{encoder}.log").stat().st_size > 0
-    # Light rules ran locally, not as SLURM jobs.
-    assert not (workdir / "results/logs/slurm/rule_split").exists()
+def shlex_quote(text: str) -> str:
+    import shlex
 
-    for name in ("results/split.json", "results/class_weights.json", "results/cache/index.csv"):
-        local = (tiny_run / name).read_text().replace(str(tiny_run), "")
-        remote = (workdir / name).read_text().replace(str(workdir), "")
-        assert local == remote, name
-    for encoder in PIPELINE_ENCODERS:
-        local = json.loads((tiny_run / f"results/{encoder}/metrics.json").read_text())
-        remote = json.loads((workdir / f"results/{encoder}/metrics.json").read_text())
-        assert remote["confusion_matrix"] == local["confusion_matrix"], encoder
-        assert remote["mIoU"] == local["mIoU"] and remote["per_class"] == local["per_class"]
+    return shlex.quote(text)
 
 
-@pytest.mark.slow
-def test_pipeline_training_jobs_never_overlap(tiny_slurm_run):
-    workdir, _ = tiny_slurm_run
-    intervals = []
-    for encoder in PIPELINE_ENCODERS:
-        (log,) = (workdir / "results/logs/slurm/rule_train" / encoder).glob("*.log")
-        intervals.append(job_interval(log))
-    assert_no_overlap(intervals)
+PICK = "from heritage_damage_seg.device import pick_device; print('device', pick_device({!r}))"
+
+
+def test_a_slurm_job_given_a_gpu_that_torch_cannot_see_fails_instead_of_using_the_cpu(slurm_cluster, tmp_path):
+    rc, out = run_in_slurm_job(tmp_path, PICK.format("auto"), "-p", "gpu", "--gpus=1")
+    assert rc != 0, out
+    assert "SLURM gave this job a GPU" in out and "training.device: cpu" in out, out
+    # Asked for on purpose, the CPU is fine; so is `auto` in a job without a GPU.
+    rc, out = run_in_slurm_job(tmp_path, PICK.format("cpu"), "-p", "gpu", "--gpus=1")
+    assert rc == 0 and "device cpu" in out, out
+    rc, out = run_in_slurm_job(tmp_path, PICK.format("auto"), "-p", "cpu")
+    assert rc == 0 and "device cpu" in out, out

@@ -5,21 +5,23 @@
 #
 # Environment (all optional):
 #   HDS_SLURM_STATE_DIR   state dir for PIDs/logs/spool   (default /var/run/hds-slurm)
-#   HDS_SLURM_PARTITION   name of the (default) partition (default gpu)
+#   HDS_SLURM_PARTITION   name of the GPU partition         (default gpu)
 #   HDS_SLURM_TIMEOUT     seconds to wait for the node to become idle (default 90)
-#   HDS_SLURM_FAKE_GPU    fake GPU character device        (default /dev/fakegpu0)
+#   HDS_SLURM_FAKE_GPU    prefix of the fake GPU devices    (default /dev/fakegpu: fakegpu0, fakegpu1)
 #
-# The node gets one fake GPU (gres gpu:1 backed by a char device, so jobs see
-# CUDA_VISIBLE_DEVICES=0), the license bench:1, MinJobAge=300 (so
-# `squeue` still shows finished jobs long enough for the Snakemake SLURM plugin
-# with `slurm-status-command: squeue`), and no accounting (no slurmdbd, so
-# `sacct` does not work here).
+# The node is in two partitions, `cpu` (the default) and `gpu`, as on most sites. It has two
+# fake GPUs (gres gpu:2 backed by char devices, so a job with --gpus=1 sees
+# CUDA_VISIBLE_DEVICES=0 or 1 but torch finds no CUDA device), the license bench:1, MinJobAge=3600,
+# and accounting: slurmdbd backed by a MariaDB server of its own (data in the state dir), so
+# `sacct` works, as the Snakemake SLURM plugin expects by default (its status checks, failure
+# reasons, --slurm-efficiency-report).
 set -euo pipefail
 
 STATE_DIR="${HDS_SLURM_STATE_DIR:-/var/run/hds-slurm}"
 PARTITION="${HDS_SLURM_PARTITION:-gpu}"
 TIMEOUT="${HDS_SLURM_TIMEOUT:-90}"
-FAKE_GPU="${HDS_SLURM_FAKE_GPU:-/dev/fakegpu0}"
+FAKE_GPU="${HDS_SLURM_FAKE_GPU:-/dev/fakegpu}"
+N_GPUS=2
 CONF_DIR=/etc/slurm
 LOG_DIR="$STATE_DIR/log"
 SPOOL_DIR="$STATE_DIR/spool"
@@ -35,7 +37,7 @@ alive() { # alive NAME -> 0 if pidfile exists and process alive
 node_state() { sinfo -h -N -o '%t' 2>/dev/null | head -n1 || true; }
 
 dump_logs() {
-    for f in "$LOG_DIR"/munged.log "$LOG_DIR"/slurmctld.log "$LOG_DIR"/slurmd.log; do
+    for f in "$LOG_DIR"/munged.log "$LOG_DIR"/mariadb.log "$LOG_DIR"/slurmdbd.log "$LOG_DIR"/slurmctld.log "$LOG_DIR"/slurmd.log; do
         [[ -f "$f" ]] || continue
         echo "----- tail -n 30 $f -----" >&2
         tail -n 30 "$f" >&2 || true
@@ -50,7 +52,7 @@ dump_logs() {
 t0=$(date +%s)
 
 # ---- fast path: already up ------------------------------------------------
-if alive munged && alive slurmctld && alive slurmd; then
+if alive munged && alive mariadb && alive slurmdbd && alive slurmctld && alive slurmd; then
     st=$(node_state)
     case "$st" in
         idle|mix|alloc|comp)
@@ -63,7 +65,7 @@ fi
 
 # ---- packages --------------------------------------------------------------
 need=()
-for pair in slurmctld:slurmctld slurmd:slurmd sinfo:slurm-client munged:munge; do
+for pair in slurmctld:slurmctld slurmd:slurmd sinfo:slurm-client munged:munge slurmdbd:slurmdbd mariadbd:mariadb-server; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair##*:}")
 done
 if ((${#need[@]})); then
@@ -71,8 +73,8 @@ if ((${#need[@]})); then
     say "installing ${need[*]} (apt-get)"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq || die "apt-get update failed"
-    apt-get install -y -qq slurmctld slurmd slurm-client munge >/dev/null \
-        || die "apt-get install slurmctld slurmd slurm-client munge failed"
+    apt-get install -y -qq slurmctld slurmd slurm-client munge slurmdbd mariadb-server >/dev/null \
+        || die "apt-get install slurmctld slurmd slurm-client munge slurmdbd mariadb-server failed"
 else
     say "packages present: $(dpkg-query -W -f='slurmctld ${Version}' slurmctld 2>/dev/null || echo slurmctld)"
 fi
@@ -81,14 +83,17 @@ fi
 mkdir -p "$STATE_DIR" "$LOG_DIR" "$SPOOL_DIR/ctld" "$SPOOL_DIR/d" "$CONF_DIR"
 chown -R slurm:slurm "$SPOOL_DIR/ctld"
 chmod 755 "$STATE_DIR" "$LOG_DIR"
-touch "$LOG_DIR/slurmctld.log" && chown slurm:slurm "$LOG_DIR/slurmctld.log"
+touch "$LOG_DIR/slurmctld.log" "$LOG_DIR/slurmdbd.log" && chown slurm:slurm "$LOG_DIR/slurmctld.log" "$LOG_DIR/slurmdbd.log"
+mkdir -p "$STATE_DIR/dbd" && chown slurm:slurm "$STATE_DIR/dbd"
 
-# ---- fake GPU device -------------------------------------------------------
-if [[ ! -c "$FAKE_GPU" ]]; then
-    rm -f "$FAKE_GPU"
-    mknod -m 666 "$FAKE_GPU" c 1 3   # same major/minor as /dev/null
-    say "created fake GPU device $FAKE_GPU"
-fi
+# ---- fake GPU devices ------------------------------------------------------
+for ((i = 0; i < N_GPUS; i++)); do
+    if [[ ! -c "$FAKE_GPU$i" ]]; then
+        rm -f "$FAKE_GPU$i"
+        mknod -m 666 "$FAKE_GPU$i" c 1 3   # same major/minor as /dev/null
+        say "created fake GPU device $FAKE_GPU$i"
+    fi
+done
 
 # ---- config ----------------------------------------------------------------
 HOST=$(hostname -s)
@@ -97,6 +102,12 @@ NODELINE=$(slurmd -C | head -n1)     # NodeName=<host> CPUs=.. ... RealMemory=N
 MEM=$(sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' <<<"$NODELINE")
 RESERVE=$(( MEM / 10 )); (( RESERVE > 2048 )) && RESERVE=2048
 NODELINE=$(sed "s/RealMemory=[0-9]*/RealMemory=$(( MEM - RESERVE ))/" <<<"$NODELINE")
+# At least 4 CPUs (SlurmdParameters=config_overrides), so that two 2-thread GPU jobs can run side by
+# side on a small machine, as on a node with two GPUs.
+CPUS=$(sed -n 's/.* CPUs=\([0-9]*\).*/\1/p' <<<"$NODELINE")
+if (( CPUS < 4 )); then
+    NODELINE=$(sed -E 's/CPUs=[0-9]+ Boards=[0-9]+ SocketsPerBoard=[0-9]+ CoresPerSocket=[0-9]+ ThreadsPerCore=[0-9]+/CPUs=4 Boards=1 SocketsPerBoard=1 CoresPerSocket=4 ThreadsPerCore=1/' <<<"$NODELINE")
+fi
 
 cat > "$CONF_DIR/slurm.conf" <<CONF
 # Written by scripts/slurm/start-cluster.sh (one-node test cluster).
@@ -115,29 +126,54 @@ SlurmctldDebug=info
 SlurmdDebug=info
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
+# A job that asks for no memory gets this much per CPU, not the whole node.
+DefMemPerCPU=1000
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 GresTypes=gpu
 Licenses=bench:1
-AccountingStorageType=accounting_storage/none
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=localhost
+AccountingStorageTRES=gres/gpu
 JobCompType=jobcomp/none
-JobAcctGatherType=jobacct_gather/none
-# Finished jobs stay visible in squeue/scontrol for MinJobAge seconds; the
-# Snakemake plugin with slurm-status-command=squeue relies on it.
-MinJobAge=300
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=10
+# Finished jobs stay visible in squeue/scontrol for MinJobAge seconds (the tests read their TRES
+# with scontrol show job).
+MinJobAge=3600
+# SIGTERM at a job's time limit, SIGKILL this many seconds later.
+KillWait=30
 SchedulerType=sched/backfill
 SchedulerParameters=bf_interval=5
 ReturnToService=2
 MpiDefault=none
-$NODELINE Gres=gpu:1 State=UNKNOWN
-PartitionName=$PARTITION Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
+SlurmdParameters=config_overrides
+$NODELINE Gres=gpu:$N_GPUS State=UNKNOWN
+PartitionName=cpu Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
+PartitionName=$PARTITION Nodes=$HOST Default=NO MaxTime=INFINITE State=UP
 CONF
 
 cat > "$CONF_DIR/gres.conf" <<CONF
-# Written by scripts/slurm/start-cluster.sh: one fake GPU (a char device).
-NodeName=$HOST Name=gpu Count=1 File=$FAKE_GPU
+# Written by scripts/slurm/start-cluster.sh: $N_GPUS fake GPUs (char devices).
+NodeName=$HOST Name=gpu File=${FAKE_GPU}[0-$(( N_GPUS - 1 ))]
 CONF
-say "wrote $CONF_DIR/slurm.conf and $CONF_DIR/gres.conf (node: $NODELINE Gres=gpu:1, partition $PARTITION, Licenses=bench:1)"
+
+cat > "$CONF_DIR/slurmdbd.conf" <<CONF
+# Written by scripts/slurm/start-cluster.sh: accounting for the test cluster.
+AuthType=auth/munge
+DbdHost=localhost
+SlurmUser=slurm
+PidFile=$STATE_DIR/dbd/slurmdbd.pid
+LogFile=$LOG_DIR/slurmdbd.log
+DebugLevel=info
+StorageType=accounting_storage/mysql
+StorageHost=localhost
+StorageUser=slurm
+StoragePass=hds-test
+StorageLoc=slurm_acct_db
+CONF
+chown slurm:slurm "$CONF_DIR/slurmdbd.conf"; chmod 600 "$CONF_DIR/slurmdbd.conf"
+say "wrote $CONF_DIR/slurm.conf, gres.conf, slurmdbd.conf (node: $NODELINE Gres=gpu:$N_GPUS, partitions cpu (default) and $PARTITION, Licenses=bench:1)"
 
 # ---- munged ----------------------------------------------------------------
 if ! alive munged; then
@@ -158,7 +194,30 @@ if ! alive munged; then
 fi
 munge -n | unmunge >/dev/null || { dump_logs; die "munge round trip failed"; }
 
-# ---- slurmctld / slurmd ----------------------------------------------------
+# ---- MariaDB (accounting storage), socket only ------------------------------
+DB_DIR="$STATE_DIR/mysql"
+if ! alive mariadb; then
+    mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld
+    if [[ ! -d "$DB_DIR/mysql" ]]; then
+        mkdir -p "$DB_DIR" && chown mysql:mysql "$DB_DIR"
+        mariadb-install-db --user=mysql --datadir="$DB_DIR" --skip-test-db >"$LOG_DIR/mariadb-install.log" 2>&1 \
+            || { cat "$LOG_DIR/mariadb-install.log" >&2; die "mariadb-install-db failed"; }
+    fi
+    rm -f "$STATE_DIR/mariadb.pid"
+    touch "$LOG_DIR/mariadb.log"; chown mysql:mysql "$LOG_DIR/mariadb.log"
+    setsid /usr/sbin/mariadbd --user=mysql --datadir="$DB_DIR" --skip-networking \
+        --socket=/run/mysqld/mysqld.sock --pid-file="$DB_DIR/mariadbd.pid" \
+        --log-error="$LOG_DIR/mariadb.log" --innodb-buffer-pool-size=64M </dev/null >/dev/null 2>&1 &
+    echo $! > "$STATE_DIR/mariadb.pid"
+    for _ in $(seq 100); do mariadb -uroot -e 'select 1' >/dev/null 2>&1 && break; sleep 0.2; done
+    mariadb -uroot -e 'select 1' >/dev/null 2>&1 || { dump_logs; die "mariadbd did not start"; }
+    say "started mariadb (pid $(cat "$STATE_DIR/mariadb.pid"))"
+fi
+mariadb -uroot -e "CREATE DATABASE IF NOT EXISTS slurm_acct_db;
+    CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY 'hds-test';
+    GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';" || die "could not create the accounting database"
+
+# ---- slurmdbd / slurmctld / slurmd -------------------------------------------
 start_daemon() { # start_daemon NAME CMD...
     local name=$1; shift
     if alive "$name"; then say "$name already running (pid $(cat "$STATE_DIR/$name.pid"))"; return; fi
@@ -168,6 +227,16 @@ start_daemon() { # start_daemon NAME CMD...
     alive "$name" || { dump_logs; die "$name exited right after start"; }
     say "started $name (pid $(cat "$STATE_DIR/$name.pid"))"
 }
+if ! alive slurmdbd; then
+    rm -f "$STATE_DIR/dbd/slurmdbd.pid"
+    /usr/sbin/slurmdbd || { dump_logs; die "slurmdbd failed to start"; }
+    for _ in $(seq 100); do [[ -s "$STATE_DIR/dbd/slurmdbd.pid" ]] && break; sleep 0.1; done
+    cp "$STATE_DIR/dbd/slurmdbd.pid" "$STATE_DIR/slurmdbd.pid" 2>/dev/null || { dump_logs; die "slurmdbd wrote no pid file"; }
+    for _ in $(seq 100); do sacctmgr -n list cluster >/dev/null 2>&1 && break; sleep 0.2; done
+    say "started slurmdbd (pid $(cat "$STATE_DIR/slurmdbd.pid"))"
+fi
+sacctmgr -n -P list cluster format=cluster | grep -qx hds || sacctmgr -i add cluster hds >/dev/null \
+    || { dump_logs; die "sacctmgr add cluster hds failed"; }
 # -c: start clean (no stale jobs/node state from a previous run)
 start_daemon slurmctld /usr/sbin/slurmctld -c
 start_daemon slurmd /usr/sbin/slurmd

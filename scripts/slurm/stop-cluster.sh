@@ -21,4 +21,6 @@ stop_one() { # stop_one NAME
 # reverse start order
 stop_one slurmd
 stop_one slurmctld
+stop_one slurmdbd
+stop_one mariadb
 stop_one munged

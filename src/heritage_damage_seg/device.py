@@ -2,14 +2,42 @@
 
 from __future__ import annotations
 
+import os
 import resource
 
 import torch
 
+# Set by SLURM in a job (step) that was given GPUs (sbatch/srun --gpus, --gres=gpu:…).
+SLURM_GPU_VARIABLES = ("SLURM_STEP_GPUS", "SLURM_JOB_GPUS", "CUDA_VISIBLE_DEVICES")
+
+
+def slurm_gpus() -> str | None:
+    """The GPUs SLURM gave this job, as its environment names them; None outside SLURM or without a GPU."""
+    if not os.environ.get("SLURM_JOB_ID"):
+        return None
+    for name in SLURM_GPU_VARIABLES:
+        value = os.environ.get(name, "").strip()
+        if value and value not in {"NoDevFiles", "-1"}:
+            return f"{name}={value}"
+    return None
+
 
 def pick_device(preference: str = "auto") -> torch.device:
+    """``auto``: the GPU if torch sees one, else the CPU, except in a SLURM job that was given a GPU
+    which torch cannot see (no driver, a CPU-only torch build, a fake GPU): that job fails, rather
+    than run on the CPU of a GPU node for hours. ``cpu`` runs on the CPU on purpose (also there)."""
     if preference == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        allotted = slurm_gpus()
+        if allotted:
+            raise RuntimeError(
+                f"SLURM gave this job a GPU ({allotted}, job {os.environ['SLURM_JOB_ID']}) but torch "
+                f"{torch.__version__} sees no CUDA device (torch.version.cuda={torch.version.cuda}); "
+                "refusing to run on the CPU. Check the node's driver and the torch build, or set "
+                "training.device: cpu to run on the CPU on purpose"
+            )
+        return torch.device("cpu")
     device = torch.device(preference)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device '{preference}' was asked for but no CUDA GPU is visible to this job")

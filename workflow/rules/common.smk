@@ -38,6 +38,36 @@ localrules:
     loo_summary,
 
 
+# --- What the jobs need: one GPU per GPU job, threads and memory, a runtime (SLURM's -t) ---------
+# These resources are what `snakemake --executor slurm` sends to sbatch (snakemake-executor-plugin-
+# slurm: gpu → --gpus, threads → --cpus-per-gpu / --cpus-per-task, mem_mb → --mem, runtime → -t,
+# slurm_extra appended); a local run ignores all but gpu_slot and mem_mb. Sites only add partitions
+# and accounts (profiles/slurm), see docs/slurm.md.
+#
+# gpu_slot serialises GPU work: profiles/default caps it at GPU_SLOT_POOL. The timed jobs of the
+# default split (train, evaluate: their imgs/s and ms/image are the benchmark) take the whole pool,
+# so they never share a node or GPU with another GPU job of the run; every other GPU job (the
+# leave-one-out folds, evaluate_other_mode, predict) takes GPU_SLOT_POOL // gpu_jobs (config), so
+# gpu_jobs of them run at once, each on a GPU of its own under SLURM.
+GPU_SLOT_POOL = 100
+
+
+def gpu_slot(timed):
+    return GPU_SLOT_POOL if timed else GPU_SLOT_POOL // config["gpu_jobs"]
+
+
+def gpu_resources(runtime, timed):
+    """Resources of a GPU rule: one GPU, the rule's threads per GPU, memory, a runtime, and SIGTERM
+    training.signal_seconds before the time limit (to every process of the job step, so the
+    training script itself saves its position; the retry resumes from it)."""
+    return {
+        "gpu": 1,
+        "gpu_slot": gpu_slot(timed),
+        "mem_mb": config["training"]["mem_mb"],
+        "runtime": runtime,
+        "slurm_extra": f"--signal=TERM@{config['training']['signal_seconds']}",
+    }
+
 DATASET_FORMAT = (
     dataset_format(config["dataset"]["path"], config["dataset"]["images_dir"], config["dataset"].get("format", "auto"))
     if config["dataset"]["path"] is not None

@@ -11,6 +11,9 @@ rule synthetic_dataset:
     benchmark:
         "results/benchmarks/synthetic_dataset.tsv"
     threads: workflow.cores
+    resources:
+        mem_mb=8000,
+        runtime=120,
     conda:
         "../../envs/pytorch.yaml"
     script:
@@ -40,6 +43,10 @@ rule prepare_cache:
     benchmark:
         "results/benchmarks/prepare_cache.tsv"
     threads: workflow.cores
+    # Decoding large scans in parallel wants more memory than Snakemake's default.
+    resources:
+        mem_mb=8000,
+        runtime=120,
     conda:
         "../../envs/pytorch.yaml"
     script:

@@ -19,9 +19,7 @@ rule evaluate:
         "results/benchmarks/evaluate/{encoder}.tsv"
     threads: config["training"]["threads"]
     resources:
-        gpu_slot=1,
-        mem_mb=config["training"]["mem_mb"],
-        runtime=30,
+        **gpu_resources(30, timed=True),
     conda:
         "../../envs/pytorch.yaml"
     script:
@@ -48,9 +46,7 @@ rule evaluate_other_mode:
         f"results/benchmarks/evaluate_{OTHER_MODE}/{{encoder}}.tsv"
     threads: config["training"]["threads"]
     resources:
-        gpu_slot=1,
-        mem_mb=config["training"]["mem_mb"],
-        runtime=60,
+        **gpu_resources(60, timed=False),
     conda:
         "../../envs/pytorch.yaml"
     script:

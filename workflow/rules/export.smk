@@ -13,6 +13,7 @@ rule export:
         "results/logs/export/{encoder}.log",
     benchmark:
         "results/benchmarks/export/{encoder}.tsv"
+    # A CPU job: the model is exported and checked on the CPU.
     threads: config["training"]["threads"]
     resources:
         mem_mb=config["training"]["mem_mb"],

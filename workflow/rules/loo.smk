@@ -65,6 +65,9 @@ use rule train as loo_train with:
         last_checkpoint=lambda wildcards: expand(f"{LOO_RUN}/model_last.pt", **wildcards)[0],
     log:
         "results/logs/loo_{family}/{fold}/train/{encoder}.log",
+    # Independent of each other: gpu_jobs (config) folds train at once (common.smk).
+    resources:
+        **gpu_resources(config["training"]["runtime_minutes"], timed=False),
     benchmark:
         "results/benchmarks/loo_{family}/{fold}/train/{encoder}.tsv"
 
@@ -78,6 +81,8 @@ use rule evaluate as loo_evaluate with:
         predictions=directory(f"{LOO_RUN}/predictions"),
     log:
         "results/logs/loo_{family}/{fold}/evaluate/{encoder}.log",
+    resources:
+        **gpu_resources(30, timed=False),
     benchmark:
         "results/benchmarks/loo_{family}/{fold}/evaluate/{encoder}.tsv"
 

@@ -22,9 +22,7 @@ rule predict:
         "results/benchmarks/predict.tsv"
     threads: config["training"]["threads"]
     resources:
-        gpu_slot=1,
-        mem_mb=config["training"]["mem_mb"],
-        runtime=config["training"]["runtime_minutes"],
+        **gpu_resources(config["training"]["runtime_minutes"], timed=False),
     conda:
         "../../envs/pytorch.yaml"
     script:

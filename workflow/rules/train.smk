@@ -19,12 +19,12 @@ rule train:
     threads: config["training"]["threads"]
     # A killed or timed-out attempt (SIGTERM/SIGUSR1 save the position first) is rerun and resumes
     # from model_last.pt; the log is appended to, with a "resumed at epoch N" line.
-    retries: config["training"]["retries"]
+    # Retried by the Snakemake that submits the job, not by the one inside a SLURM job: there a retry
+    # would run on in the allocation that is about to time out.
+    retries: config["training"]["retries"] if workflow.is_main_process else 0
+    # One GPU, alone among the run's GPU jobs (timed), SIGTERM before the limit (common.smk).
     resources:
-        # Capped at 1 by the profiles: timed GPU jobs never run side by side.
-        gpu_slot=1,
-        mem_mb=config["training"]["mem_mb"],
-        runtime=config["training"]["runtime_minutes"],
+        **gpu_resources(config["training"]["runtime_minutes"], timed=True),
     conda:
         "../../envs/pytorch.yaml"
     script:
