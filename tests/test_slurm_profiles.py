@@ -19,7 +19,7 @@ GPU_RULES = {"train", "evaluate", "evaluate_other_mode", "loo_train", "loo_evalu
 CPU_RULES = {"synthetic_dataset", "prepare_cache", "export"}
 TARGETS = (
     "results/convnext_tiny/metrics.json",
-    "results/convnext_tiny/evaluation_sliding/metrics.json",
+    "results/convnext_tiny/evaluation_native/metrics.json",
     "results/loo_content/Line_art/convnext_tiny/metrics.json",
     "results/loo_content/Geometric_patterns/convnext_tiny/metrics.json",
     "results/convnext_tiny/export/model_card.json",
