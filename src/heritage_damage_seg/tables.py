@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 from heritage_damage_seg.io import atomic_path
+from heritage_damage_seg.split import split_word
 
 STYLE = """<style>
 body { font-family: system-ui, sans-serif; font-size: 14px; margin: 12px; color: #222; }
@@ -49,14 +50,17 @@ def _write(path: str | os.PathLike[str], text: str) -> None:
 def metrics_html(metrics: dict[str, Any]) -> str:
     """One encoder's summary and per-class figures."""
     baseline = metrics.get("trivial_baseline", {})
+    word = split_word(metrics)
     summary = [
+        ["scored split", f"{metrics.get('scored_split', 'val')} (best epoch selected on {metrics.get('selected_on', 'val')})"],
+        *([["protocol", metrics["protocol_note"]]] if word == "validation" and metrics.get("protocol_note") else []),
         ["mIoU", metrics.get("mIoU")],
         ["damage mIoU (classes 1–15)", metrics.get("damage_mIoU")],
         ["pixel accuracy", metrics.get("pixel_accuracy")],
         ["trivial 'all Clean' mIoU", baseline.get("mIoU")],
-        ["validation images", metrics.get("n_images")],
+        [f"{word} images", metrics.get("n_images")],
         # Crops view: rows are crops (cache mode) or scans (native mode).
-        *([["validation scans", metrics.get("n_scans")]] if metrics.get("view") == "crops" else []),
+        *([[f"{word} scans", metrics.get("n_scans")]] if metrics.get("view") == "crops" else []),
         ["scored at", metrics.get("resolution")],
         ["inference ms / image", metrics.get("inference_ms_per_image")],
         ["parameters", metrics.get("parameters")],
@@ -69,7 +73,7 @@ def metrics_html(metrics: dict[str, Any]) -> str:
     ]
     encoder = str(metrics.get("encoder", ""))
     return _page(f"{encoder} metrics", [
-        _table(f"{encoder}: validation summary", ["metric", "value"], summary, "summary"),
+        _table(f"{encoder}: {word} summary", ["metric", "value"], summary, "summary"),
         _table("per class (n/a: 0/0, class absent from truth and prediction)",
                ["class", "IoU", "precision", "recall", "F1", "support (px)"], per_class, "per-class"),
     ])
@@ -85,8 +89,13 @@ def comparison_html(comparison: dict[str, Any]) -> str:
          m["trivial_baseline_mIoU"], m["train_imgs_per_s"], m["inference_ms_per_image"], m["parameters"]]
         for m in comparison["models"]
     ]
-    tables = [_table(
-        "encoders ranked by validation mIoU",
+    word = split_word(comparison)
+    tables = []
+    if word == "validation" and comparison.get("protocol_note"):
+        tables.append(_table("protocol", ["note"], [[comparison["protocol_note"]]], "protocol"))
+    tables += [_table(
+        f"encoders ranked by {word} mIoU (predict's best encoder, chosen on validation: "
+        f"{comparison.get('best_encoder')})",
         ["encoder", "mIoU", f"{level} low", f"{level} high", "damage mIoU", f"{level} low", f"{level} high",
          "pixel acc.", "trivial mIoU", "train img/s", "infer ms/img", "parameters"],
         ranking, "ranking")]
@@ -100,7 +109,7 @@ def comparison_html(comparison: dict[str, Any]) -> str:
                              d["a_wins_share"]])
         tables.append(_table(
             f"pairwise differences ({boot.get('n_resamples')} paired bootstrap resamples of "
-            f"{boot.get('n_images')} validation scans; an interval containing 0 means no clear winner)",
+            f"{boot.get('n_units', boot.get('n_images'))} {word} {boot.get('unit', 'scan')}s; an interval containing 0 means no clear winner)",
             ["pair (a − b)", "metric", "difference", f"{level} low", f"{level} high", "share a wins"],
             rows, "pairwise"))
     return _page("model comparison", tables)

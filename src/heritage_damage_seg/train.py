@@ -199,6 +199,8 @@ def train(
             "normalisation": {"mean": IMAGENET_MEAN, "std": IMAGENET_STD, "scale": 255},
             "epoch": epoch,
             "val_mIoU": val_miou,
+            # The best epoch is chosen on `val`; the split's `test` side is never read here.
+            "selected_on": "val",
             "settings": asdict(settings),
             "fingerprint": fingerprint,
         }
