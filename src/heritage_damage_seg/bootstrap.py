@@ -1,15 +1,16 @@
-"""How sure are we? Bootstrap confidence intervals over validation scans.
+"""How sure are we? Bootstrap confidence intervals over the artworks of the scored (test) split.
 
-A resample draws validation scans with replacement and sums their per-scan confusion matrices
+A resample draws artworks with replacement and sums their per-artwork confusion matrices
 into one dataset-level matrix, from which mIoU and damage mIoU are computed with the same
 definitions as :func:`heritage_damage_seg.metrics.summarise` (0/0 classes left out of the mean).
 Every model is scored on the *same* resamples (a paired bootstrap), so the interval of a
 difference between two models reflects how their errors co-vary across images.
 
-The unit resampled is the scan: in the ``crops`` training view a scan has several cache rows, whose
-errors are strongly correlated (they are parts of one image, often overlapping). Resampling crops
-as if independent would narrow the intervals by about the square root of the crops per scan, so
-the crops of a scan are summed first (:func:`per_scan`).
+The unit resampled is the artwork group: an artwork has several rows — its views (the original
+scan and its ``_augN`` copies) and, in the ``crops`` training view, the crops of each — whose errors
+are strongly correlated (the same damage, seen again). Resampling them as if independent would
+narrow the intervals by about the square root of the rows per artwork, so the rows of an artwork
+are summed first (:func:`per_unit`; :func:`per_scan` for files that predate the groups).
 """
 
 from __future__ import annotations
@@ -25,22 +26,26 @@ from heritage_damage_seg.classes import DAMAGE_CLASSES
 METRICS: tuple[str, ...] = ("mIoU", "damage_mIoU")
 
 
-def per_scan(ids: Sequence[str], scans: Sequence[str], confusion: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """The ``(N, C, C)`` confusion matrices of ``ids`` summed per scan (``scans[i]`` is the scan
-    of ``ids[i]``): the scans, sorted, and their ``(S, C, C)`` matrices. Rows that are whole scans
-    (``scans == ids``) come back as they are, in sorted order."""
-    if len(ids) != len(scans) or len(ids) != len(confusion):
+def per_unit(ids: Sequence[str], units: Sequence[str], confusion: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """The ``(N, C, C)`` confusion matrices of ``ids`` summed per resampling unit (``units[i]`` is
+    the artwork group, or the scan, of ``ids[i]``): the units, sorted, and their ``(U, C, C)``
+    matrices. Rows that are their own unit (``units == ids``) come back as they are, sorted."""
+    if len(ids) != len(units) or len(ids) != len(confusion):
         raise ValueError("ids, scans and confusion matrices differ in length")
-    names, inverse = np.unique(np.asarray([str(s) for s in scans]), return_inverse=True)
+    names, inverse = np.unique(np.asarray([str(s) for s in units]), return_inverse=True)
     summed = np.zeros((len(names), *np.shape(confusion)[1:]), dtype=np.int64)
     np.add.at(summed, inverse, np.asarray(confusion, dtype=np.int64))
     return [str(n) for n in names], summed
 
 
+#: Summing the crops of each scan: :func:`per_unit` with the scans as units.
+per_scan = per_unit
+
+
 def resample_weights(n_images: int, n_resamples: int, seed: int) -> np.ndarray:
     """``(n_resamples, n_images)`` counts: how often each image is drawn in each resample."""
     if n_images < 1:
-        raise ValueError("the bootstrap needs at least one validation image")
+        raise ValueError("the bootstrap needs at least one scored artwork")
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, n_images, size=(n_resamples, n_images))
     weights = np.zeros((n_resamples, n_images), dtype=np.int64)
@@ -84,12 +89,15 @@ def bootstrap_models(
     n_resamples: int = 1000,
     seed: int = 42,
     confidence: float = 0.95,
+    unit: str = "artwork",
+    split: str = "test",
 ) -> dict[str, Any]:
     """Percentile intervals per model and for each pairwise difference, on shared resamples.
 
-    ``per_image`` maps a model name to ``(image ids, (N, C, C) confusion matrices)``, one per
-    resampling unit (a scan: sum crops with :func:`per_scan` first); every model must have been
-    evaluated on the same images (in any order). Pairs are ordered as given, so
+    ``per_image`` maps a model name to ``(unit names, (U, C, C) confusion matrices)``, one per
+    resampling unit (an artwork: sum its views and crops with :func:`per_unit` first); every model
+    must have been evaluated on the same units (in any order). ``unit`` and ``split`` only name
+    them in the result. Pairs are ordered as given, so
     pass the models ranked best first: ``a_wins_share`` is the share of resamples in which model
     ``a`` scores strictly higher than ``b``.
     """
@@ -101,7 +109,7 @@ def bootstrap_models(
     for name, (ids, confusion) in per_image.items():
         ids = [str(i) for i in ids]
         if sorted(ids) != reference:
-            raise ValueError(f"{name} was evaluated on other validation images than {names[0]}")
+            raise ValueError(f"{name} was evaluated on other {split} images than {names[0]}")
         order = np.argsort(ids, kind="stable")
         stacks[name] = np.asarray(confusion, dtype=np.int64)[order]
     weights = resample_weights(len(reference), n_resamples, seed).astype(np.float64)
@@ -136,13 +144,14 @@ def bootstrap_models(
             }
         pairwise.append(entry)
     return {
-        "n_images": len(reference),  # resampling units: scans
-        "n_scans": len(reference),
+        "n_images": len(reference),  # resampling units (kept under its old name)
+        "n_units": len(reference),
         "n_resamples": n_resamples,
         "seed": seed,
         "confidence": confidence,
-        "unit": "scan",
-        "method": "percentile bootstrap over validation scans (the crops of a scan summed), paired across models",
+        "unit": unit,
+        "scored_split": split,
+        "method": f"percentile bootstrap over {split} {unit}s (all rows of a {unit} summed), paired across models",
         "models": models,
         "pairwise": pairwise,
     }

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from heritage_damage_seg.bootstrap import bootstrap_models, per_scan
+from heritage_damage_seg.bootstrap import bootstrap_models, per_unit
 from heritage_damage_seg.io import read_json
 from heritage_damage_seg.split import SELECTED_ON_SCORED_NOTE
 
@@ -31,7 +31,8 @@ def compare(
     bootstrap confidence intervals for mIoU and damage mIoU, and the result a ``pairwise`` list:
     the difference between each pair of models (better-ranked first) with its interval and the
     share of resamples the better-ranked model wins (see :mod:`heritage_damage_seg.bootstrap`).
-    The bootstrap resamples scans: the per-crop matrices of the crops view are summed per scan.
+    The bootstrap resamples artwork groups: the matrices of all views and crops of an artwork are
+    summed first (files without ``groups`` fall back to scans).
     """
     models = []
     for encoder, path in metrics_files.items():
@@ -39,8 +40,10 @@ def compare(
         history = pd.read_csv(history_files[encoder])
         # Epoch 1 includes start-up (allocation, kernel selection); it is not the steady rate.
         steady = history["train_imgs_per_s"].iloc[1:] if len(history) > 1 else history["train_imgs_per_s"]
-        best_row = history.loc[history["epoch"] == metrics["checkpoint_epoch"], "val_mIoU"]
-        val_miou = float(best_row.iloc[0]) if len(best_row) else float(history["val_mIoU"].max())
+        val_miou = float("nan")
+        if "val_mIoU" in history:
+            best_row = history.loc[history["epoch"] == metrics["checkpoint_epoch"], "val_mIoU"]
+            val_miou = float(best_row.iloc[0]) if len(best_row) else float(history["val_mIoU"].max())
         models.append(
             {
                 "encoder": encoder,
@@ -83,14 +86,25 @@ def compare(
     }
     if per_image_files:
         per_image = {}
+        units = set()
         for model in models:  # ranked order: pairwise differences are better minus worse
             # Our own file; allow_pickle only for runs that stored the ids as an object array.
             with np.load(per_image_files[model["encoder"]], allow_pickle=True) as data:
                 ids = [str(i) for i in data["ids"]]
-                # Crops of one scan are resampled together; files without `scans` predate crops.
-                scans = [str(i) for i in data["scans"]] if "scans" in data.files else ids
-                per_image[model["encoder"]] = per_scan(ids, scans, data["confusion"])
-        bootstrap = bootstrap_models(per_image, n_resamples=n_resamples, seed=seed, confidence=confidence)
+                # All views and crops of one artwork are resampled together; older files without
+                # `groups` fall back to scans (crops of one scan together), then to rows.
+                if "groups" in data.files:
+                    unit, members = "artwork", [str(i) for i in data["groups"]]
+                elif "scans" in data.files:
+                    unit, members = "scan", [str(i) for i in data["scans"]]
+                else:
+                    unit, members = "scan", ids
+                units.add(unit)
+                per_image[model["encoder"]] = per_unit(ids, members, data["confusion"])
+        if len(units) > 1:
+            raise ValueError("the encoders' per_image_confusion.npz files differ in kind: re-evaluate them")
+        bootstrap = bootstrap_models(per_image, n_resamples=n_resamples, seed=seed, confidence=confidence,
+                                     unit=units.pop() if units else "artwork", split=scored_split)
         for model in models:
             for metric, interval in bootstrap["models"][model["encoder"]].items():
                 model[f"{metric}_ci_low"] = interval["low"]
