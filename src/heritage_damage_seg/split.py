@@ -193,14 +193,24 @@ def fold_names(ids: Sequence[str], groups: Sequence[str], values: Sequence[str],
 
 
 def leave_one_out_split(
-    ids: Sequence[str], groups: Sequence[str], values: Sequence[str], *, column: str, fold: str
+    ids: Sequence[str],
+    groups: Sequence[str],
+    values: Sequence[str],
+    *,
+    column: str,
+    fold: str,
+    val_fraction: float = 0.1,
+    seed: int = 42,
 ) -> dict[str, Any]:
-    """The split of one fold: validation = every image whose ``column`` is the held-out value.
+    """The split of one fold: ``test`` = every image whose ``column`` is the held-out value.
 
-    ``fold`` is a fold name (:func:`fold_name` of the value). Training = all other images. The
-    result has the keys of :func:`grouped_split` that training and evaluation read (``train``,
-    ``val``, their groups and counts), plus ``family``, ``fold`` and ``held_out``. Ids are sorted,
-    so the result depends only on the data, not on file order.
+    ``fold`` is a fold name (:func:`fold_name` of the value). The other images are the fold's
+    training side, from which a seeded inner validation of ``round(val_fraction × its groups)``
+    artwork groups (at least one) is carved, grouped like :func:`grouped_split`: ``val`` chooses
+    the fold's best epoch, ``train`` is trained on, and the held-out value is only scored. The
+    result has the keys of :func:`grouped_split` (``train``, ``val``, ``test``, their groups and
+    counts), plus ``family``, ``fold`` and ``held_out``. Ids are sorted, so the result depends
+    only on the data, not on file order.
     """
     folds = fold_names(ids, groups, values, column=column)
     if fold not in folds:
@@ -209,24 +219,37 @@ def leave_one_out_split(
             f"(directory names: characters other than A-Z a-z 0-9 - _ become _)"
         )
     held_out = folds[fold]
-    val = sorted(i for i, v in zip(ids, values) if v == held_out)
-    train = sorted(i for i, v in zip(ids, values) if v != held_out)
-    if not val:  # unreachable while folds come from the data; kept as the contract
+    test = sorted(i for i, v in zip(ids, values) if v == held_out)
+    rest = [(i, g) for i, g, v in zip(ids, groups, values) if v != held_out]
+    if not test:  # unreachable while folds come from the data; kept as the contract
         raise SplitError(f"the {column} fold {fold!r} ({held_out!r}) has no images")
-    if not train:
+    if not rest:
         raise SplitError(f"holding out the {column} fold {fold!r} ({held_out!r}) leaves nothing to train on")
-    val_groups = sorted({g for g, v in zip(groups, values) if v == held_out})
-    train_groups = sorted({g for g, v in zip(groups, values) if v != held_out})
-    assert not set(val_groups) & set(train_groups), "fold_names guarantees one value per group"
+    try:
+        inner = grouped_split([i for i, _ in rest], [g for _, g in rest], val_fraction=val_fraction, seed=seed)
+    except SplitError as error:
+        raise SplitError(
+            f"holding out the {column} fold {fold!r} ({held_out!r}) leaves too little to carve an inner "
+            f"validation split from: {error}"
+        ) from error
+    test_groups = sorted({g for g, v in zip(groups, values) if v == held_out})
+    assert not set(test_groups) & (set(inner["train_groups"]) | set(inner["val_groups"])), "one value per group"
     return {
         "family": column,
         "fold": fold,
         "held_out": held_out,
         "grouped_by": "group",
-        "n_train": len(train),
-        "n_val": len(val),
-        "train_groups": train_groups,
-        "val_groups": val_groups,
-        "train": train,
-        "val": val,
+        "seed": seed,
+        "val_fraction": val_fraction,
+        "selected_on": "val",
+        "scored_split": "test",
+        "n_train": inner["n_train"],
+        "n_val": inner["n_val"],
+        "n_test": len(test),
+        "train_groups": inner["train_groups"],
+        "val_groups": inner["val_groups"],
+        "test_groups": test_groups,
+        "train": inner["train"],
+        "val": inner["val"],
+        "test": test,
     }

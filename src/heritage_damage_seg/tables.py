@@ -151,7 +151,7 @@ def loo_summary_html(summary: dict[str, Any]) -> str:
     encoders = [e["encoder"] for e in summary["encoders"]]
     per_fold = []
     for i, fold in enumerate(summary["folds"]):
-        cells: list[Any] = [fold["held_out"], fold["n_train"], fold["n_val"]]
+        cells: list[Any] = [fold["held_out"], fold["n_train"], fold.get("n_val"), fold.get("n_test")]
         for e in summary["encoders"]:
             cells += [e["folds"][i]["mIoU"], e["folds"][i]["damage_mIoU"]]
         per_fold.append(cells)
@@ -159,8 +159,8 @@ def loo_summary_html(summary: dict[str, Any]) -> str:
         _table(f"leave-one-{family}-out over {summary['n_folds']} folds (std: n − 1)",
                ["encoder", "mean mIoU", "std", "mean damage mIoU", "std", f"worst {family}", "its mIoU"],
                overview, "overview"),
-        _table(f"per held-out {family}: training / validation images and scores",
-               [f"held-out {family}", "train images", "val images"]
+        _table(f"per held-out {family}: training / inner validation / held-out (test) images and test scores",
+               [f"held-out {family}", "train images", "inner val images", "held-out images"]
                + [f"{e} {m}" for e in encoders for m in ("mIoU", "damage mIoU")],
                per_fold, "per-fold"),
     ])
