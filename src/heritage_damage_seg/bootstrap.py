@@ -53,6 +53,27 @@ def resample_weights(n_images: int, n_resamples: int, seed: int) -> np.ndarray:
     return weights
 
 
+def seed_weights(n_seeds: int, n_resamples: int, seed: int) -> np.ndarray:
+    """``(n_resamples, n_seeds)`` counts: how often each training seed is drawn in each resample
+    (all ones with a single seed). Drawn from their own generator, so the artwork draws of
+    :func:`resample_weights` are the same whatever the number of seeds."""
+    if n_seeds == 1:
+        return np.ones((n_resamples, 1), dtype=np.int64)
+    rng = np.random.default_rng([seed, n_seeds])
+    draws = rng.integers(0, n_seeds, size=(n_resamples, n_seeds))
+    weights = np.zeros((n_resamples, n_seeds), dtype=np.int64)
+    np.add.at(weights, (np.arange(n_resamples)[:, None], draws), 1)
+    return weights
+
+
+def _seed_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per resample, the ``weights``-weighted mean over seeds of ``(R, S)`` values, NaNs left out."""
+    defined = np.isfinite(values)
+    total = np.where(defined, values, 0.0) * weights
+    count = (defined * weights).sum(axis=1)
+    return np.where(count > 0, total.sum(axis=1) / np.maximum(count, 1), np.nan)
+
+
 def miou_from_confusions(confusions: np.ndarray) -> dict[str, np.ndarray]:
     """mIoU and damage mIoU of each of a stack of ``(R, C, C)`` confusion matrices (NaN: no class defined)."""
     confusions = np.asarray(confusions, dtype=np.float64)
@@ -97,7 +118,13 @@ def bootstrap_models(
     ``per_image`` maps a model name to ``(unit names, (U, C, C) confusion matrices)``, one per
     resampling unit (an artwork: sum its views and crops with :func:`per_unit` first); every model
     must have been evaluated on the same units (in any order). ``unit`` and ``split`` only name
-    them in the result. Pairs are ordered as given, so
+    them in the result.
+
+    Seed repeats: ``(S, U, C, C)`` matrices hold one run per training seed (the same seeds, in
+    the same order, for every model). A resample then draws the artworks *and* the seeds with
+    replacement (the same draws for every model), and its figure is the mean over the drawn seeds
+    of each seed's figure on the drawn artworks; the estimate is the mean over seeds. The intervals
+    and ``a_wins_share`` then cover both the choice of test artworks and training randomness. Pairs are ordered as given, so
     pass the models ranked best first: ``a_wins_share`` is the share of resamples in which model
     ``a`` scores strictly higher than ``b``.
     """
@@ -111,18 +138,33 @@ def bootstrap_models(
         if sorted(ids) != reference:
             raise ValueError(f"{name} was evaluated on other {split} images than {names[0]}")
         order = np.argsort(ids, kind="stable")
-        stacks[name] = np.asarray(confusion, dtype=np.int64)[order]
+        confusion = np.asarray(confusion, dtype=np.int64)
+        stacks[name] = confusion[:, order] if confusion.ndim == 4 else confusion[None, order]
+    n_seeds = {stack.shape[0] for stack in stacks.values()}
+    if len(n_seeds) > 1:
+        raise ValueError(f"the models were trained with different numbers of seeds: {sorted(n_seeds)}")
+    n_seeds_value = n_seeds.pop()
     weights = resample_weights(len(reference), n_resamples, seed).astype(np.float64)
+    drawn_seeds = seed_weights(n_seeds_value, n_resamples, seed).astype(np.float64)
 
     point: dict[str, dict[str, float]] = {}
     samples: dict[str, dict[str, np.ndarray]] = {}
     models: dict[str, Any] = {}
     for name, stack in stacks.items():
-        flat = stack.reshape(len(reference), -1).astype(np.float64)
-        resampled = (weights @ flat).reshape(n_resamples, *stack.shape[1:])
-        samples[name] = miou_from_confusions(resampled)
-        full = miou_from_confusions(stack.sum(axis=0, keepdims=True))
-        point[name] = {metric: float(full[metric][0]) for metric in METRICS}
+        per_seed_samples: dict[str, list[np.ndarray]] = {metric: [] for metric in METRICS}
+        per_seed_point: dict[str, list[float]] = {metric: [] for metric in METRICS}
+        for run in stack:  # one training seed
+            flat = run.reshape(len(reference), -1).astype(np.float64)
+            resampled = (weights @ flat).reshape(n_resamples, *run.shape[1:])
+            figures = miou_from_confusions(resampled)
+            full = miou_from_confusions(run.sum(axis=0, keepdims=True))
+            for metric in METRICS:
+                per_seed_samples[metric].append(figures[metric])
+                per_seed_point[metric].append(float(full[metric][0]))
+        samples[name] = {m: _seed_mean(np.stack(per_seed_samples[m], axis=1), drawn_seeds) for m in METRICS}
+        point[name] = {
+            m: float(_seed_mean(np.asarray([per_seed_point[m]]), np.ones((1, n_seeds_value)))[0]) for m in METRICS
+        }
         models[name] = {}
         for metric in METRICS:
             low, high = _interval(samples[name][metric], confidence)
@@ -150,8 +192,11 @@ def bootstrap_models(
         "seed": seed,
         "confidence": confidence,
         "unit": unit,
+        "n_seeds": n_seeds_value,
         "scored_split": split,
-        "method": f"percentile bootstrap over {split} {unit}s (all rows of a {unit} summed), paired across models",
+        "method": f"percentile bootstrap over {split} {unit}s (all rows of a {unit} summed)"
+        + (f" × {n_seeds_value} training seeds (drawn with replacement; mean over the drawn seeds)" if n_seeds_value > 1 else "")
+        + ", paired across models",
         "models": models,
         "pairwise": pairwise,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,7 @@ from heritage_damage_seg.split import SELECTED_ON_SCORED_NOTE
 def compare(
     metrics_files: dict[str, str],
     history_files: dict[str, str],
-    per_image_files: dict[str, str] | None = None,
+    per_image_files: dict[str, str | list[str]] | None = None,
     n_resamples: int = 1000,
     seed: int = 42,
     confidence: float = 0.95,
@@ -26,6 +27,11 @@ def compare(
     highest ``val_mIoU`` of the encoder's best epoch (``history.csv``), never on the test figures
     it reports. ``scored_split``/``selected_on`` say which split each is; where they coincide
     (``split.test_fraction: 0``) ``protocol_note`` says that the figures are optimistic.
+
+    Seed repeats (``training.seeds``): ``per_image_files[encoder]`` lists one file per seed (the
+    same seeds for every encoder); mIoU and damage mIoU are then the mean over seeds (metrics.json's
+    ``seeds`` block, with ``*_seed_std`` and every seed's figure), and the bootstrap draws artworks
+    and seeds, so the intervals and ``a_wins_share`` cover both.
 
     With ``per_image_files`` (each encoder's ``per_image_confusion.npz``), every model gains
     bootstrap confidence intervals for mIoU and damage mIoU, and the result a ``pairwise`` list:
@@ -44,13 +50,19 @@ def compare(
         if "val_mIoU" in history:
             best_row = history.loc[history["epoch"] == metrics["checkpoint_epoch"], "val_mIoU"]
             val_miou = float(best_row.iloc[0]) if len(best_row) else float(history["val_mIoU"].max())
+        seeds = metrics.get("seeds") or {}
+        over_seeds = {m: seeds[m]["mean"] if seeds.get("n_seeds", 1) > 1 else metrics[m] for m in ("mIoU", "damage_mIoU")}
         models.append(
             {
                 "encoder": encoder,
                 "smp_encoder": metrics["smp_encoder"],
                 "family": metrics["family"],
-                "mIoU": metrics["mIoU"],
-                "damage_mIoU": metrics["damage_mIoU"],
+                "mIoU": over_seeds["mIoU"],
+                "damage_mIoU": over_seeds["damage_mIoU"],
+                "seeds": seeds.get("seeds", [metrics.get("seed")] if metrics.get("seed") is not None else []),
+                "mIoU_seed_std": seeds.get("mIoU", {}).get("std"),
+                "damage_mIoU_seed_std": seeds.get("damage_mIoU", {}).get("std"),
+                "mIoU_per_seed": seeds.get("mIoU", {}).get("per_seed"),
                 "pixel_accuracy": metrics["pixel_accuracy"],
                 "trivial_baseline_mIoU": metrics["trivial_baseline"]["mIoU"],
                 "scored_split": metrics.get("scored_split", "val"),
@@ -88,19 +100,15 @@ def compare(
         per_image = {}
         units = set()
         for model in models:  # ranked order: pairwise differences are better minus worse
-            # Our own file; allow_pickle only for runs that stored the ids as an object array.
-            with np.load(per_image_files[model["encoder"]], allow_pickle=True) as data:
-                ids = [str(i) for i in data["ids"]]
-                # All views and crops of one artwork are resampled together; older files without
-                # `groups` fall back to scans (crops of one scan together), then to rows.
-                if "groups" in data.files:
-                    unit, members = "artwork", [str(i) for i in data["groups"]]
-                elif "scans" in data.files:
-                    unit, members = "scan", [str(i) for i in data["scans"]]
-                else:
-                    unit, members = "scan", ids
+            files = per_image_files[model["encoder"]]
+            runs = []
+            for path in [files] if isinstance(files, (str, os.PathLike)) else files:  # one file per seed
+                unit, names, stack = _load_units(path)
                 units.add(unit)
-                per_image[model["encoder"]] = per_unit(ids, members, data["confusion"])
+                if runs and names != runs[0][0]:
+                    raise ValueError(f"{path} scored other {unit}s than the first seed's run of {model['encoder']}")
+                runs.append((names, stack))
+            per_image[model["encoder"]] = (runs[0][0], runs[0][1] if len(runs) == 1 else np.stack([r[1] for r in runs]))
         if len(units) > 1:
             raise ValueError("the encoders' per_image_confusion.npz files differ in kind: re-evaluate them")
         bootstrap = bootstrap_models(per_image, n_resamples=n_resamples, seed=seed, confidence=confidence,
@@ -112,3 +120,20 @@ def compare(
         result["bootstrap"] = {k: v for k, v in bootstrap.items() if k not in ("models", "pairwise")}
         result["pairwise"] = bootstrap["pairwise"]
     return result
+
+
+def _load_units(path: str | os.PathLike[str]) -> tuple[str, list[str], np.ndarray]:
+    """One per_image_confusion.npz summed per resampling unit: the unit kind, the units, the matrices."""
+    # Our own file; allow_pickle only for runs that stored the ids as an object array.
+    with np.load(path, allow_pickle=True) as data:
+        ids = [str(i) for i in data["ids"]]
+        # All views and crops of one artwork are resampled together; older files without
+        # `groups` fall back to scans (crops of one scan together), then to rows.
+        if "groups" in data.files:
+            unit, members = "artwork", [str(i) for i in data["groups"]]
+        elif "scans" in data.files:
+            unit, members = "scan", [str(i) for i in data["scans"]]
+        else:
+            unit, members = "scan", ids
+        names, stack = per_unit(ids, members, data["confusion"])
+    return unit, names, stack

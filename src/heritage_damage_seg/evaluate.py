@@ -254,6 +254,7 @@ def _metrics(
         "family": ENCODERS[encoder].family,
         "checkpoint": str(checkpoint_path),
         "checkpoint_epoch": checkpoint["epoch"],
+        "seed": checkpoint.get("settings", {}).get("seed"),  # the training seed of these figures
         "evaluation_mode": mode,
         "view": cache.view,
         "crop_scale": cache.input_scale if cache.view == "crops" else None,

@@ -65,6 +65,7 @@ def metrics_html(metrics: dict[str, Any]) -> str:
         ["inference ms / image", metrics.get("inference_ms_per_image")],
         ["parameters", metrics.get("parameters")],
         ["checkpoint epoch", metrics.get("checkpoint_epoch")],
+        *_seed_rows(metrics.get("seeds")),
         ["device", metrics.get("device")],
     ]
     per_class = [
@@ -77,6 +78,18 @@ def metrics_html(metrics: dict[str, Any]) -> str:
         _table("per class (n/a: 0/0, class absent from truth and prediction)",
                ["class", "IoU", "precision", "recall", "F1", "support (px)"], per_class, "per-class"),
     ])
+
+
+def _seed_rows(seeds: dict[str, Any] | None) -> list[list[Any]]:
+    """metrics.json's seeds block as summary rows: the seeds, and mean ± std with every seed's mIoU."""
+    if not seeds or seeds.get("n_seeds", 1) < 2:
+        return []
+    miou = seeds["mIoU"]
+    return [
+        ["training seeds (figures above: seed " + str(seeds["figures_of_seed"]) + ")", ", ".join(map(str, seeds["seeds"]))],
+        ["mIoU over seeds: mean / std", f"{miou['mean']} / {miou['std']}"],
+        *[[f"mIoU, seed {s}", v] for s, v in miou["per_seed"].items()],
+    ]
 
 
 def comparison_html(comparison: dict[str, Any]) -> str:
@@ -99,6 +112,17 @@ def comparison_html(comparison: dict[str, Any]) -> str:
         ["encoder", "mIoU", f"{level} low", f"{level} high", "damage mIoU", f"{level} low", f"{level} high",
          "pixel acc.", "trivial mIoU", "train img/s", "infer ms/img", "parameters"],
         ranking, "ranking")]
+    spread = [
+        [m["encoder"], ", ".join(map(str, m.get("seeds") or [])), m["mIoU"], m.get("mIoU_seed_std"),
+         *[(m.get("mIoU_per_seed") or {}).get(str(s)) for s in (comparison["models"][0].get("seeds") or [])]]
+        for m in comparison["models"]
+    ]
+    if any(len(m.get("seeds") or []) > 1 for m in comparison["models"]):
+        seeds = comparison["models"][0].get("seeds") or []
+        tables.append(_table(
+            "spread over training seeds (mIoU: mean over seeds; std: n − 1)",
+            ["encoder", "seeds", "mean mIoU", "std across seeds", *[f"seed {s}" for s in seeds]],
+            spread, "seeds"))
     pairs = comparison.get("pairwise", [])
     if pairs:
         rows = []

@@ -6,12 +6,17 @@ from heritage_damage_seg.checks import check_config
 from heritage_damage_seg.dataset import dataset_format
 from heritage_damage_seg.parquet import find_shards
 from heritage_damage_seg.loo import loo_encoders
+from heritage_damage_seg.seeds import seed_run, training_seeds
 from heritage_damage_seg.split import FOLD_NAME_PATTERN, LOO_COLUMNS
 
 # Paths, weights files and sizes the schema cannot check: fail now, naming the key.
 check_config(config)
 
 ENCODER_NAMES = list(config["encoders"])
+# Seed repeats (training.seeds): the first seed's run is results/{encoder}/, the others
+# results/{encoder}/seed_<seed>/ (see heritage_damage_seg.seeds).
+SEEDS = training_seeds(config["training"])
+EXTRA_SEEDS = SEEDS[1:]
 # Leave-one-out families run by `all` (workflow/rules/loo.smk); any family's targets can be asked for.
 LOO_FAMILIES = config["split"].get("leave_one_out", [])
 LOO_ENCODERS = loo_encoders(config["split"].get("leave_one_out_encoders"), ENCODER_NAMES)
@@ -21,6 +26,7 @@ wildcard_constraints:
     encoder="|".join(ENCODER_NAMES),
     family="|".join(LOO_COLUMNS),
     fold=FOLD_NAME_PATTERN,
+    seed="[0-9]+",
 
 
 localrules:
@@ -64,8 +70,9 @@ def dataset_inputs():
     return inputs
 
 
-def train_settings(encoder):
-    """Training settings for one encoder; lr = base lr × batch / base batch unless set explicitly."""
+def train_settings(encoder, seed=None):
+    """Training settings for one encoder; lr = base lr × batch / base batch unless set explicitly.
+    ``seed``: one of training.seeds (default: the first)."""
     training = config["training"]
     chosen = config["encoders"][encoder]
     learning_rate = chosen.get("learning_rate") or (
@@ -83,7 +90,7 @@ def train_settings(encoder):
         "mixed_precision": training["mixed_precision"],
         "channels_last": training["channels_last"],
         "augmentation": training["augmentation"],
-        "seed": training["seed"],
+        "seed": SEEDS[0] if seed is None else int(seed),
         "encoder_weights": chosen.get("weights"),
         "eval_batch_size": config["evaluation"]["batch_size"],
         "device": training["device"],
@@ -145,3 +152,12 @@ def loo_summary_inputs(wildcards):
             for fold in folds
         ],
     }
+
+
+def seed_files(name, encoders=None, seeds=None):
+    """``results/{encoder}[/seed_<seed>]/<name>`` for every encoder (encoder-major) and seed."""
+    return [
+        f"{seed_run(encoder, seed, SEEDS)}/{name}"
+        for encoder in (ENCODER_NAMES if encoders is None else encoders)
+        for seed in (SEEDS if seeds is None else seeds)
+    ]

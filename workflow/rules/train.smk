@@ -29,3 +29,17 @@ rule train:
         "../../envs/pytorch.yaml"
     script:
         "../scripts/train.py"
+
+
+use rule train as train_seed with:
+    """The same encoder trained with a further seed of training.seeds, beside the first seed's run."""
+    output:
+        best="results/{encoder}/seed_{seed}/model_best.pt",
+        history="results/{encoder}/seed_{seed}/history.csv",
+    params:
+        settings=lambda wildcards: train_settings(wildcards.encoder, wildcards.seed),
+        last_checkpoint=lambda wildcards: f"results/{wildcards.encoder}/seed_{wildcards.seed}/model_last.pt",
+    log:
+        "results/logs/train/{encoder}/seed_{seed}.log",
+    benchmark:
+        "results/benchmarks/train/{encoder}/seed_{seed}.tsv"
