@@ -194,7 +194,7 @@ def bootstrap_models(
         "unit": unit,
         "n_seeds": n_seeds_value,
         "scored_split": split,
-        "method": f"percentile bootstrap over {split} {unit}s (all rows of a {unit} summed)"
+        "method": f"percentile bootstrap over {split} {unit}s (all rows of each {unit} summed)"
         + (f" × {n_seeds_value} training seeds (drawn with replacement; mean over the drawn seeds)" if n_seeds_value > 1 else "")
         + ", paired across models",
         "models": models,

@@ -7,6 +7,7 @@ from heritage_damage_seg.dataset import dataset_format
 from heritage_damage_seg.parquet import find_shards
 from heritage_damage_seg.loo import loo_encoders
 from heritage_damage_seg.seeds import seed_run, training_seeds
+from heritage_damage_seg.weights import fetched_path
 from heritage_damage_seg.split import FOLD_NAME_PATTERN, LOO_COLUMNS
 
 # Paths, weights files and sizes the schema cannot check: fail now, naming the key.
@@ -31,6 +32,7 @@ wildcard_constraints:
 
 localrules:
     all,
+    encoder_weights,
     split,
     class_weights,
     compare,
@@ -70,6 +72,14 @@ def dataset_inputs():
     return inputs
 
 
+def encoder_weights_inputs(wildcards):
+    """The encoder's weights file when it has one (fetched ImageNet weights or a local file)."""
+    weights = config["encoders"][wildcards.encoder].get("weights")
+    if weights is None:
+        return []
+    return [fetched_path(wildcards.encoder) if weights == "imagenet" else weights]
+
+
 def train_settings(encoder, seed=None):
     """Training settings for one encoder; lr = base lr × batch / base batch unless set explicitly.
     ``seed``: one of training.seeds (default: the first)."""
@@ -91,7 +101,8 @@ def train_settings(encoder, seed=None):
         "channels_last": training["channels_last"],
         "augmentation": training["augmentation"],
         "seed": SEEDS[0] if seed is None else int(seed),
-        "encoder_weights": chosen.get("weights"),
+        # imagenet: the file the local rule encoder_weights fetched once; training reads only it.
+        "encoder_weights": fetched_path(encoder) if chosen.get("weights") == "imagenet" else chosen.get("weights"),
         "eval_batch_size": config["evaluation"]["batch_size"],
         "device": training["device"],
         "compile": training["compile"],

@@ -62,6 +62,7 @@ use rule train as loo_train with:
         cache=multiext("results/cache/", "images.npy", "masks.npy", "index.csv"),
         split=rules.loo_split.output[0],
         class_weights=rules.loo_class_weights.output[0],
+        encoder_weights=encoder_weights_inputs,
     output:
         best=f"{LOO_RUN}/model_best.pt",
         history=f"{LOO_RUN}/history.csv",
