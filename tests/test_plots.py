@@ -122,5 +122,5 @@ def test_every_encoder_shows_the_same_samples(tiny_run):
         assert len(chosen[encoder]) == 8, log
     assert chosen["convnext_tiny"] == chosen["segformer_b3"] == chosen["maxvit_tiny"]
     test_ids = set(json.loads((tiny_run / "results/split.json").read_text())["test"])
-    shown = {i.strip() for _, ids in chosen["convnext_tiny"] for i in ids.split(",")}
+    shown = {i.strip() for _, ids in chosen["convnext_tiny"] for i in ids.split(" on ")[-1].split(",")}
     assert shown and shown <= test_ids, "samples come from the test split"
