@@ -1,5 +1,5 @@
 rule evaluate:
-    """Validation metrics (one dataset-level confusion matrix), inference time, predicted masks,
+    """Test-split metrics (one dataset-level confusion matrix), inference time, predicted masks,
     in the configured evaluation.mode (cache or native)."""
     input:
         **evaluation_inputs(EVALUATION_MODE),
