@@ -92,10 +92,17 @@ def test_compare_takes_one_file_per_seed_and_ranks_on_the_mean(tmp_path):
             "parameters": 1, "checkpoint_epoch": 1, "inference_ms_per_image": 1.0, "device": "cpu",
             "scored_split": "test", "seed": 1, "seeds": seed_summary(per_seed),
         }))  # fmt: skip
-        histories[name] = tmp_path / f"{name}.csv"
-        histories[name].write_text("epoch,train_imgs_per_s,epoch_seconds,val_mIoU\n1,10,1,0.5\n")
+        # Validation (what predict's best encoder is chosen on): a 0.3 then 0.7 (mean 0.5 at the
+        # best epochs), b 0.55 with both seeds.
+        histories[name] = []
+        for seed, best in zip((1, 2), (0.3, 0.7) if name == "a" else (0.55, 0.55)):
+            path = tmp_path / f"{name}_{seed}.csv"
+            path.write_text(f"epoch,train_imgs_per_s,epoch_seconds,val_mIoU\n1,10,1,{best - 0.1}\n2,10,1,{best}\n")
+            histories[name].append(str(path))
     result = compare(metrics, histories, files, n_resamples=200, seed=1)
     assert result["bootstrap"]["n_seeds"] == 2 and result["bootstrap"]["unit"] == "artwork"
+    val = {m["encoder"]: m["val_mIoU"] for m in result["models"]}
+    assert val["a"] == pytest.approx(0.5) and val["b"] == pytest.approx(0.55) and result["best_encoder"] == "b"
     for model in result["models"]:
         block = json.loads(metrics[model["encoder"]].read_text())["seeds"]
         assert model["mIoU"] == pytest.approx(block["mIoU"]["mean"]) and model["seeds"] == [1, 2]

@@ -95,7 +95,7 @@ rule compare:
     intervals over test artworks × seeds; the best encoder for predict chosen on validation."""
     input:
         metrics=expand("results/{encoder}/metrics.json", encoder=ENCODER_NAMES),
-        histories=expand("results/{encoder}/history.csv", encoder=ENCODER_NAMES),
+        histories=seed_files("history.csv"),
         # Encoder-major, seed-minor: compare.py cuts this list in that order.
         per_image_confusion=seed_files("per_image_confusion.npz"),
     output:
