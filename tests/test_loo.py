@@ -37,16 +37,22 @@ def test_no_fold_trains_on_its_held_out_value_or_splits_an_artwork(column):
     for name, value in folds.items():
         split = loo(index, column, name)
         assert split["held_out"] == value and split["fold"] == name
-        assert {value_of[i] for i in split["val"]} == {value}
+        assert split["scored_split"] == "test" and split["selected_on"] == "val"
+        # The held-out value is only scored: it is in no fold's training or inner validation.
+        assert {value_of[i] for i in split["test"]} == {value}
         assert value not in {value_of[i] for i in split["train"]}
-        assert sorted(split["train"] + split["val"]) == sorted(index["id"])
-        train_groups = {source_group(i) for i in split["train"]}
-        val_groups = {source_group(i) for i in split["val"]}
-        assert not train_groups & val_groups
-        assert sorted(val_groups) == split["val_groups"] and sorted(train_groups) == split["train_groups"]
+        assert value not in {value_of[i] for i in split["val"]}
+        assert split["train"] and split["val"], "an inner validation is carved from the training side"
+        assert sorted(split["train"] + split["val"] + split["test"]) == sorted(index["id"])
+        groups = {side: {source_group(i) for i in split[side]} for side in ("train", "val", "test")}
+        assert not groups["train"] & groups["val"] and not groups["train"] & groups["test"]
+        assert not groups["val"] & groups["test"]
+        for side in ("train", "val", "test"):
+            assert sorted(groups[side]) == split[f"{side}_groups"]
         # An augmented copy sits with its original.
-        for sample_id in split["val"]:
-            assert f"{source_group(sample_id)}_aug2" in split["val"]
+        for side in ("train", "val", "test"):
+            for sample_id in split[side]:
+                assert f"{source_group(sample_id)}_aug2" in split[side]
 
 
 def test_folds_and_splits_are_deterministic_whatever_the_row_order():
@@ -104,7 +110,7 @@ def test_describe_folds_counts_images_and_artworks():
     folds = describe_folds(make_index(12, 2), "material")
     assert folds["n_folds"] == 10
     paper = next(f for f in folds["folds"] if f["fold"] == "Paper")
-    assert paper == {"fold": "Paper", "held_out": "Paper", "n_val": 4, "n_train": 20, "n_val_groups": 2, "n_train_groups": 10}
+    assert paper == {"fold": "Paper", "held_out": "Paper", "n_test": 4, "n_train": 20, "n_test_groups": 2, "n_train_groups": 10}
     with pytest.raises(SplitError, match="unknown leave-one-out family 'group'"):
         describe_folds(make_index(4, 2), "group")
 
@@ -118,17 +124,18 @@ def test_summary_has_per_fold_figures_mean_std_and_worst_fold(tmp_path):
         split_files[fold["fold"]] = tmp_path / f"{fold['fold']}_split.json"
         split_files[fold["fold"]].write_text(json.dumps(split))
         path = tmp_path / f"{fold['fold']}_metrics.json"
-        path.write_text(json.dumps({"n_images": split["n_val"], "mIoU": miou, "damage_mIoU": miou / 2}))
+        path.write_text(json.dumps({"n_images": split["n_test"], "mIoU": miou, "damage_mIoU": miou / 2}))
         metrics_files["convnext_tiny"][fold["fold"]] = path
     summary = summarise("material", folds, metrics_files, split_files)
     entry = summary["encoders"][0]
     assert [f["fold"] for f in entry["folds"]] == ["Glass", "Paper", "Parchment"]
     assert entry["mIoU_mean"] == pytest.approx(0.2) and entry["mIoU_std"] == pytest.approx(0.1)
     assert entry["damage_mIoU_mean"] == pytest.approx(0.1)
-    assert entry["worst_fold"]["fold"] == "Paper" and entry["worst_fold"]["n_train"] == 4
+    # 2 artworks × 2 views left by each fold: one artwork trains, one is the inner validation.
+    assert entry["worst_fold"]["fold"] == "Paper" and entry["worst_fold"]["n_train"] == 2 and entry["worst_fold"]["n_val"] == 2
     table = summary_table(summary)
     assert table["statistic"].tolist() == ["fold", "fold", "fold", "mean", "std", "worst"]
-    assert table["n_val"].tolist()[:3] == [2, 2, 2]
+    assert table["n_test"].tolist()[:3] == [2, 2, 2] and table["n_val"].tolist()[:3] == [2, 2, 2]
     # A stale metrics file (scored on other images) is not summarised silently.
     metrics_files["convnext_tiny"]["Glass"].write_text(json.dumps({"n_images": 5, "mIoU": 0.3, "damage_mIoU": 0.1}))
     with pytest.raises(SplitError, match="scored 5 images"):
@@ -195,12 +202,14 @@ def test_leave_one_material_out_end_to_end(tmp_path):
     for fold in summary["folds"]:
         folder = results / "loo_material" / fold["fold"]
         split = json.loads((folder / "split.json").read_text())
-        assert {material_of[i] for i in split["val"]} == {fold["held_out"]}
-        assert fold["held_out"] not in {material_of[i] for i in split["train"]}
-        assert not {group_of[i] for i in split["train"]} & {group_of[i] for i in split["val"]}
+        assert {material_of[i] for i in split["test"]} == {fold["held_out"]}
+        assert fold["held_out"] not in {material_of[i] for i in split["train"] + split["val"]}
+        assert split["val"], "the best epoch is chosen on an inner validation"
+        sides = [{group_of[i] for i in split[side]} for side in ("train", "val", "test")]
+        assert not sides[0] & sides[1] and not sides[0] & sides[2] and not sides[1] & sides[2]
         assert (folder / "class_weights.json").is_file()
         metrics = json.loads((folder / "convnext_tiny/metrics.json").read_text())
-        assert metrics["n_images"] == split["n_val"] == fold["n_val"]
+        assert metrics["n_images"] == split["n_test"] == fold["n_test"] and metrics["scored_split"] == "test"
         assert (folder / "convnext_tiny/model_last.pt").is_file()  # resume point inside the fold
         assert (results / f"logs/loo_material/{fold['fold']}/train/convnext_tiny.log").stat().st_size > 0
         assert (results / f"benchmarks/loo_material/{fold['fold']}/evaluate/convnext_tiny.tsv").is_file()

@@ -81,7 +81,7 @@ def test_metric_figures_from_a_constructed_confusion_matrix(tmp_path):
 @pytest.mark.parametrize("encoder", ENCODERS)
 def test_every_per_encoder_plot_is_a_png_of_the_expected_size(tiny_run, encoder):
     out = tiny_run / "results" / encoder / "plots"
-    n_val = json.loads((tiny_run / "results/split.json").read_text())["n_val"]
+    n_val = json.loads((tiny_run / "results/split.json").read_text())["n_test"]  # samples come from test
     for kind in PER_ENCODER:
         assert_png(out / f"{kind}.png", plots.pixel_size(kind, DPI))
     assert_png(out / "prediction_grid.png", plots.pixel_size("prediction_grid", DPI, rows=min(20, n_val)))
@@ -121,3 +121,6 @@ def test_every_encoder_shows_the_same_samples(tiny_run):
         chosen[encoder] = re.findall(r"(prediction grid|error maps|class_focus_\d\.png)[^:]*: (.*)", log)
         assert len(chosen[encoder]) == 8, log
     assert chosen["convnext_tiny"] == chosen["segformer_b3"] == chosen["maxvit_tiny"]
+    test_ids = set(json.loads((tiny_run / "results/split.json").read_text())["test"])
+    shown = {i.strip() for _, ids in chosen["convnext_tiny"] for i in ids.split(" on ")[-1].split(",")}
+    assert shown and shown <= test_ids, "samples come from the test split"

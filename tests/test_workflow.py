@@ -28,8 +28,9 @@ def test_every_stage_wrote_its_files(tiny_run):
 
     split = json.loads((tiny_run / "results/split.json").read_text())
     group = dict(zip(meta["id"], meta["group"]))
-    assert not {group[i] for i in split["train"]} & {group[i] for i in split["val"]}
-    assert split["n_val"] > 0 and split["n_train"] > 0
+    sides = {side: {group[i] for i in split[side]} for side in ("train", "val", "test")}
+    assert not sides["train"] & sides["val"] and not sides["train"] & sides["test"] and not sides["val"] & sides["test"]
+    assert split["n_val"] > 0 and split["n_train"] > 0 and split["n_test"] > 0
 
     weights = json.loads((tiny_run / "results/class_weights.json").read_text())
     assert weights["method"] == "inverse_sqrt_log_scaled" and len(weights["weights"]) == NUM_CLASSES
@@ -43,7 +44,8 @@ def test_every_stage_wrote_its_files(tiny_run):
         assert checkpoint["encoder"] == encoder and checkpoint["image_size"] == 64
         assert (out / "model_last.pt").is_file()
         metrics = json.loads((out / "metrics.json").read_text())
-        assert metrics["encoder"] == encoder and metrics["n_images"] == split["n_val"]
+        assert metrics["encoder"] == encoder and metrics["n_images"] == split["n_test"]
+        assert metrics["scored_split"] == "test" and metrics["selected_on"] == "val"
         assert 0.0 <= metrics["mIoU"] <= 1.0 and metrics["inference_ms_per_image"] > 0
         assert metrics["trivial_baseline"]["damage_mIoU"] == 0.0
         for stage in ("train", "evaluate"):
@@ -53,7 +55,13 @@ def test_every_stage_wrote_its_files(tiny_run):
     comparison = json.loads((tiny_run / "results/model_comparison.json").read_text())
     assert sorted(m["encoder"] for m in comparison["models"]) == sorted(ENCODERS)
     mious = [m["mIoU"] for m in comparison["models"]]
-    assert mious == sorted(mious, reverse=True) and comparison["best_encoder"] == comparison["models"][0]["encoder"]
+    assert mious == sorted(mious, reverse=True) and comparison["scored_split"] == "test"
+    # predict's best encoder is chosen on validation, not on the test ranking.
+    by_val = max(comparison["models"], key=lambda m: m["val_mIoU"])
+    assert comparison["best_encoder"] == by_val["encoder"]
+    for model in comparison["models"]:
+        history = pd.read_csv(tiny_run / "results" / model["encoder"] / "history.csv")
+        assert model["val_mIoU"] == pytest.approx(history["val_mIoU"].max())
 
 
 @pytest.mark.slow
@@ -66,7 +74,7 @@ def test_metrics_can_be_recomputed_from_the_saved_predictions(tiny_run, encoder)
     split = json.loads((tiny_run / "results/split.json").read_text())
     cm = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
     position = {sample_id: i for i, sample_id in enumerate(index["id"])}
-    for sample_id in split["val"]:
+    for sample_id in split["test"]:
         prediction = np.asarray(Image.open(out / "predictions" / f"{sample_id}.png"))
         truth = masks[position[sample_id]]
         keep = truth != 255

@@ -1,15 +1,16 @@
-"""How sure are we? Bootstrap confidence intervals over validation scans.
+"""How sure are we? Bootstrap confidence intervals over the artworks of the scored (test) split.
 
-A resample draws validation scans with replacement and sums their per-scan confusion matrices
+A resample draws artworks with replacement and sums their per-artwork confusion matrices
 into one dataset-level matrix, from which mIoU and damage mIoU are computed with the same
 definitions as :func:`heritage_damage_seg.metrics.summarise` (0/0 classes left out of the mean).
 Every model is scored on the *same* resamples (a paired bootstrap), so the interval of a
 difference between two models reflects how their errors co-vary across images.
 
-The unit resampled is the scan: in the ``crops`` training view a scan has several cache rows, whose
-errors are strongly correlated (they are parts of one image, often overlapping). Resampling crops
-as if independent would narrow the intervals by about the square root of the crops per scan, so
-the crops of a scan are summed first (:func:`per_scan`).
+The unit resampled is the artwork group: an artwork has several rows — its views (the original
+scan and its ``_augN`` copies) and, in the ``crops`` training view, the crops of each — whose errors
+are strongly correlated (the same damage, seen again). Resampling them as if independent would
+narrow the intervals by about the square root of the rows per artwork, so the rows of an artwork
+are summed first (:func:`per_unit`; :func:`per_scan` for files that predate the groups).
 """
 
 from __future__ import annotations
@@ -25,27 +26,52 @@ from heritage_damage_seg.classes import DAMAGE_CLASSES
 METRICS: tuple[str, ...] = ("mIoU", "damage_mIoU")
 
 
-def per_scan(ids: Sequence[str], scans: Sequence[str], confusion: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """The ``(N, C, C)`` confusion matrices of ``ids`` summed per scan (``scans[i]`` is the scan
-    of ``ids[i]``): the scans, sorted, and their ``(S, C, C)`` matrices. Rows that are whole scans
-    (``scans == ids``) come back as they are, in sorted order."""
-    if len(ids) != len(scans) or len(ids) != len(confusion):
+def per_unit(ids: Sequence[str], units: Sequence[str], confusion: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """The ``(N, C, C)`` confusion matrices of ``ids`` summed per resampling unit (``units[i]`` is
+    the artwork group, or the scan, of ``ids[i]``): the units, sorted, and their ``(U, C, C)``
+    matrices. Rows that are their own unit (``units == ids``) come back as they are, sorted."""
+    if len(ids) != len(units) or len(ids) != len(confusion):
         raise ValueError("ids, scans and confusion matrices differ in length")
-    names, inverse = np.unique(np.asarray([str(s) for s in scans]), return_inverse=True)
+    names, inverse = np.unique(np.asarray([str(s) for s in units]), return_inverse=True)
     summed = np.zeros((len(names), *np.shape(confusion)[1:]), dtype=np.int64)
     np.add.at(summed, inverse, np.asarray(confusion, dtype=np.int64))
     return [str(n) for n in names], summed
 
 
+#: Summing the crops of each scan: :func:`per_unit` with the scans as units.
+per_scan = per_unit
+
+
 def resample_weights(n_images: int, n_resamples: int, seed: int) -> np.ndarray:
     """``(n_resamples, n_images)`` counts: how often each image is drawn in each resample."""
     if n_images < 1:
-        raise ValueError("the bootstrap needs at least one validation image")
+        raise ValueError("the bootstrap needs at least one scored artwork")
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, n_images, size=(n_resamples, n_images))
     weights = np.zeros((n_resamples, n_images), dtype=np.int64)
     np.add.at(weights, (np.arange(n_resamples)[:, None], draws), 1)
     return weights
+
+
+def seed_weights(n_seeds: int, n_resamples: int, seed: int) -> np.ndarray:
+    """``(n_resamples, n_seeds)`` counts: how often each training seed is drawn in each resample
+    (all ones with a single seed). Drawn from their own generator, so the artwork draws of
+    :func:`resample_weights` are the same whatever the number of seeds."""
+    if n_seeds == 1:
+        return np.ones((n_resamples, 1), dtype=np.int64)
+    rng = np.random.default_rng([seed, n_seeds])
+    draws = rng.integers(0, n_seeds, size=(n_resamples, n_seeds))
+    weights = np.zeros((n_resamples, n_seeds), dtype=np.int64)
+    np.add.at(weights, (np.arange(n_resamples)[:, None], draws), 1)
+    return weights
+
+
+def _seed_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per resample, the ``weights``-weighted mean over seeds of ``(R, S)`` values, NaNs left out."""
+    defined = np.isfinite(values)
+    total = np.where(defined, values, 0.0) * weights
+    count = (defined * weights).sum(axis=1)
+    return np.where(count > 0, total.sum(axis=1) / np.maximum(count, 1), np.nan)
 
 
 def miou_from_confusions(confusions: np.ndarray) -> dict[str, np.ndarray]:
@@ -84,12 +110,21 @@ def bootstrap_models(
     n_resamples: int = 1000,
     seed: int = 42,
     confidence: float = 0.95,
+    unit: str = "artwork",
+    split: str = "test",
 ) -> dict[str, Any]:
     """Percentile intervals per model and for each pairwise difference, on shared resamples.
 
-    ``per_image`` maps a model name to ``(image ids, (N, C, C) confusion matrices)``, one per
-    resampling unit (a scan: sum crops with :func:`per_scan` first); every model must have been
-    evaluated on the same images (in any order). Pairs are ordered as given, so
+    ``per_image`` maps a model name to ``(unit names, (U, C, C) confusion matrices)``, one per
+    resampling unit (an artwork: sum its views and crops with :func:`per_unit` first); every model
+    must have been evaluated on the same units (in any order). ``unit`` and ``split`` only name
+    them in the result.
+
+    Seed repeats: ``(S, U, C, C)`` matrices hold one run per training seed (the same seeds, in
+    the same order, for every model). A resample then draws the artworks *and* the seeds with
+    replacement (the same draws for every model), and its figure is the mean over the drawn seeds
+    of each seed's figure on the drawn artworks; the estimate is the mean over seeds. The intervals
+    and ``a_wins_share`` then cover both the choice of test artworks and training randomness. Pairs are ordered as given, so
     pass the models ranked best first: ``a_wins_share`` is the share of resamples in which model
     ``a`` scores strictly higher than ``b``.
     """
@@ -101,20 +136,35 @@ def bootstrap_models(
     for name, (ids, confusion) in per_image.items():
         ids = [str(i) for i in ids]
         if sorted(ids) != reference:
-            raise ValueError(f"{name} was evaluated on other validation images than {names[0]}")
+            raise ValueError(f"{name} was evaluated on other {split} images than {names[0]}")
         order = np.argsort(ids, kind="stable")
-        stacks[name] = np.asarray(confusion, dtype=np.int64)[order]
+        confusion = np.asarray(confusion, dtype=np.int64)
+        stacks[name] = confusion[:, order] if confusion.ndim == 4 else confusion[None, order]
+    n_seeds = {stack.shape[0] for stack in stacks.values()}
+    if len(n_seeds) > 1:
+        raise ValueError(f"the models were trained with different numbers of seeds: {sorted(n_seeds)}")
+    n_seeds_value = n_seeds.pop()
     weights = resample_weights(len(reference), n_resamples, seed).astype(np.float64)
+    drawn_seeds = seed_weights(n_seeds_value, n_resamples, seed).astype(np.float64)
 
     point: dict[str, dict[str, float]] = {}
     samples: dict[str, dict[str, np.ndarray]] = {}
     models: dict[str, Any] = {}
     for name, stack in stacks.items():
-        flat = stack.reshape(len(reference), -1).astype(np.float64)
-        resampled = (weights @ flat).reshape(n_resamples, *stack.shape[1:])
-        samples[name] = miou_from_confusions(resampled)
-        full = miou_from_confusions(stack.sum(axis=0, keepdims=True))
-        point[name] = {metric: float(full[metric][0]) for metric in METRICS}
+        per_seed_samples: dict[str, list[np.ndarray]] = {metric: [] for metric in METRICS}
+        per_seed_point: dict[str, list[float]] = {metric: [] for metric in METRICS}
+        for run in stack:  # one training seed
+            flat = run.reshape(len(reference), -1).astype(np.float64)
+            resampled = (weights @ flat).reshape(n_resamples, *run.shape[1:])
+            figures = miou_from_confusions(resampled)
+            full = miou_from_confusions(run.sum(axis=0, keepdims=True))
+            for metric in METRICS:
+                per_seed_samples[metric].append(figures[metric])
+                per_seed_point[metric].append(float(full[metric][0]))
+        samples[name] = {m: _seed_mean(np.stack(per_seed_samples[m], axis=1), drawn_seeds) for m in METRICS}
+        point[name] = {
+            m: float(_seed_mean(np.asarray([per_seed_point[m]]), np.ones((1, n_seeds_value)))[0]) for m in METRICS
+        }
         models[name] = {}
         for metric in METRICS:
             low, high = _interval(samples[name][metric], confidence)
@@ -136,13 +186,17 @@ def bootstrap_models(
             }
         pairwise.append(entry)
     return {
-        "n_images": len(reference),  # resampling units: scans
-        "n_scans": len(reference),
+        "n_images": len(reference),  # resampling units (kept under its old name)
+        "n_units": len(reference),
         "n_resamples": n_resamples,
         "seed": seed,
         "confidence": confidence,
-        "unit": "scan",
-        "method": "percentile bootstrap over validation scans (the crops of a scan summed), paired across models",
+        "unit": unit,
+        "n_seeds": n_seeds_value,
+        "scored_split": split,
+        "method": f"percentile bootstrap over {split} {unit}s (all rows of each {unit} summed)"
+        + (f" × {n_seeds_value} training seeds (drawn with replacement; mean over the drawn seeds)" if n_seeds_value > 1 else "")
+        + ", paired across models",
         "models": models,
         "pairwise": pairwise,
     }

@@ -1,5 +1,11 @@
-"""Evaluating a trained model on the validation split: metrics.json, per-image confusion matrices
-and the predicted masks as index PNGs.
+"""Evaluating a trained model on the split it is reported on: metrics.json, per-image confusion
+matrices and the predicted masks as index PNGs.
+
+The scored side is ``test`` (:func:`heritage_damage_seg.split.scored_side`): the best epoch was
+chosen on ``val``, so the figures are not tuned on the images they report. Only a split without a
+test side (``split.test_fraction: 0``, the seed's protocol) is scored on ``val``, and metrics.json
+then says in words that the figures were selected on the split they report (``scored_split``,
+``selected_on``, ``protocol_note``).
 
 Two modes (``evaluation_mode`` in metrics.json says which ran); both apply the model as it was
 trained (:class:`~heritage_damage_seg.scan_view.ModelView`), they differ in what is scored:
@@ -20,8 +26,9 @@ The two differ by what resizing the *masks* does to the figures (thin classes �
 cracks — shrink or vanish in a 384 px mask), not by the model's scale: compare them with
 :func:`mode_difference`.
 
-``per_image_confusion.npz`` holds one confusion matrix per scored row (``ids``) and the scan each
-row belongs to (``scans``), so the bootstrap can resample scans, not crops of one scan.
+``per_image_confusion.npz`` holds one confusion matrix per scored row (``ids``), the scan each
+row belongs to (``scans``) and the scan's artwork group (``groups``), so the bootstrap resamples
+artworks: all views and crops of one artwork together.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ from heritage_damage_seg.metrics import confusion_matrix, summarise, trivial_bas
 from heritage_damage_seg.models import ENCODERS, count_parameters, load_checkpoint
 from heritage_damage_seg.scan_view import ModelView, of_cache
 from heritage_damage_seg.sliding import SlidingSettings
+from heritage_damage_seg.split import protocol_record
 
 EVALUATION_MODES = ("cache", "native")
 THIN_CLASSES = ("Scratch", "Hair", "Cracks")
@@ -57,10 +65,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Scored:
-    """What one evaluation mode scored: a confusion matrix per row, the row's id and scan."""
+    """What one evaluation mode scored: a confusion matrix per row, the row's id, scan and artwork group."""
 
     ids: np.ndarray
     scans: np.ndarray
+    groups: np.ndarray
     per_image: np.ndarray  # rows × C × C int64
     forward_seconds: float
     resolution: dict[str, Any]
@@ -100,7 +109,12 @@ def evaluate(
             f"as: {cache_view.describe()}. Retrain on this cache, or rebuild it with the model's "
             "prepare.view and prepare.crop_scale"
         )
-    val = ResidentSplit(cache.images, cache.masks, cache.positions(read_json(split_file)["val"]), device)
+    split = read_json(split_file)
+    protocol = protocol_record(split)
+    scored_ids = split[protocol["scored_split"]]
+    if not scored_ids:
+        raise ValueError(f"{split_file}: the {protocol['scored_split']} side is empty: nothing to score")
+    val = ResidentSplit(cache.images, cache.masks, cache.positions(scored_ids), device)
     predictions_dir = Path(predictions_dir)
     predictions_dir.mkdir(parents=True, exist_ok=True)
     # One untimed batch first: the first call pays for allocator warm-up and kernel selection.
@@ -115,13 +129,14 @@ def evaluate(
         scored = _score_cache(model, cache, val, predictions_dir, batch_size, device, amp_dtype)
     metrics = _metrics(checkpoint_path, checkpoint, model, view, cache, mode, sliding, scored, batch_size, device,
                        amp_dtype)  # fmt: skip
+    metrics = {**protocol, **metrics}
     with atomic_path(per_image_confusion_file) as tmp, open(tmp, "wb") as handle:
         np.savez_compressed(handle, ids=scored.ids.astype(str), scans=scored.scans.astype(str),
-                            confusion=scored.per_image)  # fmt: skip
+                            groups=scored.groups.astype(str), confusion=scored.per_image)  # fmt: skip
     write_json(metrics_file, metrics)
     log.info(
-        "%s (%s, scored %s): mIoU %.2f%% (damage %.2f%%), trivial baseline %.2f%%, %.2f ms/image on %s",
-        metrics["encoder"], mode, metrics["resolution"], 100 * (metrics["mIoU"] or 0),
+        "%s (%s split, %s, scored %s): mIoU %.2f%% (damage %.2f%%), trivial baseline %.2f%%, %.2f ms/image on %s",
+        metrics["encoder"], metrics["scored_split"], mode, metrics["resolution"], 100 * (metrics["mIoU"] or 0),
         100 * (metrics["damage_mIoU"] or 0), 100 * (metrics["trivial_baseline"]["mIoU"] or 0),
         metrics["inference_ms_per_image"], metrics["device"],
     )  # fmt: skip
@@ -137,7 +152,7 @@ def _score_cache(
     device: torch.device,
     amp_dtype: torch.dtype | None,
 ) -> Scored:
-    """The cached validation rows, batch by batch; only the forward passes are timed."""
+    """The cached rows of the scored split, batch by batch; only the forward passes are timed."""
     rows = cache.index.iloc[val.positions]
     ids = rows["id"].to_numpy()
     per_image = np.zeros((len(val), NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
@@ -158,7 +173,8 @@ def _score_cache(
     else:
         description = f"{cache.size}x{cache.size} (each scan and mask resized to the training size)"
     resolution = {"description": description, "at_native": False}
-    return Scored(ids, cache.scans().iloc[val.positions].to_numpy(), per_image, forward_seconds, resolution)
+    groups = rows["group"].astype(str).to_numpy()
+    return Scored(ids, cache.scans().iloc[val.positions].to_numpy(), groups, per_image, forward_seconds, resolution)
 
 
 def _score_native(
@@ -170,7 +186,7 @@ def _score_native(
     device: torch.device,
     amp_dtype: torch.dtype | None,
 ) -> Scored:
-    """Each validation scan once, whole, predicted as ``predict`` does and scored at its working
+    """Each scan of the scored split once, whole, predicted as ``predict`` does and scored at its working
     copy's resolution; the timing covers the whole prediction (decode, model, resizing back)."""
     scans = rows.drop_duplicates("scan") if view.view == "crops" else rows
     ids = (scans["scan"] if view.view == "crops" else scans["id"]).to_numpy()
@@ -192,7 +208,8 @@ def _score_native(
         fractions.append(mask.shape[1] / native[0])
         if (n + 1) % max(1, len(ids) // 10) == 0 or n + 1 == len(ids):
             log.info("native evaluation: %d/%d scans, %.1f s", n + 1, len(ids), forward_seconds)
-    return Scored(ids, ids, per_image, forward_seconds, _native_resolution(fractions))
+    return Scored(ids, ids, scans["group"].astype(str).to_numpy(), per_image, forward_seconds,
+                  _native_resolution(fractions))
 
 
 def _native_resolution(fractions: list[float]) -> dict[str, Any]:
@@ -237,6 +254,7 @@ def _metrics(
         "family": ENCODERS[encoder].family,
         "checkpoint": str(checkpoint_path),
         "checkpoint_epoch": checkpoint["epoch"],
+        "seed": checkpoint.get("settings", {}).get("seed"),  # the training seed of these figures
         "evaluation_mode": mode,
         "view": cache.view,
         "crop_scale": cache.input_scale if cache.view == "crops" else None,

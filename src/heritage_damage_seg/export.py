@@ -138,6 +138,8 @@ def export_model(
         "checkpoint_sha256": sha256(checkpoint_path),
         "checkpoint_epoch": checkpoint.get("epoch"),
         "training_settings": checkpoint.get("settings"),
+        # The encoder's start: random init, or the weights file with its SHA-256.
+        "encoder_weights": checkpoint.get("encoder_weights"),
         "config_hash": config_hash(checkpoint.get("settings") or {}),
         "files": {"onnx": onnx_path.name, "onnx_sha256": sha256(onnx_path), "onnx_opset": ONNX_OPSET},
     }

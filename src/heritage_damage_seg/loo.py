@@ -1,7 +1,8 @@
 """Leave-one-group-out families: the list of folds and the summary across them.
 
 A family (``material`` or ``content``) has one fold per value of that index.csv column; each fold
-trains on all other values and is scored on the held-out one (see
+trains on all other values (its best epoch chosen on an inner validation carved from them by
+artwork) and is scored on the held-out one, which no choice ever sees (see
 :func:`heritage_damage_seg.split.leave_one_out_split`). One fold's mIoU says how a model does on
 one unseen material; the family's mean, spread and worst fold say how far it generalises, which a
 single random split cannot (its validation artworks share materials with the training ones).
@@ -19,7 +20,7 @@ import pandas as pd
 from heritage_damage_seg.io import atomic_path, read_json, write_json
 from heritage_damage_seg.split import LOO_COLUMNS, SplitError, fold_names
 
-CSV_COLUMNS = ("encoder", "statistic", "fold", "held_out", "n_train", "n_val", "mIoU", "damage_mIoU")
+CSV_COLUMNS = ("encoder", "statistic", "fold", "held_out", "n_train", "n_val", "n_test", "mIoU", "damage_mIoU")
 
 
 def loo_encoders(chosen: Sequence[str] | None, encoders: Sequence[str]) -> list[str]:
@@ -55,9 +56,9 @@ def describe_folds(index: pd.DataFrame, family: str) -> dict[str, Any]:
             {
                 "fold": name,
                 "held_out": value,
-                "n_val": int(held.sum()),
+                "n_test": int(held.sum()),  # held out: scored only
                 "n_train": int((~held).sum()),
-                "n_val_groups": int(index.loc[held, "group"].nunique()),
+                "n_test_groups": int(index.loc[held, "group"].nunique()),
                 "n_train_groups": int(index.loc[~held, "group"].nunique()),
             }
         )
@@ -91,25 +92,30 @@ def summarise(
     fold_rows = []
     for fold in folds:
         split = read_json(split_files[fold["fold"]])
-        if split.get("held_out") != fold["held_out"] or split["n_val"] != fold["n_val"]:
+        if (
+            split.get("held_out") != fold["held_out"]
+            or split.get("n_test") != fold["n_test"]
+            or split["n_train"] + split["n_val"] != fold["n_train"]
+        ):
             raise SplitError(
-                f"{split_files[fold['fold']]} holds out {split.get('held_out')!r} ({split['n_val']} images), "
-                f"folds.json says {fold['held_out']!r} ({fold['n_val']}): rerun the {family} family"
+                f"{split_files[fold['fold']]} holds out {split.get('held_out')!r} ({split.get('n_test')} images), "
+                f"folds.json says {fold['held_out']!r} ({fold['n_test']}): rerun the {family} family"
             )
         fold_rows.append({"fold": fold["fold"], "held_out": fold["held_out"], "n_train": split["n_train"],
-                          "n_val": split["n_val"], "n_train_groups": len(split["train_groups"]),
-                          "n_val_groups": len(split["val_groups"])})  # fmt: skip
+                          "n_val": split["n_val"], "n_test": split["n_test"],
+                          "n_train_groups": len(split["train_groups"]), "n_val_groups": len(split["val_groups"]),
+                          "n_test_groups": len(split["test_groups"])})  # fmt: skip
     encoders = []
     for encoder, per_fold in metrics_files.items():
         scored = []
         for fold in fold_rows:
             metrics = read_json(per_fold[fold["fold"]])
-            if metrics["n_images"] != fold["n_val"]:
+            if metrics["n_images"] != fold["n_test"]:
                 raise SplitError(
                     f"{per_fold[fold['fold']]} scored {metrics['n_images']} images, the fold holds out "
-                    f"{fold['n_val']}: rerun it"
+                    f"{fold['n_test']}: rerun it"
                 )
-            scored.append({**{k: fold[k] for k in ("fold", "held_out", "n_train", "n_val")},
+            scored.append({**{k: fold[k] for k in ("fold", "held_out", "n_train", "n_val", "n_test")},
                            "mIoU": metrics["mIoU"], "damage_mIoU": metrics["damage_mIoU"]})  # fmt: skip
         entry: dict[str, Any] = {"encoder": encoder, "folds": scored}
         for metric in ("mIoU", "damage_mIoU"):
@@ -141,7 +147,7 @@ def summary_table(summary: Mapping[str, Any]) -> pd.DataFrame:
                          "mIoU": entry[f"mIoU_{statistic}"], "damage_mIoU": entry[f"damage_mIoU_{statistic}"]})  # fmt: skip
         if entry["worst_fold"] is not None:
             rows.append({"encoder": entry["encoder"], "statistic": "worst", **entry["worst_fold"]})
-    return pd.DataFrame(rows, columns=list(CSV_COLUMNS)).astype({"n_train": "Int64", "n_val": "Int64"})
+    return pd.DataFrame(rows, columns=list(CSV_COLUMNS)).astype({"n_train": "Int64", "n_val": "Int64", "n_test": "Int64"})
 
 
 def write_summary(summary: Mapping[str, Any], json_file: str | os.PathLike[str], csv_file: str | os.PathLike[str]) -> None:

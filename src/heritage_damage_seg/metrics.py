@@ -1,10 +1,10 @@
 """Segmentation metrics with mmsegmentation's ``IoUMetric`` definitions.
 
-One confusion matrix is accumulated over every validation pixel of the dataset (never averaged
-per batch or per image), ground-truth pixels equal to ``ignore_index`` are left out, a ratio of
-0/0 is ``None`` (class absent from both ground truth and prediction), and a mean is taken over the
-classes whose value is not ``None``. Training-time validation and evaluation both call
-:func:`summarise`, so there is one definition of mIoU in the project.
+One confusion matrix is accumulated over every scored pixel (of the test split; of the validation
+split during training), never averaged per batch or per image; ground-truth pixels equal to
+``ignore_index`` are left out, a ratio of 0/0 is ``None`` (class absent from both ground truth
+and prediction), and a mean is taken over the classes whose value is not ``None``. Training-time
+validation and evaluation both call :func:`summarise`, so there is one definition of mIoU in the project.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Every function writes one PNG atomically at a fixed size (``figure_size`` × dpi; no tight
 bounding box, so a figure's pixel size is known in advance) with the Agg backend. Sample choice
-depends only on the validation ids, the masks and a seed, never on a model, so the same images
+depends only on the ids of the scored split (test; validation only under
+``split.test_fraction: 0``), the masks and a seed, never on a model, so the same images
 appear in every encoder's figures.
 """
 
@@ -32,6 +33,7 @@ from heritage_damage_seg.classes import (  # noqa: E402
     colour_lut,
 )
 from heritage_damage_seg.io import atomic_path  # noqa: E402
+from heritage_damage_seg.split import split_word  # noqa: E402
 
 PathLike = str | os.PathLike[str]
 
@@ -88,7 +90,7 @@ def _save(fig: Figure, path: PathLike, dpi: int) -> None:
 
 
 def choose_samples(val_ids: Sequence[str], n: int, seed: int) -> list[str]:
-    """``n`` validation ids (all if fewer), seeded, in sorted order; independent of any model."""
+    """``n`` ids of the scored split (all if fewer), seeded, in sorted order; independent of any model."""
     ids = sorted(str(i) for i in val_ids)
     if n >= len(ids):
         return ids
@@ -201,6 +203,7 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 def plot_confusion_matrix(metrics: dict[str, Any], path: PathLike, dpi: int = 100) -> None:
     """Row-normalised confusion matrix (rows: ground truth), percentages in the cells."""
+    word = split_word(metrics)
     cm = np.asarray(metrics["confusion_matrix"], dtype=np.float64)
     support = cm.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -217,13 +220,13 @@ def plot_confusion_matrix(metrics: dict[str, Any], path: PathLike, dpi: int = 10
                 ax.text(col, row, f"{100 * value:.0f}", ha="center", va="center", fontsize=8,
                         color="white" if value > 0.55 else "#222222")
             elif not np.isfinite(value) and col == 0:
-                ax.text(NUM_CLASSES / 2 - 0.5, row, "no pixels of this class in validation", ha="center",
+                ax.text(NUM_CLASSES / 2 - 0.5, row, f"no pixels of this class in {word}", ha="center",
                         va="center", fontsize=8, color="#777777")
     labels_y = [f"{CLASS_NAMES[c]} ({int(support[c]):,} px)" for c in range(NUM_CLASSES)]
     ax.set_xticks(range(NUM_CLASSES), CLASS_NAMES, rotation=45, ha="right", fontsize=9)
     ax.set_yticks(range(NUM_CLASSES), labels_y, fontsize=9)
     ax.set_xlabel("Predicted class")
-    ax.set_ylabel("Ground-truth class (validation pixels)")
+    ax.set_ylabel(f"Ground-truth class ({word} pixels)")
     ax.set_title(
         f"{metrics.get('encoder', '')}: confusion matrix, % of each ground-truth row\n"
         f"mIoU {_fmt(metrics.get('mIoU'))}, pixel accuracy {_fmt(metrics.get('pixel_accuracy'))}"
@@ -258,7 +261,7 @@ def plot_per_class_iou(metrics: dict[str, Any], path: PathLike, dpi: int = 100) 
     ax.set_yticks(y, names)
     ax.invert_yaxis()
     ax.set_xlim(0, 1.08)
-    ax.set_xlabel("IoU on the validation split (TP / (TP + FP + FN))")
+    ax.set_xlabel(f"IoU on the {split_word(metrics)} split (TP / (TP + FP + FN))")
     ax.set_title(f"{metrics.get('encoder', '')}: IoU per class")
     ax.legend(handles=handles, loc="lower right", fontsize=9)
     ax.grid(axis="x", alpha=0.3)
@@ -266,7 +269,7 @@ def plot_per_class_iou(metrics: dict[str, Any], path: PathLike, dpi: int = 100) 
 
 
 def plot_class_distribution(metrics: dict[str, Any], path: PathLike, dpi: int = 100) -> None:
-    """Ground-truth vs predicted share of the scored validation pixels per class, log scale."""
+    """Ground-truth vs predicted share of the scored pixels per class, log scale."""
     cm = np.asarray(metrics["confusion_matrix"], dtype=np.float64)
     total = max(cm.sum(), 1.0)
     truth = 100.0 * cm.sum(axis=1) / total
@@ -286,7 +289,7 @@ def plot_class_distribution(metrics: dict[str, Any], path: PathLike, dpi: int = 
     ax.set_xlim(floor, 200)
     ax.set_yticks(y, CLASS_NAMES)
     ax.invert_yaxis()
-    ax.set_xlabel("share of scored validation pixels (%, log scale; Background excluded)")
+    ax.set_xlabel(f"share of scored {split_word(metrics)} pixels (%, log scale; Background excluded)")
     ax.set_title(f"{metrics.get('encoder', '')}: class distribution, ground truth vs prediction")
     ax.legend(loc="lower right")
     ax.grid(axis="x", which="major", alpha=0.3)
@@ -327,9 +330,10 @@ def plot_training_curves(history: pd.DataFrame, path: PathLike, encoder: str = "
 
 def plot_prediction_grid(
     ids: Sequence[str], images: np.ndarray, masks: np.ndarray, predictions: np.ndarray,
-    path: PathLike, encoder: str = "", dpi: int = 100,
+    path: PathLike, encoder: str = "", dpi: int = 100, split: str = "test",
 ) -> None:
-    """One row per sample: Input | Ground truth | Prediction | Overlay, with the palette legend."""
+    """One row per sample: Input | Ground truth | Prediction | Overlay, with the palette legend.
+    ``split``: the word for the scored split the samples come from."""
     rows = len(ids)
     fig = _new_figure("prediction_grid", rows)
     axes = np.atleast_2d(fig.subplots(rows, 4, squeeze=False))
@@ -344,7 +348,7 @@ def plot_prediction_grid(
         _show(axes[row, 3], overlay(image, prediction, truth), titles[3])
         axes[row, 0].set_ylabel(f"{sample_id}\nacc {100 * accuracy:.0f}%", fontsize=8)
     fig.legend(handles=_palette_legend(), loc="outside lower center", ncol=3, fontsize=8, frameon=False)
-    fig.suptitle(f"{encoder}: {rows} validation samples (same for every encoder)", fontsize=11)
+    fig.suptitle(f"{encoder}: {rows} {split} samples (same for every encoder)", fontsize=11)
     _save(fig, path, dpi)
 
 
@@ -431,10 +435,10 @@ def plot_comparison_ci(comparison: dict[str, Any], path: PathLike, dpi: int = 10
         ax.axhline(baselines[0], color="#777777", linestyle=":", label=f"trivial 'all Clean' mIoU {baselines[0]:.3f} (its damage mIoU: 0)")
     ax.set_xticks(x, [m["encoder"] for m in models])
     ax.set_xlim(-0.6, len(models) - 0.4)
-    ax.set_ylabel("validation score")
+    ax.set_ylabel(f"{split_word(comparison)} score")
     ax.set_ylim(bottom=0)
     n = comparison.get("bootstrap", {}).get("n_resamples")
-    ax.set_title("mIoU per encoder, best first" + (f" ({n} resamples of the validation images)" if n else ""))
+    ax.set_title("mIoU per encoder, best first" + (f" ({n} resamples of the {split_word(comparison)} artworks)" if n else ""))
     ax.legend(loc="best", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     _save(fig, path, dpi)
@@ -481,7 +485,7 @@ def plot_accuracy_vs_speed(comparison: dict[str, Any], path: PathLike, dpi: int 
         ax.grid(alpha=0.3)
         span = [m[key] for m in models]
         ax.set_xlim(0, max(span) * 1.35 if span and max(span) > 0 else 1)
-    axes[0].set_ylabel("validation mIoU (bars: bootstrap CI)")
+    axes[0].set_ylabel(f"{split_word(comparison)} mIoU (bars: bootstrap CI)")
     axes[0].set_ylim(bottom=0)
     devices = sorted({str(m.get("device")) for m in models})
     fig.suptitle(f"accuracy vs speed (measured on {', '.join(devices)})")

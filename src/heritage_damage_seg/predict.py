@@ -57,7 +57,8 @@ class PredictError(ValueError):
 
 
 def best_checkpoint(results_dir: str | os.PathLike[str] = "results") -> Path:
-    """``results/<best encoder>/model_best.pt``, the best encoder of the last model comparison."""
+    """``results/<best encoder>/model_best.pt``, the best encoder of the last model comparison
+    (chosen there on validation mIoU, never on the test figures it reports)."""
     results_dir = Path(results_dir)
     comparison = results_dir / "model_comparison.json"
     if not comparison.is_file():

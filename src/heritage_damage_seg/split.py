@@ -1,4 +1,4 @@
-"""Seeded train/validation split over artworks, never over files.
+"""Seeded train/validation/test split over artworks, never over files.
 
 Every view of one artwork (the original scan and its offline-augmented ``_augN`` copies) shares
 a group, and a group lies wholly on one side: the seed's split permuted files, so copies of a
@@ -22,9 +22,21 @@ class SplitError(ValueError):
 
 
 def grouped_split(
-    ids: Sequence[str], groups: Sequence[str], *, val_fraction: float, seed: int
+    ids: Sequence[str],
+    groups: Sequence[str],
+    *,
+    val_fraction: float,
+    seed: int,
+    test_fraction: float = 0.0,
 ) -> dict[str, Any]:
-    """Puts ``round(val_fraction × number of groups)`` randomly chosen groups in validation.
+    """Seeded train / val / test split over artwork groups.
+
+    ``round(test_fraction × groups)`` randomly chosen groups form ``test`` (at least one when
+    ``test_fraction > 0``), ``round(val_fraction × groups)`` of the rest form ``val`` (at least
+    one), and at least one group is left to train on. Everything that chooses (the best epoch,
+    ``predict.encoder: best``, any tuning) reads ``val``; everything reported scores ``test``.
+    With ``test_fraction`` 0 (the seed's protocol) ``test`` is empty and the reported figures are
+    scored on the split they were selected on (see :func:`scored_side`).
 
     Deterministic for a given seed and set of ids, whatever their order on disk.
     """
@@ -32,29 +44,80 @@ def grouped_split(
         raise SplitError("ids and groups differ in length")
     if not 0.0 < val_fraction < 1.0:
         raise SplitError(f"split.val_fraction must be strictly between 0 and 1, got {val_fraction}")
-    unique_groups = sorted(set(groups))
-    if len(unique_groups) < 2:
+    if not 0.0 <= test_fraction < 1.0:
+        raise SplitError(f"split.test_fraction must be at least 0 and below 1, got {test_fraction}")
+    if val_fraction + test_fraction >= 1.0:
         raise SplitError(
-            f"the dataset has {len(unique_groups)} artwork group(s): a train/validation split needs at "
-            "least two; add images or check the metadata's group column"
+            f"split.val_fraction + split.test_fraction is {val_fraction + test_fraction:g}: "
+            "it must stay below 1 to leave artworks to train on"
         )
+    unique_groups = sorted(set(groups))
+    sides = 3 if test_fraction > 0 else 2
+    if len(unique_groups) < sides:
+        raise SplitError(
+            f"the dataset has {len(unique_groups)} artwork group(s): a train/validation"
+            f"{'/test' if sides == 3 else ''} split needs at least {'three' if sides == 3 else 'two'}; "
+            "add images or check the metadata's group column"
+            + ("" if sides == 2 else " (or set split.test_fraction: 0)")
+        )
+    n_groups = len(unique_groups)
     rng = np.random.default_rng(seed)
-    shuffled = [unique_groups[i] for i in rng.permutation(len(unique_groups))]
-    n_val = min(max(1, round(val_fraction * len(unique_groups))), len(unique_groups) - 1)
-    val_groups = set(shuffled[:n_val])
+    shuffled = [unique_groups[i] for i in rng.permutation(n_groups)]
+    n_test = min(max(1, round(test_fraction * n_groups)), n_groups - 2) if test_fraction > 0 else 0
+    n_val = min(max(1, round(val_fraction * n_groups)), n_groups - n_test - 1)
+    test_groups = set(shuffled[:n_test])
+    val_groups = set(shuffled[n_test : n_test + n_val])
+    train_groups = set(unique_groups) - test_groups - val_groups
+    train = sorted(i for i, g in zip(ids, groups) if g in train_groups)
     val = sorted(i for i, g in zip(ids, groups) if g in val_groups)
-    train = sorted(i for i, g in zip(ids, groups) if g not in val_groups)
+    test = sorted(i for i, g in zip(ids, groups) if g in test_groups)
     return {
         "seed": seed,
         "val_fraction": val_fraction,
+        "test_fraction": test_fraction,
         "grouped_by": "group",
+        "selected_on": "val",
+        "scored_split": "test" if test else "val",
         "n_train": len(train),
         "n_val": len(val),
-        "train_groups": sorted(set(unique_groups) - val_groups),
+        "n_test": len(test),
+        "train_groups": sorted(train_groups),
         "val_groups": sorted(val_groups),
+        "test_groups": sorted(test_groups),
         "train": train,
         "val": val,
+        "test": test,
     }
+
+
+#: What metrics.json, the comparison and the report say when the figures were scored on the split
+#: they were selected on (split.test_fraction: 0, the seed's protocol).
+SELECTED_ON_SCORED_NOTE = (
+    "these figures were scored on the validation split that also chose the best epoch "
+    "(split.test_fraction: 0, the seed's protocol): they are optimistic by an unknown amount"
+)
+
+
+def scored_side(split: dict[str, Any]) -> str:
+    """The side of ``split`` whose figures are reported: ``test`` when it has images, else ``val``
+    (the seed's protocol, ``split.test_fraction: 0``, and split files without a test side)."""
+    return "test" if split.get("test") else "val"
+
+
+def split_word(record: dict[str, Any]) -> str:
+    """How figures name the split a metrics.json or model_comparison.json scored: ``test``, or
+    ``validation`` where the figures were scored on the split they were selected on."""
+    return "test" if record.get("scored_split", "val") == "test" else "validation"
+
+
+def protocol_record(split: dict[str, Any]) -> dict[str, Any]:
+    """``scored_split``, ``selected_on`` and, where they coincide, the note saying so."""
+    scored = scored_side(split)
+    record: dict[str, Any] = {"scored_split": scored, "selected_on": "val"}
+    record["protocol_note"] = SELECTED_ON_SCORED_NOTE if scored == "val" else (
+        "best epoch chosen on the validation split; figures scored on the untouched test split"
+    )
+    return record
 
 
 # --------------------------------------------------------------------------------------------
@@ -130,14 +193,24 @@ def fold_names(ids: Sequence[str], groups: Sequence[str], values: Sequence[str],
 
 
 def leave_one_out_split(
-    ids: Sequence[str], groups: Sequence[str], values: Sequence[str], *, column: str, fold: str
+    ids: Sequence[str],
+    groups: Sequence[str],
+    values: Sequence[str],
+    *,
+    column: str,
+    fold: str,
+    val_fraction: float = 0.1,
+    seed: int = 42,
 ) -> dict[str, Any]:
-    """The split of one fold: validation = every image whose ``column`` is the held-out value.
+    """The split of one fold: ``test`` = every image whose ``column`` is the held-out value.
 
-    ``fold`` is a fold name (:func:`fold_name` of the value). Training = all other images. The
-    result has the keys of :func:`grouped_split` that training and evaluation read (``train``,
-    ``val``, their groups and counts), plus ``family``, ``fold`` and ``held_out``. Ids are sorted,
-    so the result depends only on the data, not on file order.
+    ``fold`` is a fold name (:func:`fold_name` of the value). The other images are the fold's
+    training side, from which a seeded inner validation of ``round(val_fraction × its groups)``
+    artwork groups (at least one) is carved, grouped like :func:`grouped_split`: ``val`` chooses
+    the fold's best epoch, ``train`` is trained on, and the held-out value is only scored. The
+    result has the keys of :func:`grouped_split` (``train``, ``val``, ``test``, their groups and
+    counts), plus ``family``, ``fold`` and ``held_out``. Ids are sorted, so the result depends
+    only on the data, not on file order.
     """
     folds = fold_names(ids, groups, values, column=column)
     if fold not in folds:
@@ -146,24 +219,37 @@ def leave_one_out_split(
             f"(directory names: characters other than A-Z a-z 0-9 - _ become _)"
         )
     held_out = folds[fold]
-    val = sorted(i for i, v in zip(ids, values) if v == held_out)
-    train = sorted(i for i, v in zip(ids, values) if v != held_out)
-    if not val:  # unreachable while folds come from the data; kept as the contract
+    test = sorted(i for i, v in zip(ids, values) if v == held_out)
+    rest = [(i, g) for i, g, v in zip(ids, groups, values) if v != held_out]
+    if not test:  # unreachable while folds come from the data; kept as the contract
         raise SplitError(f"the {column} fold {fold!r} ({held_out!r}) has no images")
-    if not train:
+    if not rest:
         raise SplitError(f"holding out the {column} fold {fold!r} ({held_out!r}) leaves nothing to train on")
-    val_groups = sorted({g for g, v in zip(groups, values) if v == held_out})
-    train_groups = sorted({g for g, v in zip(groups, values) if v != held_out})
-    assert not set(val_groups) & set(train_groups), "fold_names guarantees one value per group"
+    try:
+        inner = grouped_split([i for i, _ in rest], [g for _, g in rest], val_fraction=val_fraction, seed=seed)
+    except SplitError as error:
+        raise SplitError(
+            f"holding out the {column} fold {fold!r} ({held_out!r}) leaves too little to carve an inner "
+            f"validation split from: {error}"
+        ) from error
+    test_groups = sorted({g for g, v in zip(groups, values) if v == held_out})
+    assert not set(test_groups) & (set(inner["train_groups"]) | set(inner["val_groups"])), "one value per group"
     return {
         "family": column,
         "fold": fold,
         "held_out": held_out,
         "grouped_by": "group",
-        "n_train": len(train),
-        "n_val": len(val),
-        "train_groups": train_groups,
-        "val_groups": val_groups,
-        "train": train,
-        "val": val,
+        "seed": seed,
+        "val_fraction": val_fraction,
+        "selected_on": "val",
+        "scored_split": "test",
+        "n_train": inner["n_train"],
+        "n_val": inner["n_val"],
+        "n_test": len(test),
+        "train_groups": inner["train_groups"],
+        "val_groups": inner["val_groups"],
+        "test_groups": test_groups,
+        "train": inner["train"],
+        "val": inner["val"],
+        "test": test,
     }

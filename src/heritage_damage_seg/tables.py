@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 from heritage_damage_seg.io import atomic_path
+from heritage_damage_seg.split import split_word
 
 STYLE = """<style>
 body { font-family: system-ui, sans-serif; font-size: 14px; margin: 12px; color: #222; }
@@ -49,18 +50,22 @@ def _write(path: str | os.PathLike[str], text: str) -> None:
 def metrics_html(metrics: dict[str, Any]) -> str:
     """One encoder's summary and per-class figures."""
     baseline = metrics.get("trivial_baseline", {})
+    word = split_word(metrics)
     summary = [
+        ["scored split", f"{metrics.get('scored_split', 'val')} (best epoch selected on {metrics.get('selected_on', 'val')})"],
+        *([["protocol", metrics["protocol_note"]]] if word == "validation" and metrics.get("protocol_note") else []),
         ["mIoU", metrics.get("mIoU")],
         ["damage mIoU (classes 1–15)", metrics.get("damage_mIoU")],
         ["pixel accuracy", metrics.get("pixel_accuracy")],
         ["trivial 'all Clean' mIoU", baseline.get("mIoU")],
-        ["validation images", metrics.get("n_images")],
+        [f"{word} images", metrics.get("n_images")],
         # Crops view: rows are crops (cache mode) or scans (native mode).
-        *([["validation scans", metrics.get("n_scans")]] if metrics.get("view") == "crops" else []),
+        *([[f"{word} scans", metrics.get("n_scans")]] if metrics.get("view") == "crops" else []),
         ["scored at", metrics.get("resolution")],
         ["inference ms / image", metrics.get("inference_ms_per_image")],
         ["parameters", metrics.get("parameters")],
         ["checkpoint epoch", metrics.get("checkpoint_epoch")],
+        *_seed_rows(metrics.get("seeds")),
         ["device", metrics.get("device")],
     ]
     per_class = [
@@ -69,10 +74,22 @@ def metrics_html(metrics: dict[str, Any]) -> str:
     ]
     encoder = str(metrics.get("encoder", ""))
     return _page(f"{encoder} metrics", [
-        _table(f"{encoder}: validation summary", ["metric", "value"], summary, "summary"),
+        _table(f"{encoder}: {word} summary", ["metric", "value"], summary, "summary"),
         _table("per class (n/a: 0/0, class absent from truth and prediction)",
                ["class", "IoU", "precision", "recall", "F1", "support (px)"], per_class, "per-class"),
     ])
+
+
+def _seed_rows(seeds: dict[str, Any] | None) -> list[list[Any]]:
+    """metrics.json's seeds block as summary rows: the seeds, and mean ± std with every seed's mIoU."""
+    if not seeds or seeds.get("n_seeds", 1) < 2:
+        return []
+    miou = seeds["mIoU"]
+    return [
+        ["training seeds (figures above: seed " + str(seeds["figures_of_seed"]) + ")", ", ".join(map(str, seeds["seeds"]))],
+        ["mIoU over seeds: mean / std", f"{miou['mean']} / {miou['std']}"],
+        *[[f"mIoU, seed {s}", v] for s, v in miou["per_seed"].items()],
+    ]
 
 
 def comparison_html(comparison: dict[str, Any]) -> str:
@@ -85,11 +102,27 @@ def comparison_html(comparison: dict[str, Any]) -> str:
          m["trivial_baseline_mIoU"], m["train_imgs_per_s"], m["inference_ms_per_image"], m["parameters"]]
         for m in comparison["models"]
     ]
-    tables = [_table(
-        "encoders ranked by validation mIoU",
+    word = split_word(comparison)
+    tables = []
+    if word == "validation" and comparison.get("protocol_note"):
+        tables.append(_table("protocol", ["note"], [[comparison["protocol_note"]]], "protocol"))
+    tables += [_table(
+        f"encoders ranked by {word} mIoU (predict's best encoder, chosen on validation: "
+        f"{comparison.get('best_encoder')})",
         ["encoder", "mIoU", f"{level} low", f"{level} high", "damage mIoU", f"{level} low", f"{level} high",
          "pixel acc.", "trivial mIoU", "train img/s", "infer ms/img", "parameters"],
         ranking, "ranking")]
+    spread = [
+        [m["encoder"], ", ".join(map(str, m.get("seeds") or [])), m["mIoU"], m.get("mIoU_seed_std"),
+         *[(m.get("mIoU_per_seed") or {}).get(str(s)) for s in (comparison["models"][0].get("seeds") or [])]]
+        for m in comparison["models"]
+    ]
+    if any(len(m.get("seeds") or []) > 1 for m in comparison["models"]):
+        seeds = comparison["models"][0].get("seeds") or []
+        tables.append(_table(
+            "spread over training seeds (mIoU: mean over seeds; std: n − 1)",
+            ["encoder", "seeds", "mean mIoU", "std across seeds", *[f"seed {s}" for s in seeds]],
+            spread, "seeds"))
     pairs = comparison.get("pairwise", [])
     if pairs:
         rows = []
@@ -100,7 +133,7 @@ def comparison_html(comparison: dict[str, Any]) -> str:
                              d["a_wins_share"]])
         tables.append(_table(
             f"pairwise differences ({boot.get('n_resamples')} paired bootstrap resamples of "
-            f"{boot.get('n_images')} validation scans; an interval containing 0 means no clear winner)",
+            f"{boot.get('n_units', boot.get('n_images'))} {word} {boot.get('unit', 'scan')}s; an interval containing 0 means no clear winner)",
             ["pair (a − b)", "metric", "difference", f"{level} low", f"{level} high", "share a wins"],
             rows, "pairwise"))
     return _page("model comparison", tables)
@@ -142,7 +175,7 @@ def loo_summary_html(summary: dict[str, Any]) -> str:
     encoders = [e["encoder"] for e in summary["encoders"]]
     per_fold = []
     for i, fold in enumerate(summary["folds"]):
-        cells: list[Any] = [fold["held_out"], fold["n_train"], fold["n_val"]]
+        cells: list[Any] = [fold["held_out"], fold["n_train"], fold.get("n_val"), fold.get("n_test")]
         for e in summary["encoders"]:
             cells += [e["folds"][i]["mIoU"], e["folds"][i]["damage_mIoU"]]
         per_fold.append(cells)
@@ -150,8 +183,8 @@ def loo_summary_html(summary: dict[str, Any]) -> str:
         _table(f"leave-one-{family}-out over {summary['n_folds']} folds (std: n − 1)",
                ["encoder", "mean mIoU", "std", "mean damage mIoU", "std", f"worst {family}", "its mIoU"],
                overview, "overview"),
-        _table(f"per held-out {family}: training / validation images and scores",
-               [f"held-out {family}", "train images", "val images"]
+        _table(f"per held-out {family}: training / inner validation / held-out (test) images and test scores",
+               [f"held-out {family}", "train images", "inner val images", "held-out images"]
                + [f"{e} {m}" for e in encoders for m in ("mIoU", "damage mIoU")],
                per_fold, "per-fold"),
     ])

@@ -188,6 +188,9 @@ def train(
         },
     )
 
+    # The start: random init, or a weights file (fetched ImageNet or local), named by its SHA-256.
+    weights_record = encoder_weights_record(settings.encoder_weights)
+
     def metadata(epoch: int, val_miou: float) -> dict[str, Any]:
         return {
             "encoder": settings.encoder,
@@ -199,6 +202,9 @@ def train(
             "normalisation": {"mean": IMAGENET_MEAN, "std": IMAGENET_STD, "scale": 255},
             "epoch": epoch,
             "val_mIoU": val_miou,
+            # The best epoch is chosen on `val`; the split's `test` side is never read here.
+            "selected_on": "val",
+            "encoder_weights": weights_record,
             "settings": asdict(settings),
             "fingerprint": fingerprint,
         }
@@ -412,6 +418,16 @@ def run_fingerprint(settings: TrainSettings, files: dict[str, str | os.PathLike[
     of every input file."""
     chosen = {k: v for k, v in asdict(settings).items() if k not in RESUME_NEUTRAL_SETTINGS}
     return {"settings": json.loads(json.dumps(chosen, default=str)), "files": {k: _sha256(v) for k, v in files.items()}}
+
+
+def encoder_weights_record(weights: str | None) -> dict[str, Any]:
+    """What a checkpoint and model card say about the encoder's start."""
+    if weights is None:
+        return {"source": "random initialisation", "file": None, "sha256": None}
+    if weights == "imagenet":
+        return {"source": "imagenet (downloaded by smp/timm in the training process)", "file": None, "sha256": None}
+    source = "imagenet (fetched once by the encoder_weights rule)" if str(weights).endswith(".imagenet.pth") else "local file"
+    return {"source": source, "file": str(weights), "sha256": _sha256(weights)}
 
 
 def _sha256(path: str | os.PathLike[str]) -> str:

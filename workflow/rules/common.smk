@@ -6,12 +6,18 @@ from heritage_damage_seg.checks import check_config
 from heritage_damage_seg.dataset import dataset_format
 from heritage_damage_seg.parquet import find_shards
 from heritage_damage_seg.loo import loo_encoders
+from heritage_damage_seg.seeds import seed_run, training_seeds
+from heritage_damage_seg.weights import fetched_path
 from heritage_damage_seg.split import FOLD_NAME_PATTERN, LOO_COLUMNS
 
 # Paths, weights files and sizes the schema cannot check: fail now, naming the key.
 check_config(config)
 
 ENCODER_NAMES = list(config["encoders"])
+# Seed repeats (training.seeds): the first seed's run is results/{encoder}/, the others
+# results/{encoder}/seed_<seed>/ (see heritage_damage_seg.seeds).
+SEEDS = training_seeds(config["training"])
+EXTRA_SEEDS = SEEDS[1:]
 # Leave-one-out families run by `all` (workflow/rules/loo.smk); any family's targets can be asked for.
 LOO_FAMILIES = config["split"].get("leave_one_out", [])
 LOO_ENCODERS = loo_encoders(config["split"].get("leave_one_out_encoders"), ENCODER_NAMES)
@@ -21,10 +27,12 @@ wildcard_constraints:
     encoder="|".join(ENCODER_NAMES),
     family="|".join(LOO_COLUMNS),
     fold=FOLD_NAME_PATTERN,
+    seed="[0-9]+",
 
 
 localrules:
     all,
+    encoder_weights,
     split,
     class_weights,
     compare,
@@ -94,8 +102,17 @@ def dataset_inputs():
     return inputs
 
 
-def train_settings(encoder):
-    """Training settings for one encoder; lr = base lr × batch / base batch unless set explicitly."""
+def encoder_weights_inputs(wildcards):
+    """The encoder's weights file when it has one (fetched ImageNet weights or a local file)."""
+    weights = config["encoders"][wildcards.encoder].get("weights")
+    if weights is None:
+        return []
+    return [fetched_path(wildcards.encoder) if weights == "imagenet" else weights]
+
+
+def train_settings(encoder, seed=None):
+    """Training settings for one encoder; lr = base lr × batch / base batch unless set explicitly.
+    ``seed``: one of training.seeds (default: the first)."""
     training = config["training"]
     chosen = config["encoders"][encoder]
     learning_rate = chosen.get("learning_rate") or (
@@ -113,8 +130,9 @@ def train_settings(encoder):
         "mixed_precision": training["mixed_precision"],
         "channels_last": training["channels_last"],
         "augmentation": training["augmentation"],
-        "seed": training["seed"],
-        "encoder_weights": chosen.get("weights"),
+        "seed": SEEDS[0] if seed is None else int(seed),
+        # imagenet: the file the local rule encoder_weights fetched once; training reads only it.
+        "encoder_weights": fetched_path(encoder) if chosen.get("weights") == "imagenet" else chosen.get("weights"),
         "eval_batch_size": config["evaluation"]["batch_size"],
         "device": training["device"],
         "compile": training["compile"],
@@ -175,3 +193,12 @@ def loo_summary_inputs(wildcards):
             for fold in folds
         ],
     }
+
+
+def seed_files(name, encoders=None, seeds=None):
+    """``results/{encoder}[/seed_<seed>]/<name>`` for every encoder (encoder-major) and seed."""
+    return [
+        f"{seed_run(encoder, seed, SEEDS)}/{name}"
+        for encoder in (ENCODER_NAMES if encoders is None else encoders)
+        for seed in (SEEDS if seeds is None else seeds)
+    ]

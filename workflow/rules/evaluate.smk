@@ -1,8 +1,10 @@
 rule evaluate:
-    """Validation metrics (one dataset-level confusion matrix), inference time, predicted masks,
+    """Test-split metrics (one dataset-level confusion matrix), inference time, predicted masks,
     in the configured evaluation.mode (cache or native)."""
     input:
         **evaluation_inputs(EVALUATION_MODE),
+        # Seed repeats: the other seeds' metrics, summarised in this metrics.json.
+        seed_metrics=lambda wildcards: seed_files("metrics.json", [wildcards.encoder], EXTRA_SEEDS),
     output:
         metrics="results/{encoder}/metrics.json",
         per_image_confusion="results/{encoder}/per_image_confusion.npz",
@@ -24,6 +26,19 @@ rule evaluate:
         "../../envs/pytorch.yaml"
     script:
         "../scripts/evaluate.py"
+
+
+use rule evaluate as evaluate_seed with:
+    input:
+        **evaluation_inputs(EVALUATION_MODE, run="results/{encoder}/seed_{seed}"),
+    output:
+        metrics="results/{encoder}/seed_{seed}/metrics.json",
+        per_image_confusion="results/{encoder}/seed_{seed}/per_image_confusion.npz",
+        predictions=directory("results/{encoder}/seed_{seed}/predictions"),
+    log:
+        "results/logs/evaluate/{encoder}/seed_{seed}.log",
+    benchmark:
+        "results/benchmarks/evaluate/{encoder}/seed_{seed}.tsv"
 
 
 rule evaluate_other_mode:
@@ -72,16 +87,19 @@ rule evaluation_modes:
 
 
 rule compare:
-    """All encoders side by side, ranked by validation mIoU, with bootstrap confidence intervals."""
+    """All encoders side by side, ranked by test mIoU (mean over seeds), with bootstrap confidence
+    intervals over test artworks × seeds; the best encoder for predict chosen on validation."""
     input:
         metrics=expand("results/{encoder}/metrics.json", encoder=ENCODER_NAMES),
-        histories=expand("results/{encoder}/history.csv", encoder=ENCODER_NAMES),
-        per_image_confusion=expand("results/{encoder}/per_image_confusion.npz", encoder=ENCODER_NAMES),
+        histories=seed_files("history.csv"),
+        # Encoder-major, seed-minor: compare.py cuts this list in that order.
+        per_image_confusion=seed_files("per_image_confusion.npz"),
     output:
         json="results/model_comparison.json",
         csv="results/model_comparison.csv",
     params:
         encoders=ENCODER_NAMES,
+        n_seeds=len(SEEDS),
         bootstrap=config["bootstrap"],
     log:
         "results/logs/compare.log",

@@ -1,8 +1,9 @@
 # Leave-one-group-out families (config split.leave_one_out): for each value of a metadata column
-# (material or content), a fold trains on every other value and is scored on the held-out one.
+# (material or content), a fold trains on every other value (its best epoch chosen on an inner
+# validation carved from them by artwork) and is scored on the held-out one (its test side).
 # A fold's files live in results/loo_{family}/{fold}/, {fold} being the value made path-safe
 # (split.fold_name: "Lime plaster" → Lime_plaster). Split, class weights, training and evaluation
-# reuse the default rules with the fold's paths; results/{encoder}/… keeps meaning the 80/20 split.
+# reuse the default rules with the fold's paths; results/{encoder}/… keeps meaning the default split.
 
 LOO_RUN = "results/loo_{family}/{fold}/{encoder}"
 
@@ -24,11 +25,15 @@ checkpoint loo_folds:
 
 
 rule loo_split:
-    """One fold: validation = the images of the held-out value, training = all others (by artwork)."""
+    """One fold: test = the images of the held-out value; the others are split by artwork into
+    training and an inner validation (split.val_fraction, split.seed) that chooses the best epoch."""
     input:
         index=rules.prepare_cache.output.index,
     output:
         "results/loo_{family}/{fold}/split.json",
+    params:
+        val_fraction=config["split"]["val_fraction"],
+        seed=config["split"]["seed"],
     log:
         "results/logs/loo_{family}/{fold}/split.log",
     benchmark:
@@ -57,6 +62,7 @@ use rule train as loo_train with:
         cache=multiext("results/cache/", "images.npy", "masks.npy", "index.csv"),
         split=rules.loo_split.output[0],
         class_weights=rules.loo_class_weights.output[0],
+        encoder_weights=encoder_weights_inputs,
     output:
         best=f"{LOO_RUN}/model_best.pt",
         history=f"{LOO_RUN}/history.csv",

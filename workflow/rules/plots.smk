@@ -27,7 +27,7 @@ rule plot_metrics:
 
 
 rule plot_samples:
-    """Prediction grid, error maps and TP/FP/FN views on seeded validation samples (same for every encoder)."""
+    """Prediction grid, error maps and TP/FP/FN views on seeded test samples (same for every encoder)."""
     input:
         predictions=rules.evaluate.output.predictions,
         metrics=rules.evaluate.output.metrics,

@@ -1,11 +1,13 @@
 rule split:
-    """Seeded train/validation split over artworks (all views of one artwork on one side)."""
+    """Seeded train/validation/test split over artworks (all views of one artwork on one side):
+    validation chooses, test is reported (split.test_fraction: 0 is the seed's two-way split)."""
     input:
         index=rules.prepare_cache.output.index,
     output:
         "results/split.json",
     params:
         val_fraction=config["split"]["val_fraction"],
+        test_fraction=config["split"].get("test_fraction", 0.0),
         seed=config["split"]["seed"],
     log:
         "results/logs/split.log",

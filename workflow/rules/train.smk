@@ -1,9 +1,26 @@
+rule encoder_weights:
+    """The encoder's ImageNet weights, downloaded once through smp/timm's own loaders on the host
+    running Snakemake (a local rule); training jobs read only this file. Offline: fails at once,
+    naming the file to put in place and the weights: <path> alternative."""
+    output:
+        "resources/weights/{encoder}.imagenet.pth",
+    params:
+        image_size=config["prepare"]["image_size"],
+    log:
+        "results/logs/encoder_weights/{encoder}.log",
+    conda:
+        "../../envs/pytorch.yaml"
+    script:
+        "../scripts/encoder_weights.py"
+
+
 rule train:
     """One encoder trained on the training split; best checkpoint by validation mIoU."""
     input:
         cache=multiext("results/cache/", "images.npy", "masks.npy", "index.csv"),
         split=rules.split.output[0],
         class_weights=rules.class_weights.output[0],
+        encoder_weights=encoder_weights_inputs,
     output:
         best="results/{encoder}/model_best.pt",
         history="results/{encoder}/history.csv",
@@ -29,3 +46,17 @@ rule train:
         "../../envs/pytorch.yaml"
     script:
         "../scripts/train.py"
+
+
+use rule train as train_seed with:
+    """The same encoder trained with a further seed of training.seeds, beside the first seed's run."""
+    output:
+        best="results/{encoder}/seed_{seed}/model_best.pt",
+        history="results/{encoder}/seed_{seed}/history.csv",
+    params:
+        settings=lambda wildcards: train_settings(wildcards.encoder, wildcards.seed),
+        last_checkpoint=lambda wildcards: f"results/{wildcards.encoder}/seed_{wildcards.seed}/model_last.pt",
+    log:
+        "results/logs/train/{encoder}/seed_{seed}.log",
+    benchmark:
+        "results/benchmarks/train/{encoder}/seed_{seed}.tsv"

@@ -7,10 +7,15 @@ from heritage_damage_seg.logs import logged
 with logged(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     encoders = snakemake.params.encoders  # noqa: F821
     bootstrap = snakemake.params.bootstrap  # noqa: F821
+    n_seeds = snakemake.params.n_seeds  # noqa: F821
+    files = list(snakemake.input.per_image_confusion)  # noqa: F821
+    histories = list(snakemake.input.histories)  # noqa: F821
+    # One file per seed and encoder, encoder-major (rule compare).
+    per_seed = {e: files[i * n_seeds : (i + 1) * n_seeds] for i, e in enumerate(encoders)}
     comparison = compare(
         dict(zip(encoders, snakemake.input.metrics)),  # noqa: F821
-        dict(zip(encoders, snakemake.input.histories)),  # noqa: F821
-        dict(zip(encoders, snakemake.input.per_image_confusion)),  # noqa: F821
+        {e: histories[i * n_seeds : (i + 1) * n_seeds] for i, e in enumerate(encoders)},
+        per_seed,
         n_resamples=bootstrap["resamples"],
         seed=bootstrap["seed"],
         confidence=bootstrap["confidence"],

@@ -9,4 +9,4 @@ with logged(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     folds = describe_folds(index, snakemake.wildcards.family)  # noqa: F821
     write_json(snakemake.output[0], folds)  # noqa: F821
     log.info("leave-one-%s-out: %d folds: %s", folds["family"], folds["n_folds"],
-             ", ".join(f"{f['fold']} ({f['n_val']} val / {f['n_train']} train)" for f in folds["folds"]))
+             ", ".join(f"{f['fold']} ({f['n_test']} held out / {f['n_train']} train + inner val)" for f in folds["folds"]))

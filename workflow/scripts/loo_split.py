@@ -13,7 +13,10 @@ with logged(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
         index[family].tolist(),
         column=family,
         fold=snakemake.wildcards.fold,  # noqa: F821
+        val_fraction=snakemake.params.val_fraction,  # noqa: F821
+        seed=snakemake.params.seed,  # noqa: F821
     )
     write_json(snakemake.output[0], split)  # noqa: F821
-    log.info("holding out %s %r: %d train / %d val images (%d / %d artworks)", family, split["held_out"],
-             split["n_train"], split["n_val"], len(split["train_groups"]), len(split["val_groups"]))
+    log.info("holding out %s %r (test): %d train / %d inner val / %d test images (%d / %d / %d artworks)",
+             family, split["held_out"], split["n_train"], split["n_val"], split["n_test"],
+             len(split["train_groups"]), len(split["val_groups"]), len(split["test_groups"]))

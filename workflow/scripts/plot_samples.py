@@ -4,6 +4,7 @@ from heritage_damage_seg import plots
 from heritage_damage_seg.classes import CLASS_NAMES
 from heritage_damage_seg.io import read_json
 from heritage_damage_seg.logs import logged
+from heritage_damage_seg.split import scored_side
 
 with logged(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     settings = snakemake.params.settings  # noqa: F821
@@ -12,11 +13,14 @@ with logged(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     cache_dir = Path(snakemake.input.cache[0]).parent  # noqa: F821
     predictions_dir = snakemake.input.predictions  # noqa: F821
     metrics = read_json(snakemake.input.metrics)  # noqa: F821
-    val_ids = sorted(read_json(snakemake.input.split)["val"])  # noqa: F821
+    # Samples come from the split the figures report (test), never from the one that chose the epoch.
+    split = read_json(snakemake.input.split)  # noqa: F821
+    val_ids = sorted(split[scored_side(split)])
 
     grid_ids = plots.choose_samples(val_ids, settings["samples"], seed)
     images, masks, predictions = plots.load_samples(grid_ids, cache_dir, predictions_dir)
-    plots.plot_prediction_grid(grid_ids, images, masks, predictions, snakemake.output.grid, encoder, dpi)  # noqa: F821
+    plots.plot_prediction_grid(grid_ids, images, masks, predictions, snakemake.output.grid, encoder, dpi,  # noqa: F821
+                               "test" if scored_side(split) == "test" else "validation")
     log.info("prediction grid: %s", ", ".join(grid_ids))
 
     error_ids = plots.choose_samples(val_ids, settings["error_map_samples"], seed + 1)
