@@ -216,7 +216,7 @@ def test_evaluation_scores_the_crops_in_cache_mode_and_each_scan_once_natively(t
 
 @pytest.mark.slow
 def test_the_workflow_trains_and_evaluates_on_crops(tmp_path):
-    """Config alone switches the view; one encoder through metrics, the sliding comparison and plots."""
+    """Config alone switches the view; one encoder through metrics, the native comparison and plots."""
     import pandas as pd
     from conftest import snakemake
 
@@ -231,12 +231,14 @@ def test_the_workflow_trains_and_evaluates_on_crops(tmp_path):
     assert len(index) == 3 * index["scan"].nunique() == 3 * 16  # tiny.yaml: 8 artworks × 2 views
     assert index["id"].str.fullmatch(r".+__crop[0-2]").all()
     split = json.loads((run / "split.json").read_text())
-    val_scans = set(index.set_index("id").loc[split["val"], "scan"])
-    assert not val_scans & set(index.set_index("id").loc[split["train"], "scan"])
+    scans_of = index.set_index("id")["scan"]
+    sides = {side: set(scans_of.loc[split[side]]) for side in ("train", "val", "test")}
+    assert not sides["test"] & (sides["train"] | sides["val"]) and not sides["val"] & sides["train"]
     metrics = json.loads((run / "convnext_tiny/metrics.json").read_text())
-    assert metrics["view"] == "crops" and metrics["n_images"] == 3 * len(val_scans) == 3 * metrics["n_scans"]
+    assert metrics["scored_split"] == "test"  # every crop of every test scan, each scan once natively
+    assert metrics["view"] == "crops" and metrics["n_images"] == 3 * len(sides["test"]) == 3 * metrics["n_scans"]
     native = json.loads((run / "convnext_tiny/evaluation_native/metrics.json").read_text())
-    assert native["n_images"] == len(val_scans) and native["resolution"] == "native"
+    assert native["n_images"] == len(sides["test"]) and native["resolution"] == "native"
     assert (run / "convnext_tiny/plots/prediction_grid.png").stat().st_size > 0
     import torch
 
