@@ -216,8 +216,13 @@ def test_a_244_megapixel_scan_is_predicted_in_bounded_memory(tmp_path):
     result = json.loads(run.stdout.strip().splitlines()[-1])
     rise = result["peak"] - result["before"]
     mask_mib = width * height / 2**20
-    print(f"244 MP predict: {result['seconds']:.0f} s, peak RSS rise {rise:.0f} MiB (mask {mask_mib:.0f} MiB)")
+    checkpoint_mib = (tmp_path / "model.pt").stat().st_size / 2**20
+    print(f"244 MP predict: {result['seconds']:.0f} s, peak RSS rise {rise:.0f} MiB (mask {mask_mib:.0f} MiB, "
+          f"checkpoint {checkpoint_mib:.0f} MiB)")
     assert result["ok"] == 1
-    assert rise < 2 * mask_mib + 200
+    # The rise covers the whole predict_folder call: loading the checkpoint (file, state dict and
+    # model: ~3 × its size), the uint8 mask and one copy of it while the PNG is encoded, plus 100 MiB
+    # of strips and allocator slack. Decoding the scan whole would add 698 MiB; its float logits 15 GiB.
+    assert rise < 2 * mask_mib + 3 * checkpoint_mib + 100
     with Image.open(tmp_path / "out/masks/huge.png") as mask:
         assert mask.size == (width, height)

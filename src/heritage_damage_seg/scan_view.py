@@ -33,8 +33,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from PIL import Image
-
 from heritage_damage_seg import decode
 from heritage_damage_seg.dataset import scaled_size
 from heritage_damage_seg.classes import NUM_CLASSES
@@ -204,8 +202,10 @@ def _lerp(start: np.ndarray, end: np.ndarray, weight: np.ndarray) -> np.ndarray:
 
 
 def resized_nearest(mask: np.ndarray, width: int, height: int) -> np.ndarray:
-    """A class map resized by nearest neighbour (PIL's, as the cache's masks are)."""
+    """A class map resized by nearest neighbour (each output pixel takes the source pixel under its
+    centre), by indexing: no copy of a full-size source is made, whatever its size."""
     if mask.shape == (height, width):
         return mask
-    return np.array(Image.fromarray(mask, mode="L").resize((width, height), Image.Resampling.NEAREST))
-
+    rows = np.minimum(((np.arange(height) + 0.5) * (mask.shape[0] / height)).astype(np.int64), mask.shape[0] - 1)
+    cols = np.minimum(((np.arange(width) + 0.5) * (mask.shape[1] / width)).astype(np.int64), mask.shape[1] - 1)
+    return np.take(np.take(mask, rows, axis=0), cols, axis=1)
