@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from heritage_damage_seg.classes import CLASS_NAMES, IGNORE_HEX, IGNORE_INDEX, PALETTE_HEX
-from heritage_damage_seg.io import atomic_path, read_json, write_json
+from heritage_damage_seg.io import atomic_path, read_json, sha256, write_json
 from heritage_damage_seg.models import ENCODERS, IMAGENET_MEAN, IMAGENET_STD, count_parameters, load_checkpoint
 from heritage_damage_seg.scan_view import ModelView
 
@@ -32,14 +32,6 @@ log = logging.getLogger(__name__)
 ONNX_OPSET = 18
 TOLERANCE = 1e-3
 """Largest absolute logit difference accepted between onnxruntime and PyTorch on the CPU."""
-
-
-def sha256(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def config_hash(settings: dict[str, Any]) -> str:

@@ -4,6 +4,7 @@ killed job never leaves a half-written file that looks finished."""
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 import tempfile
@@ -41,3 +42,12 @@ def write_json(path: str | os.PathLike[str], data: Any) -> None:
 
 def read_json(path: str | os.PathLike[str]) -> Any:
     return json.loads(Path(path).read_text())
+
+
+def sha256(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a file, read in blocks (checkpoints, weights, exports)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

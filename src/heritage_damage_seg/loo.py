@@ -10,7 +10,6 @@ single random split cannot (its validation artworks share materials with the tra
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from heritage_damage_seg.io import atomic_path, read_json, write_json
+from heritage_damage_seg.seeds import mean_std
 from heritage_damage_seg.split import LOO_COLUMNS, SplitError, fold_names
 
 CSV_COLUMNS = ("encoder", "statistic", "fold", "held_out", "n_train", "n_val", "n_test", "mIoU", "damage_mIoU")
@@ -65,17 +65,6 @@ def describe_folds(index: pd.DataFrame, family: str) -> dict[str, Any]:
     return {"family": family, "n_folds": len(rows), "folds": rows}
 
 
-def _mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
-    """Mean and sample standard deviation (n − 1) over the folds that have a value."""
-    present = [v for v in values if v is not None]
-    if not present:
-        return None, None
-    mean = sum(present) / len(present)
-    if len(present) < 2:
-        return mean, None
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in present) / (len(present) - 1))
-
-
 def summarise(
     family: str,
     folds: Sequence[Mapping[str, Any]],
@@ -119,7 +108,7 @@ def summarise(
                            "mIoU": metrics["mIoU"], "damage_mIoU": metrics["damage_mIoU"]})  # fmt: skip
         entry: dict[str, Any] = {"encoder": encoder, "folds": scored}
         for metric in ("mIoU", "damage_mIoU"):
-            entry[f"{metric}_mean"], entry[f"{metric}_std"] = _mean_std([s[metric] for s in scored])
+            entry[f"{metric}_mean"], entry[f"{metric}_std"] = mean_std([s[metric] for s in scored])
         ranked = [s for s in scored if s["mIoU"] is not None]
         entry["worst_fold"] = min(ranked, key=lambda s: s["mIoU"]) if ranked else None
         encoders.append(entry)

@@ -31,7 +31,8 @@ def seed_run(encoder: str, seed: int, seeds: Sequence[int], results: str = "resu
     return f"{results}/{encoder}" if seed == seeds[0] else f"{results}/{encoder}/seed_{seed}"
 
 
-def _mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
+def mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (n − 1) over the values present (seeds, folds)."""
     present = [v for v in values if v is not None]
     if not present:
         return None, None
@@ -48,6 +49,6 @@ def seed_summary(per_seed: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
                              "std": "sample standard deviation across seeds (n - 1); null with one seed"}  # fmt: skip
     for metric in METRICS:
         values = {str(s): per_seed[s].get(metric) for s in seeds}
-        mean, std = _mean_std(list(values.values()))
+        mean, std = mean_std(list(values.values()))
         block[metric] = {"mean": mean, "std": std, "per_seed": values}
     return block

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import json
 import logging
 import math
@@ -39,7 +38,7 @@ from heritage_damage_seg import scan_view
 from heritage_damage_seg.batches import Augmentation, ResidentSplit, augment, to_model_input
 from heritage_damage_seg.classes import CLASS_NAMES, NUM_CLASSES
 from heritage_damage_seg.dataset import load_cache
-from heritage_damage_seg.io import atomic_path, read_json
+from heritage_damage_seg.io import atomic_path, read_json, sha256
 from heritage_damage_seg.losses import build_loss
 from heritage_damage_seg.metrics import confusion_matrix, summarise
 from heritage_damage_seg.models import IMAGENET_MEAN, IMAGENET_STD, build_model, count_parameters
@@ -417,7 +416,7 @@ def run_fingerprint(settings: TrainSettings, files: dict[str, str | os.PathLike[
     """What a checkpoint must have been trained with to be resumed: the settings and the SHA-256
     of every input file."""
     chosen = {k: v for k, v in asdict(settings).items() if k not in RESUME_NEUTRAL_SETTINGS}
-    return {"settings": json.loads(json.dumps(chosen, default=str)), "files": {k: _sha256(v) for k, v in files.items()}}
+    return {"settings": json.loads(json.dumps(chosen, default=str)), "files": {k: sha256(v) for k, v in files.items()}}
 
 
 def encoder_weights_record(weights: str | None) -> dict[str, Any]:
@@ -427,15 +426,7 @@ def encoder_weights_record(weights: str | None) -> dict[str, Any]:
     if weights == "imagenet":
         return {"source": "imagenet (downloaded by smp/timm in the training process)", "file": None, "sha256": None}
     source = "imagenet (fetched once by the encoder_weights rule)" if str(weights).endswith(".imagenet.pth") else "local file"
-    return {"source": source, "file": str(weights), "sha256": _sha256(weights)}
-
-
-def _sha256(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return {"source": source, "file": str(weights), "sha256": sha256(weights)}
 
 
 def fingerprint_difference(old: dict[str, Any] | None, new: dict[str, Any]) -> str | None:

@@ -14,11 +14,12 @@ SHA-256 goes into the checkpoint (``encoder_weights``) and the model card.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
 from typing import Any
+
+from heritage_damage_seg.io import sha256
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +33,6 @@ class WeightsUnavailable(RuntimeError):
 
 def fetched_path(encoder: str) -> str:
     return FETCHED.format(encoder=encoder)
-
-
-def sha256(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def unavailable_message(encoder: str, smp_encoder: str, path: str | os.PathLike[str], error: BaseException) -> str:
