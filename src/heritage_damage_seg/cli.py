@@ -20,7 +20,7 @@ def _sliding_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--overlap", type=float, default=0.25, help="fraction of a tile shared with its neighbour (default 0.25)")
     group.add_argument("--blend", choices=BLENDS, default="gaussian", help="how overlapping tiles' logits are weighted")
     group.add_argument("--batch-size", type=int, default=8, help="tiles per forward pass (default 8)")
-    group.add_argument("--tta", action="store_true", help="also predict flipped tiles and average (3× slower)")
+    group.add_argument("--tta", action="store_true", help="also predict every tile in all 8 flips/transposes and average (about 8× the model time)")
     group.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     group.add_argument("--fp32", action="store_true", help="no bf16/fp16 autocast on the GPU")
 

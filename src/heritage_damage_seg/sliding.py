@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from heritage_damage_seg.batches import to_model_input
+from heritage_damage_seg.inference.dihedral import dihedral_average
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,8 @@ class SlidingSettings:
     blend: str = "gaussian"
     batch_size: int = 8
     tta_flip: bool = False
-    """Also run each tile flipped horizontally and vertically and average the three logits."""
+    """Predict each tile in all 8 flips/transposes and average the logits (8× the model time; see
+    :mod:`heritage_damage_seg.inference.dihedral`)."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.overlap <= 0.9:
@@ -112,12 +114,9 @@ def forward_tiles(
     x = to_model_input(tiles)
     device_type = x.device.type
     with torch.autocast(device_type, dtype=amp_dtype, enabled=amp_dtype is not None):
-        logits = model(x).float()
         if tta_flip:
-            logits += model(x.flip(3)).float().flip(3)
-            logits += model(x.flip(2)).float().flip(2)
-            logits /= 3.0
-    return logits
+            return dihedral_average(model, x)
+        return model(x).float()
 
 
 def iter_strips(
