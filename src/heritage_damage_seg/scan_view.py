@@ -106,6 +106,16 @@ class ModelView:
             model_height, model_width, self.image_size, NUM_CLASSES, settings
         )
 
+    def model_input(
+        self, source: decode.Source, *, name: str, native_size: tuple[int, int] | None = None
+    ) -> tuple[np.ndarray, decode.Header]:
+        """The picture the model is given for ``source`` (writable H×W×3 uint8) and the source's
+        header; ``native_size`` as in :meth:`predict`."""
+        head = decode.header(source, name)
+        native_size = native_size or (head.width, head.height)
+        picture, _ = decode.scaled_image(source, *self.model_input_size(*native_size), name)
+        return np.array(picture), head  # writable: libvips' buffer is read-only
+
     def predict(
         self,
         model: nn.Module,
@@ -123,10 +133,7 @@ class ModelView:
         ``native_size``: (width, height) of the original scan when ``source`` is a downscaled
         working copy of it (the model's input is sized from the original); default: its own size.
         """
-        head = decode.header(source, name)
-        native_size = native_size or (head.width, head.height)
-        picture, _ = decode.scaled_image(source, *self.model_input_size(*native_size), name)
-        picture = np.array(picture)  # writable: libvips' buffer is read-only
+        picture, head = self.model_input(source, name=name, native_size=native_size)
         if self.view == "resize":
             logits = forward_tiles(model, torch.from_numpy(picture)[None].to(device), amp_dtype, settings.tta_flip)[0]
             return upsampled_argmax(logits, head.height, head.width)
