@@ -37,6 +37,8 @@ from heritage_damage_seg import decode
 from heritage_damage_seg import device as devices
 from heritage_damage_seg.classes import CLASS_NAMES, DAMAGE_CLASSES, IGNORE_INDEX, NUM_CLASSES, colour_lut, slug
 from heritage_damage_seg.dataset import IMAGE_SUFFIXES
+from heritage_damage_seg.inference.confidence import predict_with_confidence
+from heritage_damage_seg.inference.products import PRODUCT_COLUMNS, ProductSettings, RunProducts
 from heritage_damage_seg.io import atomic_path, read_json, write_json
 from heritage_damage_seg.models import load_checkpoint
 from heritage_damage_seg.scan_view import ModelView, resized_nearest
@@ -48,6 +50,7 @@ AREA_COLUMNS = (
     ["image", "status", "width", "height", "scored_pixels", "damaged_pixels", "damaged_pct"]
     + [f"{slug(c)}_px" for c in range(NUM_CLASSES)]
     + [f"{slug(c)}_pct" for c in range(NUM_CLASSES)]
+    + PRODUCT_COLUMNS
     + ["seconds"]
 )
 
@@ -222,9 +225,12 @@ def predict_folder(
     overlay_max_side: int = 2048,
     mixed_precision: bool = True,
     device_preference: str = "auto",
+    products: ProductSettings = ProductSettings(),
 ) -> PredictSummary:
     """Predicts every image of ``inputs`` into ``out_dir``: ``masks/<stem>.png``,
-    ``overlays/<stem>.png``, ``damage_areas.csv`` and ``prediction.json`` (the run's summary)."""
+    ``overlays/<stem>.png``, ``damage_areas.csv`` and ``prediction.json`` (the run's summary), and
+    the outputs of :mod:`heritage_damage_seg.inference.products` (confidence maps, outlines, and
+    with ``products.viewer`` the damage viewer ``viewer/index.html``)."""
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     images = list_images(inputs)
@@ -239,9 +245,10 @@ def predict_folder(
     masks_dir.mkdir(parents=True, exist_ok=True)
     overlays_dir.mkdir(parents=True, exist_ok=True)
     artwork_dir = Path(artwork_masks) if artwork_masks else None
+    run_products = RunProducts(out_dir, products)
     log.info(
         "predicting %d image(s) with %s (%s) as it was trained: %s%s; on %s",
-        len(images), checkpoint, meta["encoder"], view.describe(), ", flip TTA" if settings.tta_flip else "",
+        len(images), checkpoint, meta["encoder"], view.describe(), ", 8-view TTA" if settings.tta_flip else "",
         devices.describe(device),
     )  # fmt: skip
     rows: list[dict[str, Any]] = []
@@ -254,6 +261,7 @@ def predict_folder(
             row = _predict_one(
                 model, view, path, masks_dir, overlays_dir, settings=settings, device=device,
                 amp_dtype=amp_dtype, artwork_dir=artwork_dir, overlay_max_side=overlay_max_side,
+                products=run_products,
             )  # fmt: skip
         except (OSError, ValueError, RuntimeError, MemoryError, Image.DecompressionBombError) as err:
             # ValueError covers DatasetError/PredictError; RuntimeError an out-of-memory on the device;
@@ -272,11 +280,12 @@ def predict_folder(
             i, len(images), path.name, row["width"], row["height"], row["damaged_pct"], seconds,
             i / elapsed, megapixels_done / elapsed, _duration(elapsed / i * (len(images) - i)),
         )  # fmt: skip
+    csv_rows = [{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in row.items()} for row in rows]
     with atomic_path(out_dir / "damage_areas.csv") as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=AREA_COLUMNS)
         writer.writeheader()
-        for row in rows:
-            writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in row.items()})
+        writer.writerows(csv_rows)
+    run_products.finish(csv_rows, title=f"Damage viewer: {out_dir.resolve().name} ({meta['encoder']})")
     summary = PredictSummary(
         checkpoint=str(checkpoint),
         encoder=str(meta["encoder"]),
@@ -288,7 +297,7 @@ def predict_folder(
         device=devices.describe(device),
         precision=str(amp_dtype or "fp32"),
         settings=asdict(settings) | {"overlay_max_side": overlay_max_side, "artwork_masks": str(artwork_dir) if artwork_dir else None,
-                                     "scan_view": view.record()},
+                                     "scan_view": view.record(), "products": products.record()},
     )
     write_json(out_dir / "prediction.json", asdict(summary))
     if failed:
@@ -309,17 +318,19 @@ def _predict_one(
     amp_dtype: torch.dtype | None,
     artwork_dir: Path | None,
     overlay_max_side: int,
+    products: RunProducts,
 ) -> dict[str, Any]:
     head = decode.header(path, str(path))
     height, width = head.height, head.width
     log.info("%s: %d×%d (%.1f MP), %s", path.name, width, height, megapixels(height, width),
              view.describe_cost(width, height, settings))  # fmt: skip
     progress = _tile_row_progress(path.name)
-    mask = view.predict(model, path, name=str(path), settings=settings, device=device, amp_dtype=amp_dtype,
-                        progress=progress)  # fmt: skip
+    mask, confidence = predict_with_confidence(view, model, path, name=str(path), settings=settings, device=device,
+                                               amp_dtype=amp_dtype, progress=progress)  # fmt: skip
     inside = _artwork_mask(artwork_dir, path.stem, (height, width))
     if inside is not None:
         mask[~inside] = IGNORE_INDEX
+        confidence[~inside] = 0
     with atomic_path(masks_dir / f"{path.stem}.png") as tmp:
         Image.fromarray(mask, mode="L").save(tmp, format="PNG")
     areas = damage_areas(mask)
@@ -331,7 +342,8 @@ def _predict_one(
         overlay = overlay_image(np.asarray(small_image), resized_nearest(mask, *small_size),
                                 max_side=overlay_max_side, areas=areas)  # fmt: skip
         overlay.save(tmp, format="PNG")
-    return {"image": path.name, "status": "ok", "width": width, "height": height, **areas}
+    extra = products.add_scan(path, mask, confidence)
+    return {"image": path.name, "status": "ok", "width": width, "height": height, **areas, **extra}
 
 
 def _tile_row_progress(name: str) -> Callable[[int, int], None]:
