@@ -1,0 +1,1 @@
+"""Inference: damage maps of new scans at native resolution, and export of a trained model."""
