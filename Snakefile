@@ -31,6 +31,7 @@ include: "workflow/rules/plots.smk"
 
 
 rule all:
+    default_target: True
     input:
         expand("results/{encoder}/metrics.json", encoder=ENCODER_NAMES),
         "results/model_comparison.json",
@@ -40,4 +41,3 @@ rule all:
             encoder=ENCODER_NAMES if config["evaluation"]["compare_modes"] else [],
         ),
         expand("results/loo_{family}/summary.json", family=LOO_FAMILIES),
-    default_target: True

@@ -24,16 +24,28 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as workdir:
         for _ in range(3):
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "snakemake", "-n", "--quiet", "all", "--directory", workdir],
-                           cwd=ROOT, check=True, capture_output=True)  # fmt: skip
+            subprocess.run(
+                [sys.executable, "-m", "snakemake", "-n", "--quiet", "all", "--directory", workdir],
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
+            )
             times.append(time.perf_counter() - start)
     scontrol_seconds = None
     if shutil.which("scontrol"):
         start = time.perf_counter()
         subprocess.run(["scontrol", "show", "config"], capture_output=True)
         scontrol_seconds = time.perf_counter() - start
-    save("dryrun", {"command": "python bench/bench_dryrun.py", "best_seconds": min(times), "all_seconds": times,
-                    "scontrol_show_config_seconds": scontrol_seconds, "target_seconds": 3.0})  # fmt: skip
+    save(
+        "dryrun",
+        {
+            "command": "python bench/bench_dryrun.py",
+            "best_seconds": min(times),
+            "all_seconds": times,
+            "scontrol_show_config_seconds": scontrol_seconds,
+            "target_seconds": 3.0,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 
 import torch
-
 from common import best_of, save
+
 from heritage_damage_seg.device import autocast_dtype, describe, pick_device
-from heritage_damage_seg.models import ENCODERS, build_model
+from heritage_damage_seg.model.models import ENCODERS, build_model
 
 
 def main() -> None:
@@ -30,15 +30,22 @@ def main() -> None:
             x = torch.randn(batch, 3, args.size, args.size, device=device)
 
             @torch.no_grad()
-            def forward() -> None:
+            def forward(model=model, x=x) -> None:
                 with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
                     model(x).argmax(1)
 
             forward()
             rows[encoder][f"batch_{batch}_ms_per_image"] = 1000 * best_of(repeats, forward) / batch
         print(encoder, rows[encoder], flush=True)
-    save(f"inference_{device.type}", {"command": f"python bench/bench_inference.py --size {args.size}",
-                                      "device": describe(device), "size": args.size, "encoders": rows})  # fmt: skip
+    save(
+        f"inference_{device.type}",
+        {
+            "command": f"python bench/bench_inference.py --size {args.size}",
+            "device": describe(device),
+            "size": args.size,
+            "encoders": rows,
+        },
+    )
 
 
 if __name__ == "__main__":

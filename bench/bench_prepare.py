@@ -32,7 +32,7 @@ print(json.dumps({{"seconds": time.perf_counter() - start, "held_mb": held / 2**
 
 OUR_BUILD = """
 import json, time, resource
-from heritage_damage_seg.dataset import build_cache
+from heritage_damage_seg.data.dataset import build_cache
 root = {root!r}; start = time.perf_counter()
 build_cache(root + "/images", root + "/annotations", {cache!r}, size={size}, workers={workers})
 print(json.dumps({{"seconds": time.perf_counter() - start,
@@ -41,10 +41,12 @@ print(json.dumps({{"seconds": time.perf_counter() - start,
 
 OUR_LOAD = """
 import json, time, resource, numpy as np, torch
-from heritage_damage_seg.dataset import load_cache
+from heritage_damage_seg.data.dataset import load_cache
 start = time.perf_counter(); cache = load_cache({cache!r})
-images = torch.from_numpy(np.ascontiguousarray(cache.images)); masks = torch.from_numpy(np.ascontiguousarray(cache.masks))
-print(json.dumps({{"seconds": time.perf_counter() - start, "held_mb": (images.nbytes + masks.nbytes) / 2**20,
+images = torch.from_numpy(np.ascontiguousarray(cache.images)); masks =
+torch.from_numpy(np.ascontiguousarray(cache.masks))
+print(json.dumps({{"seconds": time.perf_counter() - start, "held_mb": (images.nbytes + masks.nbytes)
+/ 2**20,
                    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
 
@@ -57,27 +59,48 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=384)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
-    from heritage_damage_seg.synthetic import generate_dataset
+    from heritage_damage_seg.data.synthetic import generate_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "data"
-        frame = generate_dataset(root, n_artworks=args.artworks, views_per_artwork=3, seed=1, min_side=args.min_side,
-                                 max_side=args.max_side, background_fraction=0.3, workers=args.workers)  # fmt: skip
+        frame = generate_dataset(
+            root,
+            n_artworks=args.artworks,
+            views_per_artwork=3,
+            seed=1,
+            min_side=args.min_side,
+            max_side=args.max_side,
+            background_fraction=0.3,
+            workers=args.workers,
+        )
         cache = str(Path(tmp) / "cache")
         seed = run_child(SEED_PRELOAD.format(root=str(root)))
-        build = run_child(OUR_BUILD.format(root=str(root), cache=cache, size=args.size, workers=args.workers))
+        build = run_child(
+            OUR_BUILD.format(root=str(root), cache=cache, size=args.size, workers=args.workers)
+        )
         load = run_child(OUR_LOAD.format(cache=cache))
-    save("prepare", {
-        "command": f"python bench/bench_prepare.py --artworks {args.artworks} --min-side {args.min_side} --max-side {args.max_side}",
-        "images": len(frame),
-        "seed_preload_seconds": seed["seconds"], "seed_held_mb": seed["held_mb"], "seed_peak_rss_mb": seed["peak_rss_mb"],
-        "our_build_seconds": build["seconds"], "our_build_peak_rss_mb": build["peak_rss_mb"],
-        "our_per_run_load_seconds": load["seconds"], "our_held_mb": load["held_mb"], "our_load_peak_rss_mb": load["peak_rss_mb"],
-        "ratio_seed_preload_vs_our_build": seed["seconds"] / build["seconds"],
-        "ratio_seed_preload_vs_our_per_run_load": seed["seconds"] / load["seconds"],
-        "ratio_dataset_memory_seed_vs_ours": seed["held_mb"] / load["held_mb"],
-        "targets": "time ratio >= 50, memory ratio >= 25",
-    })  # fmt: skip
+    save(
+        "prepare",
+        {
+            "command": (
+                f"python bench/bench_prepare.py --artworks {args.artworks} "
+                f"--min-side {args.min_side} --max-side {args.max_side}"
+            ),
+            "images": len(frame),
+            "seed_preload_seconds": seed["seconds"],
+            "seed_held_mb": seed["held_mb"],
+            "seed_peak_rss_mb": seed["peak_rss_mb"],
+            "our_build_seconds": build["seconds"],
+            "our_build_peak_rss_mb": build["peak_rss_mb"],
+            "our_per_run_load_seconds": load["seconds"],
+            "our_held_mb": load["held_mb"],
+            "our_load_peak_rss_mb": load["peak_rss_mb"],
+            "ratio_seed_preload_vs_our_build": seed["seconds"] / build["seconds"],
+            "ratio_seed_preload_vs_our_per_run_load": seed["seconds"] / load["seconds"],
+            "ratio_dataset_memory_seed_vs_ours": seed["held_mb"] / load["held_mb"],
+            "targets": "time ratio >= 50, memory ratio >= 25",
+        },
+    )
 
 
 if __name__ == "__main__":

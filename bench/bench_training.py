@@ -12,19 +12,22 @@ import time
 
 import numpy as np
 import torch
-
 from common import save
-from heritage_damage_seg.batches import ResidentSplit, augment, to_model_input
+
 from heritage_damage_seg.classes import NUM_CLASSES
 from heritage_damage_seg.device import autocast_dtype, describe, pick_device, synchronize
-from heritage_damage_seg.losses import WeightedDiceLoss
-from heritage_damage_seg.models import ENCODERS, build_model
+from heritage_damage_seg.model.inputs import to_model_input
+from heritage_damage_seg.model.losses import WeightedDiceLoss
+from heritage_damage_seg.model.models import ENCODERS, build_model
+from heritage_damage_seg.training.batches import ResidentSplit, augment
 
 SEED_BATCH = {"convnext_tiny": 96, "segformer_b3": 32, "maxvit_tiny": 48}
 SEED_V100_IMGS_PER_S = {"convnext_tiny": 122.6, "segformer_b3": 81.9, "maxvit_tiny": 65.1}
 
 
-def measure(encoder: str, size: int, batch: int, steps: int, device: torch.device, compile: bool = False) -> dict[str, float]:
+def measure(
+    encoder: str, size: int, batch: int, steps: int, device: torch.device, compile: bool = False
+) -> dict[str, float]:
     torch.manual_seed(0)
     amp = autocast_dtype(device, True)
     channels_last = device.type == "cuda"
@@ -36,8 +39,12 @@ def measure(encoder: str, size: int, batch: int, steps: int, device: torch.devic
     loss_fn = WeightedDiceLoss(torch.ones(NUM_CLASSES)).to(device)
     rng = np.random.default_rng(0)
     n = batch * 4
-    split = ResidentSplit(rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8),
-                          rng.integers(0, 16, (n, size, size), dtype=np.uint8), np.arange(n), device)  # fmt: skip
+    split = ResidentSplit(
+        rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8),
+        rng.integers(0, 16, (n, size, size), dtype=np.uint8),
+        np.arange(n),
+        device,
+    )
     generator = torch.Generator().manual_seed(0)
 
     def step(x: torch.Tensor, y: torch.Tensor) -> None:
@@ -90,19 +97,27 @@ def measure(encoder: str, size: int, batch: int, steps: int, device: torch.devic
     e2e = max(end_to_end(steps), end_to_end(steps))
     # Timed alone too: on a CPU the two loops above differ by noise larger than the input path.
     input_seconds = min(input_only(steps * 4), input_only(steps * 4))
-    return {"model_only_imgs_per_s": ceiling, "end_to_end_imgs_per_s": e2e, "ratio": e2e / ceiling,
-            "non_model_share_of_step": max(0.0, 1 - e2e / ceiling),
-            "input_path_ms_per_batch": input_seconds * 1000,
-            "input_path_share_of_model_step": input_seconds / (batch / ceiling)}  # fmt: skip
+    return {
+        "model_only_imgs_per_s": ceiling,
+        "end_to_end_imgs_per_s": e2e,
+        "ratio": e2e / ceiling,
+        "non_model_share_of_step": max(0.0, 1 - e2e / ceiling),
+        "input_path_ms_per_batch": input_seconds * 1000,
+        "input_path_share_of_model_step": input_seconds / (batch / ceiling),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", type=int, default=None, help="default: 384 on GPU, 128 on CPU")
-    parser.add_argument("--batch", type=int, default=None, help="default: the seed's per encoder on GPU, 8 on CPU")
+    parser.add_argument(
+        "--batch", type=int, default=None, help="default: the seed's per encoder on GPU, 8 on CPU"
+    )
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--encoders", nargs="*", default=list(ENCODERS))
-    parser.add_argument("--compile", action="store_true", help="torch.compile the forward (training.compile)")
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile the forward (training.compile)"
+    )
     args = parser.parse_args()
     device = pick_device("auto")
     gpu = device.type == "cuda"
@@ -111,17 +126,29 @@ def main() -> None:
     rows = {}
     for encoder in args.encoders:
         batch = args.batch or (SEED_BATCH[encoder] if gpu else 8)
-        row = measure(encoder, size, batch, steps, device, args.compile) | {"batch": batch, "size": size,
-                                                                            "compile": args.compile}
+        row = measure(encoder, size, batch, steps, device, args.compile) | {
+            "batch": batch,
+            "size": size,
+            "compile": args.compile,
+        }
         if gpu and size == 384 and batch == SEED_BATCH[encoder]:
             row["ratio_vs_seed_v100"] = row["end_to_end_imgs_per_s"] / SEED_V100_IMGS_PER_S[encoder]
         rows[encoder] = row
         print(encoder, row, flush=True)
-    command = "python bench/bench_training.py" + (f" --steps {args.steps}" if args.steps else "") + (
-        " --compile" if args.compile else ""
+    command = (
+        "python bench/bench_training.py"
+        + (f" --steps {args.steps}" if args.steps else "")
+        + (" --compile" if args.compile else "")
     )
-    save(f"training_{device.type}" + ("_compiled" if args.compile else ""), {"command": command, "device": describe(device),
-                                     "encoders": rows, "target": "end-to-end >= 0.9 × model-only; GPU: >= 4× seed V100"})  # fmt: skip
+    save(
+        f"training_{device.type}" + ("_compiled" if args.compile else ""),
+        {
+            "command": command,
+            "device": describe(device),
+            "encoders": rows,
+            "target": "end-to-end >= 0.9 × model-only; GPU: >= 4× seed V100",
+        },
+    )
 
 
 if __name__ == "__main__":

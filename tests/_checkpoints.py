@@ -5,13 +5,17 @@ from pathlib import Path
 import torch
 
 from heritage_damage_seg.classes import CLASS_NAMES, NUM_CLASSES
-from heritage_damage_seg.models import IMAGENET_MEAN, IMAGENET_STD, build_model
+from heritage_damage_seg.model.models import IMAGENET_MEAN, IMAGENET_STD, build_model
 
 SIZE = 64
 
 
 def save_random_checkpoint(
-    path: Path, encoder: str = "convnext_tiny", size: int = SIZE, seed: int = 0, scan_view: dict | None = None
+    path: Path,
+    encoder: str = "convnext_tiny",
+    size: int = SIZE,
+    seed: int = 0,
+    scan_view: dict | None = None,
 ) -> Path:
     """``scan_view``: the record train.py writes (``ModelView.record()``); None: a checkpoint from
     before it existed."""

@@ -15,24 +15,40 @@ TINY = ROOT / "tests" / "tiny.yaml"
 
 
 def snakemake(
-    *args: str, workdir: Path | None = None, timeout: int = 1500, cores: int = 2, configs: tuple[Path, ...] = ()
+    *args: str,
+    workdir: Path | None = None,
+    timeout: int = 1500,
+    cores: int = 2,
+    configs: tuple[Path, ...] = (),
 ) -> subprocess.CompletedProcess:
     """``snakemake --configfile tests/tiny.yaml [configs…]`` from the project root, in ``workdir``.
 
     Extra config files go through ``configs``: ``--configfile`` takes several values, so a later
     ``--configfile x all`` would swallow the target and replace the tiny config.
     """
-    command = [sys.executable, "-m", "snakemake", "--configfile", str(TINY), *map(str, configs), "--cores", str(cores)]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--configfile",
+        str(TINY),
+        *map(str, configs),
+        "--cores",
+        str(cores),
+    ]
     if workdir is not None:
         command += ["--directory", str(workdir)]
-    return subprocess.run([*command, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [*command, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     """The working directory of a finished local ``snakemake all`` on the tiny config.
 
-    HDS_TINY_RUN=<folder> reuses (and brings up to date) the run in that folder instead of a new one.
+    HDS_TINY_RUN=<folder> reuses (and brings up to date) the run in that folder instead of a new
+    one.
     """
     reuse = os.environ.get("HDS_TINY_RUN")
     workdir = Path(reuse) if reuse else tmp_path_factory.mktemp("tiny_run")

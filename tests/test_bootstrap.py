@@ -5,9 +5,14 @@ import json
 import numpy as np
 import pytest
 
-from heritage_damage_seg.bootstrap import bootstrap_models, miou_from_confusions, per_unit, resample_weights
-from heritage_damage_seg.compare import compare
 from heritage_damage_seg.classes import NUM_CLASSES
+from heritage_damage_seg.evaluation.bootstrap import (
+    bootstrap_models,
+    miou_from_confusions,
+    per_unit,
+    resample_weights,
+)
+from heritage_damage_seg.evaluation.compare import compare
 from heritage_damage_seg.metrics import summarise
 
 
@@ -49,7 +54,9 @@ def test_a_clearly_better_model_has_the_higher_interval_and_wins_every_resample(
     # b is given in another image order: the bootstrap must pair images by id.
     order = rng.permutation(n)
     result = bootstrap_models(
-        {"good": (ids, good), "poor": ([ids[i] for i in order], poor[order])}, n_resamples=500, seed=7
+        {"good": (ids, good), "poor": ([ids[i] for i in order], poor[order])},
+        n_resamples=500,
+        seed=7,
     )
     a, b = result["models"]["good"], result["models"]["poor"]
     for metric in ("mIoU", "damage_mIoU"):
@@ -75,7 +82,9 @@ def test_models_that_trade_wins_per_image_get_an_interval_around_zero():
     assert pair["mIoU"]["low"] < 0 < pair["mIoU"]["high"]
     assert 0.2 < pair["mIoU"]["a_wins_share"] < 0.8
     # Identical models never win: the share of strict wins is 0 and every resample is a tie.
-    same = bootstrap_models({"a": (ids, a), "copy": (ids, a.copy())}, n_resamples=200, seed=0)["pairwise"][0]
+    same = bootstrap_models({"a": (ids, a), "copy": (ids, a.copy())}, n_resamples=200, seed=0)[
+        "pairwise"
+    ][0]
     assert same["mIoU"]["a_wins_share"] == 0.0 and same["mIoU"]["ties_share"] == 1.0
     assert same["mIoU"]["low"] == same["mIoU"]["high"] == 0.0
 
@@ -84,7 +93,9 @@ def test_more_images_give_a_narrower_interval_and_the_seed_fixes_it():
     rng = np.random.default_rng(2)
     cms = np.stack([image_cm(c, 100 - c) for c in rng.integers(20, 90, 200)])
     ids = [str(i) for i in range(200)]
-    wide = bootstrap_models({"m": (ids[:20], cms[:20])}, n_resamples=500, seed=5)["models"]["m"]["mIoU"]
+    wide = bootstrap_models({"m": (ids[:20], cms[:20])}, n_resamples=500, seed=5)["models"]["m"][
+        "mIoU"
+    ]
     narrow = bootstrap_models({"m": (ids, cms)}, n_resamples=500, seed=5)["models"]["m"]["mIoU"]
     assert narrow["high"] - narrow["low"] < wide["high"] - wide["low"]
     again = bootstrap_models({"m": (ids, cms)}, n_resamples=500, seed=5)["models"]["m"]["mIoU"]
@@ -98,16 +109,35 @@ def test_models_evaluated_on_different_images_are_refused():
 
 
 def _write_model(tmp_path, name, ids, scans, groups, confusion, val_miou):
-    np.savez_compressed(tmp_path / f"{name}.npz", ids=np.array(ids), scans=np.array(scans), groups=np.array(groups),
-                        confusion=confusion)  # fmt: skip
+    np.savez_compressed(
+        tmp_path / f"{name}.npz",
+        ids=np.array(ids),
+        scans=np.array(scans),
+        groups=np.array(groups),
+        confusion=confusion,
+    )
     summary = summarise(confusion.sum(axis=0))
-    (tmp_path / f"{name}.json").write_text(json.dumps({
-        "smp_encoder": name, "family": "x", "mIoU": summary["mIoU"], "damage_mIoU": summary["damage_mIoU"],
-        "pixel_accuracy": summary["pixel_accuracy"], "trivial_baseline": {"mIoU": 0.1}, "per_class": {},
-        "parameters": 1, "checkpoint_epoch": 1, "inference_ms_per_image": 1.0, "device": "cpu",
-        "scored_split": "test",
-    }))  # fmt: skip
-    (tmp_path / f"{name}.csv").write_text(f"epoch,train_imgs_per_s,epoch_seconds,val_mIoU\n1,10,1,{val_miou}\n")
+    (tmp_path / f"{name}.json").write_text(
+        json.dumps(
+            {
+                "smp_encoder": name,
+                "family": "x",
+                "mIoU": summary["mIoU"],
+                "damage_mIoU": summary["damage_mIoU"],
+                "pixel_accuracy": summary["pixel_accuracy"],
+                "trivial_baseline": {"mIoU": 0.1},
+                "per_class": {},
+                "parameters": 1,
+                "checkpoint_epoch": 1,
+                "inference_ms_per_image": 1.0,
+                "device": "cpu",
+                "scored_split": "test",
+            }
+        )
+    )
+    (tmp_path / f"{name}.csv").write_text(
+        f"epoch,train_imgs_per_s,epoch_seconds,val_mIoU\n1,10,1,{val_miou}\n"
+    )
 
 
 def test_identical_views_of_an_artwork_give_the_interval_of_the_artworks_alone(tmp_path):
@@ -122,18 +152,31 @@ def test_identical_views_of_an_artwork_give_the_interval_of_the_artworks_alone(t
     per_artwork = {}
     # Model b is fitted to the validation split (highest val mIoU) but scores lower on test.
     for name, low, high, val_miou in (("a", 60, 90, 0.4), ("b", 30, 70, 0.6)):
-        per_artwork[name] = np.stack([image_cm(c, 100 - c) for c in rng.integers(low, high, n_artworks)])
+        per_artwork[name] = np.stack(
+            [image_cm(c, 100 - c) for c in rng.integers(low, high, n_artworks)]
+        )
         rows = np.repeat(per_artwork[name], views, axis=0)  # every view errs exactly as its artwork
         _write_model(tmp_path, name, ids, ids, groups, rows, val_miou)
     files = {n: tmp_path / f"{n}.{{}}" for n in per_artwork}
-    result = compare({n: str(f).format("json") for n, f in files.items()}, {n: str(f).format("csv") for n, f in files.items()},
-                     {n: str(f).format("npz") for n, f in files.items()}, n_resamples=400, seed=9)  # fmt: skip
-    alone = bootstrap_models({n: (artworks, per_artwork[n]) for n in ("a", "b")}, n_resamples=400, seed=9)
+    result = compare(
+        {n: str(f).format("json") for n, f in files.items()},
+        {n: str(f).format("csv") for n, f in files.items()},
+        {n: str(f).format("npz") for n, f in files.items()},
+        n_resamples=400,
+        seed=9,
+    )
+    alone = bootstrap_models(
+        {n: (artworks, per_artwork[n]) for n in ("a", "b")}, n_resamples=400, seed=9
+    )
     assert result["bootstrap"]["unit"] == "artwork" and result["bootstrap"]["n_units"] == n_artworks
     for model in result["models"]:
         for metric in ("mIoU", "damage_mIoU"):
-            assert model[f"{metric}_ci_low"] == pytest.approx(alone["models"][model["encoder"]][metric]["low"])
-            assert model[f"{metric}_ci_high"] == pytest.approx(alone["models"][model["encoder"]][metric]["high"])
+            assert model[f"{metric}_ci_low"] == pytest.approx(
+                alone["models"][model["encoder"]][metric]["low"]
+            )
+            assert model[f"{metric}_ci_high"] == pytest.approx(
+                alone["models"][model["encoder"]][metric]["high"]
+            )
     (pair,) = result["pairwise"]
     (expected,) = alone["pairwise"]
     assert (pair["a"], pair["b"]) == ("a", "b")
@@ -142,14 +185,21 @@ def test_identical_views_of_an_artwork_give_the_interval_of_the_artworks_alone(t
             assert pair[metric][key] == pytest.approx(expected[metric][key])
     # predict's best encoder is chosen on validation, the ranking is on test.
     assert result["models"][0]["encoder"] == "a" and result["best_encoder"] == "b"
-    as_images = bootstrap_models({n: (ids, np.repeat(per_artwork[n], views, axis=0)) for n in per_artwork},
-                                 n_resamples=400, seed=9)  # fmt: skip
+    as_images = bootstrap_models(
+        {n: (ids, np.repeat(per_artwork[n], views, axis=0)) for n in per_artwork},
+        n_resamples=400,
+        seed=9,
+    )
     width = lambda r: r["models"]["a"]["mIoU"]["high"] - r["models"]["a"]["mIoU"]["low"]  # noqa: E731
     assert width(as_images) < 0.8 * width(alone)
 
 
 def test_per_unit_sums_the_rows_of_each_artwork():
     confusion = np.stack([image_cm(i, 10 - i) for i in range(5)])
-    names, summed = per_unit(["a", "a_aug1", "b", "b_aug1", "b_aug2"], ["a", "a", "b", "b", "b"], confusion)
+    names, summed = per_unit(
+        ["a", "a_aug1", "b", "b_aug1", "b_aug2"], ["a", "a", "b", "b", "b"], confusion
+    )
     assert names == ["a", "b"]
-    assert np.array_equal(summed[0], confusion[:2].sum(axis=0)) and np.array_equal(summed[1], confusion[2:].sum(axis=0))
+    assert np.array_equal(summed[0], confusion[:2].sum(axis=0)) and np.array_equal(
+        summed[1], confusion[2:].sum(axis=0)
+    )

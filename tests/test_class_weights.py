@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from heritage_damage_seg import class_weights
 from heritage_damage_seg.classes import IGNORE_INDEX
+from heritage_damage_seg.data import class_weights
 
 # 16 classes; counts chosen so that frequencies are exact: total 1000 pixels.
 COUNTS = np.array([800, 100, 50, 40, 10] + [0] * 11)
@@ -10,7 +10,9 @@ FREQ = COUNTS / 1000
 
 
 def test_pixel_counts_ignore_background():
-    masks = np.array([[[0, 0, 1], [IGNORE_INDEX, 2, 2]], [[15, IGNORE_INDEX, 0], [0, 0, 0]]], dtype=np.uint8)
+    masks = np.array(
+        [[[0, 0, 1], [IGNORE_INDEX, 2, 2]], [[15, IGNORE_INDEX, 0], [0, 0, 0]]], dtype=np.uint8
+    )
     counts = class_weights.pixel_counts(masks, chunk=1)
     assert counts.tolist() == [6, 1, 2] + [0] * 12 + [1]
 

@@ -4,12 +4,16 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from test_scan_view import SIZE, painted_scan, receptive_model
 
 from heritage_damage_seg.classes import NUM_CLASSES, slug
-from heritage_damage_seg.inference.confidence import confidence_summary, predict_with_confidence, save_grey_png
-from heritage_damage_seg.scan_view import ModelView
-from heritage_damage_seg.sliding import SlidingSettings, forward_tiles, predict_logits
-from test_scan_view import SIZE, painted_scan, receptive_model
+from heritage_damage_seg.inference.confidence import (
+    confidence_summary,
+    predict_with_confidence,
+    save_grey_png,
+)
+from heritage_damage_seg.model.scan_view import ModelView
+from heritage_damage_seg.model.sliding import SlidingSettings, forward_tiles, predict_logits
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +28,9 @@ def test_resize_view_confidence_is_the_resized_probability_of_the_chosen_class(s
     mask, confidence = predict_with_confidence(view, model, scan, name="scan")
     assert np.array_equal(mask, view.predict(model, scan, name="scan"))
     picture, _ = view.model_input(scan, name="scan")
-    probabilities = torch.softmax(forward_tiles(model, torch.from_numpy(picture)[None], None, False), 1)
+    probabilities = torch.softmax(
+        forward_tiles(model, torch.from_numpy(picture)[None], None, False), 1
+    )
     resized = F.interpolate(probabilities, mask.shape, mode="bilinear", align_corners=False)[0]
     expected = resized.gather(0, torch.from_numpy(mask).long()[None])[0].numpy() * 255
     assert confidence.shape == mask.shape and confidence.dtype == np.uint8
@@ -54,7 +60,9 @@ def test_summary_per_class_and_threshold():
     assert row[f"{slug(0)}_low_confidence_pct"] == pytest.approx(50.0)
     assert row[f"{slug(1)}_mean_confidence"] == pytest.approx(1.0)
     assert row[f"{slug(5)}_mean_confidence"] is None  # no Hair pixel
-    assert row["mean_confidence"] == pytest.approx((255 + 51 + 102 + 204 + 153 + 255 + 255) / 7 / 255)  # 255 left out
+    assert row["mean_confidence"] == pytest.approx(
+        (255 + 51 + 102 + 204 + 153 + 255 + 255) / 7 / 255
+    )  # 255 left out
     assert row["low_confidence_pct"] == pytest.approx(100 * 2 / 7)
 
 

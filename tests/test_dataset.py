@@ -5,7 +5,13 @@ import pytest
 from PIL import Image
 
 from heritage_damage_seg.classes import IGNORE_INDEX, PALETTE_RGB
-from heritage_damage_seg.dataset import DatasetError, build_cache, discover, load_cache, read_mask
+from heritage_damage_seg.data.dataset import (
+    DatasetError,
+    build_cache,
+    discover,
+    load_cache,
+    read_mask,
+)
 
 
 def write_pair(root, stem, size=(40, 30), mask_value=1, image_size=None):

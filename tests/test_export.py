@@ -5,30 +5,54 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from _checkpoints import save_random_checkpoint
+
 from heritage_damage_seg.classes import NUM_CLASSES, PALETTE_HEX
-from heritage_damage_seg.export import TOLERANCE, config_hash, export_model
-from heritage_damage_seg.models import load_checkpoint
+from heritage_damage_seg.inference.export import TOLERANCE, config_hash, export_model
+from heritage_damage_seg.model.models import load_checkpoint
 
 onnxruntime = pytest.importorskip("onnxruntime")
 
 
 @pytest.mark.parametrize(
-    "encoder", ["convnext_tiny", pytest.param("maxvit_tiny", marks=pytest.mark.slow), pytest.param("segformer_b3", marks=pytest.mark.slow)]
+    "encoder",
+    [
+        "convnext_tiny",
+        pytest.param("maxvit_tiny", marks=pytest.mark.slow),
+        pytest.param("segformer_b3", marks=pytest.mark.slow),
+    ],
 )
 def test_onnx_matches_pytorch_on_the_cpu(tmp_path, encoder):
     checkpoint = save_random_checkpoint(tmp_path / "model_best.pt", encoder=encoder)
     metrics = tmp_path / "metrics.json"
-    metrics.write_text(json.dumps({"evaluation_mode": "resize", "mIoU": 0.5, "damage_mIoU": 0.4,
-                                   "per_class": {"Clean": {"IoU": 0.9}}}))  # fmt: skip
-    card = export_model(checkpoint, tmp_path / "export", metrics_file=metrics, torchscript=encoder == "convnext_tiny")
+    metrics.write_text(
+        json.dumps(
+            {
+                "evaluation_mode": "resize",
+                "mIoU": 0.5,
+                "damage_mIoU": 0.4,
+                "per_class": {"Clean": {"IoU": 0.9}},
+            }
+        )
+    )
+    card = export_model(
+        checkpoint,
+        tmp_path / "export",
+        metrics_file=metrics,
+        torchscript=encoder == "convnext_tiny",
+    )
 
     model, _ = load_checkpoint(checkpoint)
     images = torch.randint(0, 256, (3, 64, 64, 3), dtype=torch.uint8)
-    mean, std = (torch.tensor(card["input"]["normalisation"][k]).view(1, 3, 1, 1) for k in ("mean", "std"))
-    x = ((images.permute(0, 3, 1, 2).float() / card["input"]["normalisation"]["scale"]) - mean) / std
-    session = onnxruntime.InferenceSession(str(tmp_path / "export/model.onnx"), providers=["CPUExecutionProvider"])
+    mean, std = (
+        torch.tensor(card["input"]["normalisation"][k]).view(1, 3, 1, 1) for k in ("mean", "std")
+    )
+    x = (
+        (images.permute(0, 3, 1, 2).float() / card["input"]["normalisation"]["scale"]) - mean
+    ) / std
+    session = onnxruntime.InferenceSession(
+        str(tmp_path / "export/model.onnx"), providers=["CPUExecutionProvider"]
+    )
     (onnx_logits,) = session.run(None, {card["input"]["name"]: x.numpy()})
     with torch.no_grad():
         reference = model(x).numpy()

@@ -15,13 +15,20 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import pyvips
 import pytest
+import pyvips
 from PIL import Image, ImageOps
 
-from heritage_damage_seg import decode
 from heritage_damage_seg.classes import IGNORE_INDEX
-from heritage_damage_seg.dataset import CropView, DatasetError, build_cache, cut_crop, load_cache, read_image
+from heritage_damage_seg.data import decode
+from heritage_damage_seg.data.dataset import (
+    CropView,
+    DatasetError,
+    build_cache,
+    cut_crop,
+    load_cache,
+    read_image,
+)
 
 W, H = 160, 96  # not square: an orientation of 5–8 swaps the sides
 SIZE = 64  # cache resolution
@@ -32,7 +39,9 @@ def reference() -> np.ndarray:
     """H×W×3 uint8: gradients in three directions, hard edges, and a bright block off-centre (its
     position tells any rotation or flip apart). Values in 40–215, inside the CMYK gamut."""
     y, x = np.mgrid[0:H, 0:W]
-    rgb = np.stack([40 + 175 * x / (W - 1), 40 + 175 * y / (H - 1), 40 + 175 * ((x + y) % 48) / 47], -1)
+    rgb = np.stack(
+        [40 + 175 * x / (W - 1), 40 + 175 * y / (H - 1), 40 + 175 * ((x + y) % 48) / 47], -1
+    )
     rgb[:, W // 2 : W // 2 + 4] = 60  # a vertical edge
     rgb[(y // 12) % 2 == 0] *= 0.85  # stripes: horizontal edges
     rgb[10:34, 18:58] = (215, 200, 60)  # the block, top left
@@ -102,7 +111,9 @@ def tif_grey16(path):
 
 def png_grey16_alpha(path):
     g = grey(reference())
-    vips(np.dstack([g.astype(np.uint16) * 257, alpha(np.uint16)]), "grey16").pngsave(str(p := path.with_suffix(".png")))
+    vips(np.dstack([g.astype(np.uint16) * 257, alpha(np.uint16)]), "grey16").pngsave(
+        str(p := path.with_suffix(".png"))
+    )
     return p, as_rgb(g)
 
 
@@ -123,12 +134,16 @@ def png_rgba16(path):
 
 
 def png_rgba(path):
-    Image.fromarray(np.dstack([reference(), alpha()]), mode="RGBA").save(p := path.with_suffix(".png"))
+    Image.fromarray(np.dstack([reference(), alpha()]), mode="RGBA").save(
+        p := path.with_suffix(".png")
+    )
     return p, reference()
 
 
 def tif_rgba(path):
-    Image.fromarray(np.dstack([reference(), alpha()]), mode="RGBA").save(p := path.with_suffix(".tif"))
+    Image.fromarray(np.dstack([reference(), alpha()]), mode="RGBA").save(
+        p := path.with_suffix(".tif")
+    )
     return p, reference()
 
 
@@ -206,27 +221,64 @@ def bmp_rgb(path):  # not read by libvips here: the PIL path
 
 def tif_multipage(path):
     first = Image.fromarray(reference())
-    first.save(p := path.with_suffix(".tif"), save_all=True,
-               append_images=[Image.fromarray(reference()[::2, ::2]), Image.fromarray(reference()[::4, ::4])])
+    first.save(
+        p := path.with_suffix(".tif"),
+        save_all=True,
+        append_images=[
+            Image.fromarray(reference()[::2, ::2]),
+            Image.fromarray(reference()[::4, ::4]),
+        ],
+    )
     return p, reference()
 
 
-WRITERS = [png_rgb, png_grey, png_grey_alpha, png_grey16, tif_grey16, png_grey16_alpha, png_rgb16, tif_rgb16,
-           png_rgba16, png_rgba, tif_rgba, tif_rgb, png_palette, png_palette_transparent, png_bilevel, jpg_rgb,
-           jpg_grey, jpg_cmyk, tif_cmyk, webp_rgb, bmp_rgb, tif_multipage]  # fmt: skip
+WRITERS = [
+    png_rgb,
+    png_grey,
+    png_grey_alpha,
+    png_grey16,
+    tif_grey16,
+    png_grey16_alpha,
+    png_rgb16,
+    tif_rgb16,
+    png_rgba16,
+    png_rgba,
+    tif_rgba,
+    tif_rgb,
+    png_palette,
+    png_palette_transparent,
+    png_bilevel,
+    jpg_rgb,
+    jpg_grey,
+    jpg_cmyk,
+    tif_cmyk,
+    webp_rgb,
+    bmp_rgb,
+    tif_multipage,
+]
 LOSSY = {"jpg_rgb": 3.0, "jpg_grey": 2.0, "jpg_cmyk": 3.0}  # mean |difference| allowed
 
 
-def assert_close(actual: np.ndarray, expected: np.ndarray, case: str, *, resampled: bool = False) -> None:
+def assert_close(
+    actual: np.ndarray, expected: np.ndarray, case: str, *, resampled: bool = False
+) -> None:
     """Equal pixels, up to rounding (a 16-bit or CMYK resize rounds once more) for lossless
     formats; a mean difference within LOSSY[case] (and no gross outliers) for the lossy ones."""
-    assert actual.shape == expected.shape and actual.dtype == np.uint8, (case, actual.shape, expected.shape)
+    assert actual.shape == expected.shape and actual.dtype == np.uint8, (
+        case,
+        actual.shape,
+        expected.shape,
+    )
     difference = np.abs(actual.astype(np.int16) - expected.astype(np.int16))
     if case in LOSSY:
         assert difference.mean() <= LOSSY[case], (case, difference.mean())
         assert np.percentile(difference, 99) <= 40, (case, np.percentile(difference, 99))
     else:
-        assert difference.max() <= (2 if resampled else 0), (case, difference.max(), np.argwhere(difference > 0)[:3])
+        assert difference.max() <= (2 if resampled else 0), (
+            case,
+            difference.max(),
+            np.argwhere(difference > 0)[:3],
+        )
 
 
 def write_folder(root: Path, writers=WRITERS) -> dict[str, np.ndarray]:
@@ -254,9 +306,12 @@ def formats(tmp_path_factory) -> Path:
 
 def expected_crop(index, row: int, plain: Path, size: int) -> np.ndarray:
     """The crop at the index's placement of ``row``, cut from the plain PNG ``plain`` scaled the
-    same way (crop positions depend on the scan id, so the plain sample's own crops lie elsewhere)."""
+    same way (crop positions depend on the scan id, so the plain sample's own crops lie
+    elsewhere)."""
     placement = index.loc[row]
-    scaled, _ = decode.scaled_image(plain, int(placement.scaled_width), int(placement.scaled_height), str(plain))
+    scaled, _ = decode.scaled_image(
+        plain, int(placement.scaled_width), int(placement.scaled_height), str(plain)
+    )
     return cut_crop(scaled, int(placement.crop_x), int(placement.crop_y), size, 0)
 
 
@@ -298,8 +353,14 @@ def test_the_cache_and_the_working_copies_hold_the_same_pixels_as_a_plain_png(fo
 
 def test_downscaled_working_copies_and_crops_hold_the_same_pixels_as_a_plain_png(formats, tmp_path):
     view = CropView(scale=0.5, per_image=2, seed=3)
-    index = build_cache(formats / "images", formats / "annotations", tmp_path / "cache", size=SIZE,
-                        working_max_side=100, crops=view)
+    index = build_cache(
+        formats / "images",
+        formats / "annotations",
+        tmp_path / "cache",
+        size=SIZE,
+        working_max_side=100,
+        crops=view,
+    )
     cache = load_cache(tmp_path / "cache")
     ids = cache.index["id"].tolist()
     for writer in WRITERS:
@@ -308,10 +369,17 @@ def test_downscaled_working_copies_and_crops_hold_the_same_pixels_as_a_plain_png
             i = ids.index(f"{case}__crop{k}")
             expected = expected_crop(index, i, formats / "images" / f"{case}_expected.png", SIZE)
             assert_close(np.asarray(cache.images[i]), expected, case, resampled=True)
-        copy, reference_copy = index.loc[ids.index(f"{case}__crop0"), "image_path"], index.loc[
-            ids.index(f"{case}_expected__crop0"), "image_path"]
+        copy, reference_copy = (
+            index.loc[ids.index(f"{case}__crop0"), "image_path"],
+            index.loc[ids.index(f"{case}_expected__crop0"), "image_path"],
+        )
         assert copy.endswith(".png") and Image.open(copy).size == (100, 60)
-        assert_close(np.asarray(read_image(copy)[0]), np.asarray(read_image(reference_copy)[0]), case, resampled=True)
+        assert_close(
+            np.asarray(read_image(copy)[0]),
+            np.asarray(read_image(reference_copy)[0]),
+            case,
+            resampled=True,
+        )
 
 
 def test_a_16_bit_scan_above_255_is_grey_not_white(tmp_path):
@@ -344,7 +412,10 @@ def test_orient_is_pils_exif_transpose_for_every_orientation():
 # EXIF orientation. The displayed image is the reference; the file stores it sideways (6) or upside
 # down (3). A mask is drawn either on the displayed image or on the stored pixels.
 
-STORED_OF = {6: lambda d: np.ascontiguousarray(np.rot90(d, k=1)), 3: lambda d: np.ascontiguousarray(d[::-1, ::-1])}
+STORED_OF = {
+    6: lambda d: np.ascontiguousarray(np.rot90(d, k=1)),
+    3: lambda d: np.ascontiguousarray(d[::-1, ::-1]),
+}
 
 
 def write_oriented(path: Path, tag: int, fmt: str = "JPEG") -> np.ndarray:
@@ -353,16 +424,21 @@ def write_oriented(path: Path, tag: int, fmt: str = "JPEG") -> np.ndarray:
     image = Image.fromarray(stored)
     exif = image.getexif()
     exif[0x0112] = tag
-    image.save(path, format=fmt, exif=exif, **({"quality": 95, "subsampling": 0} if fmt == "JPEG" else {}))
+    image.save(
+        path, format=fmt, exif=exif, **({"quality": 95, "subsampling": 0} if fmt == "JPEG" else {})
+    )
     return stored
 
 
 def oriented_dataset(root: Path, tag: int, convention: str, fmt: str = "JPEG") -> np.ndarray:
     """One EXIF-oriented image, its mask drawn on the displayed image or on the stored pixels,
-    and the same sample as plain PNGs (``plain``: the pixels the mask was drawn on). Returns them."""
+    and the same sample as plain PNGs (``plain``: the pixels the mask was drawn on). Returns
+    them."""
     (root / "images").mkdir(parents=True)
     (root / "annotations").mkdir(parents=True)
-    stored = write_oriented(root / "images" / f"photo.{'jpg' if fmt == 'JPEG' else fmt.lower()}", tag, fmt)
+    stored = write_oriented(
+        root / "images" / f"photo.{'jpg' if fmt == 'JPEG' else fmt.lower()}", tag, fmt
+    )
     drawn_on = reference() if convention == "displayed" else stored
     Image.fromarray(block_mask(drawn_on)).save(root / "annotations" / "photo.png")
     Image.fromarray(drawn_on).save(root / "images" / "plain.png")
@@ -376,7 +452,9 @@ def assert_aligned(root: Path, index, drawn_on: np.ndarray, case: str) -> None:
     cache = load_cache(root / "cache")
     photo, plain = index["id"].tolist().index("photo"), index["id"].tolist().index("plain")
     # Resized then rotated vs resized: the same up to rounding.
-    assert_close(np.asarray(cache.images[photo]), np.asarray(cache.images[plain]), case, resampled=True)
+    assert_close(
+        np.asarray(cache.images[photo]), np.asarray(cache.images[plain]), case, resampled=True
+    )
     assert np.array_equal(cache.masks[photo], cache.masks[plain])
     block = (cache.images[photo][..., 0] >= 200) & (cache.images[photo][..., 2] <= 90)
     labelled = cache.masks[photo] == DAMAGE
@@ -394,23 +472,40 @@ def assert_aligned(root: Path, index, drawn_on: np.ndarray, case: str) -> None:
 @pytest.mark.parametrize("convention", ["displayed", "stored"])
 def test_an_exif_rotated_jpeg_follows_its_mask_in_auto(tmp_path, convention):
     drawn_on = oriented_dataset(tmp_path, 6, convention)
-    index = build_cache(tmp_path / "images", tmp_path / "annotations", tmp_path / "cache", size=SIZE)
+    index = build_cache(
+        tmp_path / "images", tmp_path / "annotations", tmp_path / "cache", size=SIZE
+    )
     assert_aligned(tmp_path, index, drawn_on, "jpg_rgb")
     # The crops view and downscaled working copies follow the same decision.
     view = CropView(scale=0.5, per_image=2)
-    index = build_cache(tmp_path / "images", tmp_path / "annotations", tmp_path / "crops", size=32, crops=view,
-                        working_max_side=100)
+    index = build_cache(
+        tmp_path / "images",
+        tmp_path / "annotations",
+        tmp_path / "crops",
+        size=32,
+        crops=view,
+        working_max_side=100,
+    )
     cache = load_cache(tmp_path / "crops")
     ids = index["id"].tolist()
     for k in range(2):
         i = ids.index(f"photo__crop{k}")
-        assert_close(np.asarray(cache.images[i]), expected_crop(index, i, tmp_path / "images" / "plain.png", 32),
-                     "jpg_rgb")
+        assert_close(
+            np.asarray(cache.images[i]),
+            expected_crop(index, i, tmp_path / "images" / "plain.png", 32),
+            "jpg_rgb",
+        )
         placement = index.loc[i]
-        mask, _ = decode.scaled_mask(tmp_path / "annotations" / "plain.png", int(placement.scaled_width),
-                                     int(placement.scaled_height), "plain mask")
-        assert np.array_equal(cache.masks[i], cut_crop(mask, int(placement.crop_x), int(placement.crop_y), 32,
-                                                       IGNORE_INDEX))
+        mask, _ = decode.scaled_mask(
+            tmp_path / "annotations" / "plain.png",
+            int(placement.scaled_width),
+            int(placement.scaled_height),
+            "plain mask",
+        )
+        assert np.array_equal(
+            cache.masks[i],
+            cut_crop(mask, int(placement.crop_x), int(placement.crop_y), 32, IGNORE_INDEX),
+        )
     working = index.loc[ids.index("photo__crop0"), "image_path"]
     expected = read_image(index.loc[ids.index("plain__crop0"), "image_path"])[0]
     assert_close(np.asarray(read_image(working)[0]), np.asarray(expected), "jpg_rgb")
@@ -419,7 +514,9 @@ def test_an_exif_rotated_jpeg_follows_its_mask_in_auto(tmp_path, convention):
 @pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
 def test_an_orientation_tag_in_a_png_or_tiff_follows_the_same_rule(tmp_path, fmt):
     drawn_on = oriented_dataset(tmp_path, 6, "displayed", fmt)
-    index = build_cache(tmp_path / "images", tmp_path / "annotations", tmp_path / "cache", size=SIZE)
+    index = build_cache(
+        tmp_path / "images", tmp_path / "annotations", tmp_path / "cache", size=SIZE
+    )
     assert_aligned(tmp_path, index, drawn_on, fmt)
 
 
@@ -431,16 +528,28 @@ def test_an_upside_down_jpeg_needs_the_setting_and_then_follows_it(tmp_path, con
     with pytest.raises(DatasetError, match=ambiguous):
         build_cache(tmp_path / "images", tmp_path / "annotations", tmp_path / "cache", size=SIZE)
     setting = "apply" if convention == "displayed" else "ignore"
-    index = build_cache(tmp_path / "images", tmp_path / "annotations", tmp_path / "cache", size=SIZE,
-                        exif_orientation=setting)
+    index = build_cache(
+        tmp_path / "images",
+        tmp_path / "annotations",
+        tmp_path / "cache",
+        size=SIZE,
+        exif_orientation=setting,
+    )
     assert_aligned(tmp_path, index, drawn_on, "jpg_rgb")
 
 
 def test_an_explicit_setting_that_contradicts_the_mask_is_a_size_error(tmp_path):
     oriented_dataset(tmp_path, 6, "stored")
-    with pytest.raises(DatasetError, match=r"photo\.jpg.*96×160 as stored, 160×96 as displayed.*same size"):
-        build_cache(tmp_path / "images", tmp_path / "annotations", tmp_path / "cache", size=SIZE,
-                    exif_orientation="apply")
+    with pytest.raises(
+        DatasetError, match=r"photo\.jpg.*96×160 as stored, 160×96 as displayed.*same size"
+    ):
+        build_cache(
+            tmp_path / "images",
+            tmp_path / "annotations",
+            tmp_path / "cache",
+            size=SIZE,
+            exif_orientation="apply",
+        )
 
 
 def test_a_new_scan_is_read_as_viewers_show_it(tmp_path):
@@ -453,7 +562,9 @@ def test_a_new_scan_is_read_as_viewers_show_it(tmp_path):
     pixels, _ = decode.rgb_image(path, str(path))
     assert_close(pixels, reference(), "jpg_rgb")
     small, _ = decode.scaled_image(path, W // 2, H // 2, str(path))
-    expected = np.asarray(Image.fromarray(reference()).resize((W // 2, H // 2), Image.Resampling.LANCZOS))
+    expected = np.asarray(
+        Image.fromarray(reference()).resize((W // 2, H // 2), Image.Resampling.LANCZOS)
+    )
     assert_close(small, expected, "jpg_rgb")
     stored, _ = decode.scaled_image(path, H // 2, W // 2, str(path), orientation="ignore")
     assert stored.shape == (W // 2, H // 2, 3)
@@ -466,7 +577,7 @@ def test_a_new_scan_is_read_as_viewers_show_it(tmp_path):
 def test_a_multipage_tiff_reads_its_first_page_and_says_so(tmp_path, caplog):
     path = tmp_path / "pages.tif"
     tif_multipage(path.with_suffix(""))
-    with caplog.at_level(logging.WARNING, logger="heritage_damage_seg.decode"):
+    with caplog.at_level(logging.WARNING, logger="heritage_damage_seg.data.decode"):
         pixels, head = decode.rgb_image(path, "pages.tif (warned)")
     assert head.pages == 3 and np.array_equal(pixels, reference())
     assert any("pages.tif (warned)" in r.message and "3-page" in r.message for r in caplog.records)
@@ -474,7 +585,9 @@ def test_a_multipage_tiff_reads_its_first_page_and_says_so(tmp_path, caplog):
 
 def test_a_multipage_tiff_whose_first_page_is_a_preview_is_refused(tmp_path):
     path = tmp_path / "preview_first.tif"
-    Image.fromarray(reference()[::4, ::4]).save(path, save_all=True, append_images=[Image.fromarray(reference())])
+    Image.fromarray(reference()[::4, ::4]).save(
+        path, save_all=True, append_images=[Image.fromarray(reference())]
+    )
     refused = r"preview_first\.tif: page 2 .* larger .*save the scan as a single-page file"
     with pytest.raises(DatasetError, match=refused):
         decode.rgb_image(path, str(path))
@@ -483,7 +596,9 @@ def test_a_multipage_tiff_whose_first_page_is_a_preview_is_refused(tmp_path):
 def test_float_samples_are_refused_naming_the_file(tmp_path):
     path = tmp_path / "float.tif"
     vips(reference().astype(np.float32) / 255, "srgb").tiffsave(str(path))
-    with pytest.raises(DatasetError, match=r"float\.tif: float samples .*save the image as 8- or 16-bit"):
+    with pytest.raises(
+        DatasetError, match=r"float\.tif: float samples .*save the image as 8- or 16-bit"
+    ):
         decode.rgb_image(path, str(path))
 
 
@@ -494,11 +609,13 @@ def test_float_samples_are_refused_naming_the_file(tmp_path):
 LARGE_PEAK_RSS_BOUND_MB = 400
 LARGE_SCRIPT = """
 import json, sys
-from heritage_damage_seg.dataset import build_cache
+from heritage_damage_seg.data.dataset import build_cache
 root = sys.argv[1]
-index = build_cache(root + "/images", root + "/annotations", root + "/cache", size=384, working_max_side=4096)
+index = build_cache(root + "/images", root + "/annotations", root + "/cache", size=384,
+working_max_side=4096)
 hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")]
-print(json.dumps({"peak_mb": int(hwm[0].split()[1]) / 1024, "image_path": index.iloc[0].image_path}))
+print(json.dumps({"peak_mb": int(hwm[0].split()[1]) / 1024, "image_path":
+index.iloc[0].image_path}))
 """
 
 
@@ -514,17 +631,27 @@ def test_a_large_16_bit_or_cmyk_scan_is_converted_in_bounded_memory(tmp_path, mo
     x, y = pyvips.Image.xyz(width, height).bandsplit()
     pixels = (x % 251).bandjoin([y % 241, (x + y) % 239])
     if mode == "rgb16":
-        (pixels * 257).cast("ushort").copy(interpretation="rgb16").tiffsave(str(tmp_path / "images" / "scan.tif"))
+        (pixels * 257).cast("ushort").copy(interpretation="rgb16").tiffsave(
+            str(tmp_path / "images" / "scan.tif")
+        )
     else:
-        pixels.cast("uchar").copy(interpretation="srgb").icc_transform("cmyk", input_profile="srgb").tiffsave(
-            str(tmp_path / "images" / "scan.tif"))
-    (x < width // 8).ifthenelse(IGNORE_INDEX, 0).cast("uchar").pngsave(str(tmp_path / "annotations" / "scan.png"),
-                                                                       compression=1)
-    run = subprocess.run([sys.executable, "-c", LARGE_SCRIPT, str(tmp_path)], capture_output=True, text=True,
-                         timeout=600)
+        pixels.cast("uchar").copy(interpretation="srgb").icc_transform(
+            "cmyk", input_profile="srgb"
+        ).tiffsave(str(tmp_path / "images" / "scan.tif"))
+    (x < width // 8).ifthenelse(IGNORE_INDEX, 0).cast("uchar").pngsave(
+        str(tmp_path / "annotations" / "scan.png"), compression=1
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", LARGE_SCRIPT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
-    print(f"61 MP {mode} scan prepared with peak RSS {result['peak_mb']:.0f} MB (bound {LARGE_PEAK_RSS_BOUND_MB} MB)")
+    print(
+        f"61 MP {mode} scan prepared with peak RSS {result['peak_mb']:.0f} MB (bound {LARGE_PEAK_RSS_BOUND_MB} MB)"
+    )
     assert result["peak_mb"] < LARGE_PEAK_RSS_BOUND_MB
     cache = load_cache(tmp_path / "cache")
     if mode == "rgb16":  # the 16-bit values scaled, not clipped: the 8-bit pattern again
@@ -541,7 +668,7 @@ def test_parquet_cells_follow_the_same_rule_as_files(tmp_path):
     import pyarrow.parquet as pq
     from test_parquet import SCHEMA
 
-    from heritage_damage_seg.dataset import build_cache_from_parquet
+    from heritage_damage_seg.data.dataset import build_cache_from_parquet
 
     drawn_on = oriented_dataset(tmp_path / "folder", 6, "displayed")
     png_grey16(tmp_path / "folder" / "images" / "film")
@@ -549,15 +676,31 @@ def test_parquet_cells_follow_the_same_rule_as_files(tmp_path):
     records = []
     for stem, image in (("photo", "photo.jpg"), ("plain", "plain.png"), ("film", "film.png")):
         encoded = (tmp_path / "folder" / "images" / image).read_bytes()
-        records.append({"id": stem, "image": {"bytes": encoded, "path": image},
-                        "annotation": {"bytes": (tmp_path / "folder" / "annotations" / f"{stem}.png").read_bytes(),
-                                       "path": None},
-                        "annotation_rgb": None, "material": "Paper", "content": "Photo", "type": "Photo",
-                        "damage_description": "", "llava_description": "", "verified_description": ""})  # fmt: skip
+        records.append(
+            {
+                "id": stem,
+                "image": {"bytes": encoded, "path": image},
+                "annotation": {
+                    "bytes": (tmp_path / "folder" / "annotations" / f"{stem}.png").read_bytes(),
+                    "path": None,
+                },
+                "annotation_rgb": None,
+                "material": "Paper",
+                "content": "Photo",
+                "type": "Photo",
+                "damage_description": "",
+                "llava_description": "",
+                "verified_description": "",
+            }
+        )
     (tmp_path / "hub").mkdir()
     pq.write_table(pa.Table.from_pylist(records, schema=SCHEMA), tmp_path / "hub" / "shard.parquet")
-    from_folder = build_cache(tmp_path / "folder" / "images", tmp_path / "folder" / "annotations",
-                              tmp_path / "folder" / "cache", size=SIZE)
+    from_folder = build_cache(
+        tmp_path / "folder" / "images",
+        tmp_path / "folder" / "annotations",
+        tmp_path / "folder" / "cache",
+        size=SIZE,
+    )
     from_parquet = build_cache_from_parquet(tmp_path / "hub", tmp_path / "cache", size=SIZE)
     folder, hub = load_cache(tmp_path / "folder" / "cache"), load_cache(tmp_path / "cache")
     assert np.array_equal(folder.images, hub.images) and np.array_equal(folder.masks, hub.masks)
@@ -565,8 +708,12 @@ def test_parquet_cells_follow_the_same_rule_as_files(tmp_path):
     rows = from_parquet.set_index("id")
     assert_close(np.asarray(read_image(rows.loc["photo", "image_path"])[0]), drawn_on, "jpg_rgb")
     assert rows.loc["photo", "image_path"].endswith(".png")
-    film = np.asarray(read_image(rows.loc["film", "image_path"])[0])  # the 16-bit PNG, kept as it is
-    assert rows.loc["film", "image_path"].endswith(".png") and np.array_equal(film, as_rgb(grey(reference())))
+    film = np.asarray(
+        read_image(rows.loc["film", "image_path"])[0]
+    )  # the 16-bit PNG, kept as it is
+    assert rows.loc["film", "image_path"].endswith(".png") and np.array_equal(
+        film, as_rgb(grey(reference()))
+    )
 
 
 def test_a_palette_tiff_mask_with_an_orientation_tag_is_refused(tmp_path):
@@ -576,5 +723,7 @@ def test_a_palette_tiff_mask_with_an_orientation_tag_is_refused(tmp_path):
     exif = mask.getexif()
     exif[0x0112] = 6
     mask.save(tmp_path / "mask.tif", exif=exif)
-    with pytest.raises(DatasetError, match=r"mask\.tif: the mask carries a TIFF orientation tag \(6\).*save it"):
+    with pytest.raises(
+        DatasetError, match=r"mask\.tif: the mask carries a TIFF orientation tag \(6\).*save it"
+    ):
         decode.scaled_mask(tmp_path / "mask.tif", 32, 32, str(tmp_path / "mask.tif"))

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from heritage_damage_seg.batches import Augmentation, ResidentSplit, augment, to_model_input
 from heritage_damage_seg.classes import IGNORE_INDEX, NUM_CLASSES
-from heritage_damage_seg.losses import build_loss
 from heritage_damage_seg.metrics import confusion_matrix
-from heritage_damage_seg.models import build_model
+from heritage_damage_seg.model.inputs import to_model_input
+from heritage_damage_seg.model.losses import build_loss
+from heritage_damage_seg.model.models import build_model
+from heritage_damage_seg.training.batches import Augmentation, ResidentSplit, augment
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -32,7 +33,9 @@ def test_a_training_step_and_validation_do_not_synchronise():
         torch.cuda.set_sync_debug_mode(0 if warm_up else "error")
         try:
             for batch_images, batch_masks in split.batches(4, order=order, drop_last=True):
-                batch_images, batch_masks = augment(batch_images, batch_masks, generator, Augmentation())
+                batch_images, batch_masks = augment(
+                    batch_images, batch_masks, generator, Augmentation()
+                )
                 with torch.autocast("cuda", dtype=torch.bfloat16):
                     logits = model(to_model_input(batch_images))
                 loss = loss_fn(logits, batch_masks)
@@ -42,7 +45,9 @@ def test_a_training_step_and_validation_do_not_synchronise():
             with torch.no_grad():
                 for batch_images, batch_masks in split.batches(4):
                     with torch.autocast("cuda", dtype=torch.bfloat16):
-                        cm += confusion_matrix(model(to_model_input(batch_images)).argmax(1), batch_masks)
+                        cm += confusion_matrix(
+                            model(to_model_input(batch_images)).argmax(1), batch_masks
+                        )
         finally:
             torch.cuda.set_sync_debug_mode(0)
     assert int(cm.sum()) == 2 * int((torch.from_numpy(masks) != IGNORE_INDEX).sum())

@@ -18,7 +18,9 @@ TINY = ROOT / "tests" / "tiny.yaml"
 def test_native_evaluation_predict_and_export_rules(tmp_path):
     scans = tmp_path / "scans"
     scans.mkdir()
-    Image.fromarray(np.random.default_rng(0).integers(0, 256, (150, 97, 3), dtype=np.uint8)).save(scans / "new.png")
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (150, 97, 3), dtype=np.uint8)).save(
+        scans / "new.png"
+    )
     (scans / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     layer = tmp_path / "layer.yaml"
     layer.write_text(
@@ -31,8 +33,19 @@ def test_native_evaluation_predict_and_export_rules(tmp_path):
         "results/convnext_tiny/export/model_card.json",
         "results/predict/damage_areas.csv",
     ]
-    command = [sys.executable, "-m", "snakemake", "--configfile", str(TINY), str(layer), "--cores", "2",
-               "--directory", str(tmp_path / "run"), *targets]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--configfile",
+        str(TINY),
+        str(layer),
+        "--cores",
+        "2",
+        "--directory",
+        str(tmp_path / "run"),
+        *targets,
+    ]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1500)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     run = tmp_path / "run/results"
@@ -45,12 +58,18 @@ def test_native_evaluation_predict_and_export_rules(tmp_path):
     table = (run / "convnext_tiny/evaluation_modes.html").read_text()
     assert 'id="evaluation_modes"' in table and "Hair" in table and "IoU native" in table
     card = json.loads((run / "convnext_tiny/export/model_card.json").read_text())
-    assert card["metrics"]["evaluation_mode"] == "native" and (run / "convnext_tiny/export/model.onnx").is_file()
+    assert (
+        card["metrics"]["evaluation_mode"] == "native"
+        and (run / "convnext_tiny/export/model.onnx").is_file()
+    )
     with open(run / "predict/damage_areas.csv", newline="") as handle:
         areas = {r["image"]: r for r in csv.DictReader(handle)}
     assert areas["new.png"]["status"] == "ok" and areas["broken.jpg"]["status"].startswith("error")
     assert np.asarray(Image.open(run / "predict/masks/new.png")).shape == (150, 97)
     # The model card and predict say how the model sees a scan: as trained (resize view).
     assert card["scan_view"]["view"] == "resize" and card["scan_view"]["image_size"] == 64
-    assert json.loads((run / "predict/prediction.json").read_text())["settings"]["scan_view"] == card["scan_view"]
+    assert (
+        json.loads((run / "predict/prediction.json").read_text())["settings"]["scan_view"]
+        == card["scan_view"]
+    )
     assert "broken.jpg FAILED" in (run / "logs/predict.log").read_text()

@@ -37,19 +37,39 @@ pytestmark = pytest.mark.slow
 def command(workdir: Path, *args: str) -> list[str]:
     small = workdir / "small.yaml"
     small.write_text(SMALL)
-    return [sys.executable, "-m", "snakemake", "--configfile", str(TINY), str(small), "--cores", "2",
-            "--directory", str(workdir), "--rerun-incomplete", *args]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--configfile",
+        str(TINY),
+        str(small),
+        "--cores",
+        "2",
+        "--directory",
+        str(workdir),
+        "--rerun-incomplete",
+        *args,
+    ]
 
 
 def run(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(command(workdir, *args), cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    result = subprocess.run(
+        command(workdir, *args), cwd=ROOT, capture_output=True, text=True, timeout=1200
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     return result
 
 
 def start(workdir: Path, *args: str) -> subprocess.Popen:
     log = open(workdir / "snakemake.out", "a")
-    return subprocess.Popen(command(workdir, *args), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        command(workdir, *args),
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def session_processes(sid: int) -> dict[int, str]:
@@ -62,7 +82,9 @@ def session_processes(sid: int) -> dict[int, str]:
             stat = (entry / "stat").read_text()
             fields = stat[stat.rindex(")") + 2 :].split()
             if fields[0] != "Z" and int(fields[3]) == sid:
-                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                found[int(entry.name)] = (
+                    (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                )
         except (OSError, ValueError):
             continue
     return found
@@ -97,7 +119,9 @@ def kill_session(proc: subprocess.Popen) -> None:
     assert not session_processes(proc.pid)
 
 
-def wait_for_history_rows(path: Path, rows: int, proc: subprocess.Popen, timeout: float = 600) -> None:
+def wait_for_history_rows(
+    path: Path, rows: int, proc: subprocess.Popen, timeout: float = 600
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if path.exists() and len(pd.read_csv(path)) >= rows:
@@ -128,7 +152,11 @@ def assert_same_result(workdir: Path, expected: dict) -> None:
     assert metrics == {k: v for k, v in expected["metrics"].items() if k not in TIMING_METRICS}
     history = pd.read_csv(out / "history.csv")
     # Exactly equal on the CPU: same floats in the CSV, bit-identical weights.
-    pd.testing.assert_frame_equal(history.drop(columns=list(TIMING_HISTORY)), expected["history"].drop(columns=list(TIMING_HISTORY)), check_exact=True)
+    pd.testing.assert_frame_equal(
+        history.drop(columns=list(TIMING_HISTORY)),
+        expected["history"].drop(columns=list(TIMING_HISTORY)),
+        check_exact=True,
+    )
     best = torch.load(out / "model_best.pt", weights_only=False)["model_state_dict"]
     assert best.keys() == expected["best"].keys()
     assert all(torch.equal(best[k], expected["best"][k]) for k in best)
@@ -195,19 +223,35 @@ def check_no_partial_output(workdir: Path) -> int:
 
     synthetic = workdir / "resources/synthetic"
     for folder in ("images", "annotations"):
-        for png in sorted((synthetic / folder).glob("*.png")) if (synthetic / folder).is_dir() else []:
+        for png in (
+            sorted((synthetic / folder).glob("*.png")) if (synthetic / folder).is_dir() else []
+        ):
             load_png(png)
     if (synthetic / "metadata.csv").exists():
         meta = pd.read_csv(synthetic / "metadata.csv")
-        assert len(meta) and all((synthetic / f / f"{i}.png").is_file() for i in meta["id"] for f in ("images", "annotations"))
+        assert len(meta) and all(
+            (synthetic / f / f"{i}.png").is_file()
+            for i in meta["id"]
+            for f in ("images", "annotations")
+        )
     cache = workdir / "results/cache"
-    arrays = {name: np.load(cache / name) for name in ("images.npy", "masks.npy") if (cache / name).exists()}
+    arrays = {
+        name: np.load(cache / name)
+        for name in ("images.npy", "masks.npy")
+        if (cache / name).exists()
+    }
     checked += len(arrays)
     if (cache / "index.csv").exists():  # written last: the arrays it describes are complete
         index = pd.read_csv(cache / "index.csv")
-        assert len(arrays) == 2 and len(arrays["images.npy"]) == len(arrays["masks.npy"]) == len(index)
+        assert len(arrays) == 2 and len(arrays["images.npy"]) == len(arrays["masks.npy"]) == len(
+            index
+        )
         checked += 1
-    for name in ("results/split.json", "results/class_weights.json", "results/convnext_tiny/metrics.json"):
+    for name in (
+        "results/split.json",
+        "results/class_weights.json",
+        "results/convnext_tiny/metrics.json",
+    ):
         if (workdir / name).exists():
             json.loads((workdir / name).read_text())
             checked += 1
@@ -222,7 +266,9 @@ def check_no_partial_output(workdir: Path) -> int:
     if (out / "per_image_confusion.npz").exists():
         np.load(out / "per_image_confusion.npz")["confusion"]
         checked += 1
-    for png in sorted((out / "predictions").glob("*.png")) if (out / "predictions").is_dir() else []:
+    for png in (
+        sorted((out / "predictions").glob("*.png")) if (out / "predictions").is_dir() else []
+    ):
         load_png(png)
     if (out / "metrics.json").exists():
         n_images = json.loads((out / "metrics.json").read_text())["n_images"]
@@ -261,12 +307,18 @@ def test_random_sigkills_in_every_stage_leave_no_partial_output(tmp_path):
             while time.monotonic() - started < delay and pid in session_processes(proc.pid):
                 time.sleep(0.02)
             kill_session(proc)
-            kills.append((stage, round(time.monotonic() - started, 2), check_no_partial_output(tmp_path)))
+            kills.append(
+                (stage, round(time.monotonic() - started, 2), check_no_partial_output(tmp_path))
+            )
             run(tmp_path, "--unlock")  # the lock a killed Snakemake leaves (its message says so)
         run(tmp_path, target)
     run(tmp_path, TARGET)
     assert check_no_partial_output(tmp_path) > 0
-    leftovers = [p for p in tmp_path.rglob("*") if p.name.endswith((".tmp", ".old")) and ".snakemake" not in p.parts]
+    leftovers = [
+        p
+        for p in tmp_path.rglob("*")
+        if p.name.endswith((".tmp", ".old")) and ".snakemake" not in p.parts
+    ]
     assert not leftovers
     print(f"{len(kills)} kills (stage, seconds after the job started, files checked): {kills}")
     assert {stage for stage, *_ in kills} == set(STAGES)

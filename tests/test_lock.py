@@ -16,7 +16,10 @@ PIN = re.compile(r"^([A-Za-z0-9_.-]+)==([^ \\]+) \\$", re.MULTILINE)
 
 
 def lock_pins() -> dict[str, str]:
-    return {canonicalize_name(name): version for name, version in PIN.findall((ROOT / "requirements.lock").read_text())}
+    return {
+        canonicalize_name(name): version
+        for name, version in PIN.findall((ROOT / "requirements.lock").read_text())
+    }
 
 
 def project() -> dict:
@@ -34,7 +37,12 @@ def test_every_requirement_is_pinned_exactly_with_hashes():
 
 def test_the_lock_satisfies_pyproject_and_holds_every_dependency():
     pins = lock_pins()
-    deps = project()["dependencies"] + [d for d in project()["optional-dependencies"]["test"] + project()["optional-dependencies"]["export"] if not d.startswith("heritage")]
+    deps = project()["dependencies"] + [
+        d
+        for d in project()["optional-dependencies"]["test"]
+        + project()["optional-dependencies"]["export"]
+        if not d.startswith("heritage")
+    ]
     for dep in map(Requirement, deps):
         name = canonicalize_name(dep.name)
         assert name in pins, dep
@@ -44,7 +52,9 @@ def test_the_lock_satisfies_pyproject_and_holds_every_dependency():
 
 def test_python_and_plugin_bounds_are_honest():
     assert project()["requires-python"] == ">=3.11"  # Snakemake 9
-    deps = {canonicalize_name(Requirement(d).name): Requirement(d) for d in project()["dependencies"]}
+    deps = {
+        canonicalize_name(Requirement(d).name): Requirement(d) for d in project()["dependencies"]
+    }
     assert "pygments" not in deps and "reports" in deps["snakemake"].extras
     assert deps["snakemake-executor-plugin-slurm"].specifier.contains("2.0.1")
     assert not deps["snakemake-executor-plugin-slurm"].specifier.contains("1.9")

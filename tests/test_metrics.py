@@ -86,7 +86,9 @@ def test_the_confusion_matrix_counts_pairs_and_skips_ignored_and_out_of_range_ta
     target = torch.randint(0, NUM_CLASSES, (4, 17, 13), generator=generator)
     prediction = torch.randint(0, NUM_CLASSES, (4, 17, 13), generator=generator)
     target[0, :5] = IGNORE_INDEX
-    target[1, 0, 0] = NUM_CLASSES  # a data error the cache refuses: never counted, never spills over
+    target[1, 0, 0] = (
+        NUM_CLASSES  # a data error the cache refuses: never counted, never spills over
+    )
     expected = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
     for t, p in zip(target.reshape(-1).tolist(), prediction.reshape(-1).tolist()):
         if t < NUM_CLASSES:

@@ -1,10 +1,11 @@
 import pytest
 import torch
 
-from heritage_damage_seg.batches import Augmentation, augment, to_model_input
 from heritage_damage_seg.classes import IGNORE_INDEX, NUM_CLASSES
-from heritage_damage_seg.losses import WeightedDiceLoss
-from heritage_damage_seg.models import ENCODERS, ModelConfigError, build_model
+from heritage_damage_seg.model.inputs import to_model_input
+from heritage_damage_seg.model.losses import WeightedDiceLoss
+from heritage_damage_seg.model.models import ENCODERS, ModelConfigError, build_model
+from heritage_damage_seg.training.batches import Augmentation, augment
 
 SIZE = 64
 
@@ -32,7 +33,9 @@ class TestEveryEncoder:
         path = tmp_path / "encoder.pth"
         torch.save(source.encoder.state_dict(), path)
         loaded = build_model(name, image_size=SIZE, encoder_weights=str(path))
-        for (key, a), b in zip(source.encoder.state_dict().items(), loaded.encoder.state_dict().values()):
+        for (key, a), b in zip(
+            source.encoder.state_dict().items(), loaded.encoder.state_dict().values()
+        ):
             assert torch.equal(a, b), key
 
     def test_missing_weights_file_is_named(self, name, tmp_path):
@@ -58,12 +61,18 @@ def test_unknown_encoder_lists_the_known_ones():
 
 def test_augmentation_moves_image_and_mask_together():
     generator = torch.Generator().manual_seed(0)
-    images = torch.arange(8 * 16 * 16, dtype=torch.int64).reshape(8, 16, 16, 1).expand(8, 16, 16, 3) % 251
+    images = (
+        torch.arange(8 * 16 * 16, dtype=torch.int64).reshape(8, 16, 16, 1).expand(8, 16, 16, 3)
+        % 251
+    )
     images = images.to(torch.uint8)
     masks = images[..., 0].clone()
     masks[:, 0, 0] = IGNORE_INDEX
     out_images, out_masks = augment(images, masks, generator)
-    assert torch.equal(out_images[..., 0].masked_fill(out_masks == IGNORE_INDEX, 0), out_masks.masked_fill(out_masks == IGNORE_INDEX, 0))
+    assert torch.equal(
+        out_images[..., 0].masked_fill(out_masks == IGNORE_INDEX, 0),
+        out_masks.masked_fill(out_masks == IGNORE_INDEX, 0),
+    )
     assert (out_masks == IGNORE_INDEX).sum() == 8  # 255 kept exactly, one per sample
     assert not torch.equal(out_images, images)  # something was flipped
     for i in range(8):  # each output is a dihedral transform of its own input: same multiset

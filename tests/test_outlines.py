@@ -8,7 +8,12 @@ from PIL import Image, ImageDraw
 from shapely.geometry import shape
 
 from heritage_damage_seg.classes import IGNORE_INDEX, NUM_CLASSES
-from heritage_damage_seg.inference.outlines import OutlineSettings, damage_regions, write_coco, write_geojson
+from heritage_damage_seg.inference.outlines import (
+    OutlineSettings,
+    damage_regions,
+    write_coco,
+    write_geojson,
+)
 
 HEIGHT, WIDTH = 300, 420
 
@@ -63,11 +68,20 @@ def test_simplified_outlines_stay_valid_and_within_one_percent_of_the_pixel_coun
     outlines = damage_regions(mask, OutlineSettings(tolerance=1.0, min_area=16))
     counts = class_pixels(mask)
     areas = outline_areas(outlines)
-    for c in (1, 2, 10):  # regions a 1 px tolerance is small against (not the 20 px dirt disc: 1.7 %)
+    for c in (
+        1,
+        2,
+        10,
+    ):  # regions a 1 px tolerance is small against (not the 20 px dirt disc: 1.7 %)
         assert areas[c] == pytest.approx(counts[c], rel=0.01)
-    exact_vertices = sum(len(r.outline.exterior.coords) for r in damage_regions(mask, OutlineSettings(0, 16)).regions
-                         if r.outline.geom_type == "Polygon")  # fmt: skip
-    vertices = sum(len(r.outline.exterior.coords) for r in outlines.regions if r.outline.geom_type == "Polygon")
+    exact_vertices = sum(
+        len(r.outline.exterior.coords)
+        for r in damage_regions(mask, OutlineSettings(0, 16)).regions
+        if r.outline.geom_type == "Polygon"
+    )
+    vertices = sum(
+        len(r.outline.exterior.coords) for r in outlines.regions if r.outline.geom_type == "Polygon"
+    )
     assert vertices < exact_vertices / 2
     assert all(region.outline.is_valid for region in outlines.regions)
 
@@ -77,11 +91,15 @@ def test_geojson_is_valid_closed_and_in_qgis_pixel_coordinates(tmp_path):
     outlines = damage_regions(mask, OutlineSettings(tolerance=1.0, min_area=4))
     write_geojson(tmp_path / "scan.geojson", outlines, scan="scan.png", width=WIDTH, height=HEIGHT)
     document = json.loads((tmp_path / "scan.geojson").read_text())
-    assert document["type"] == "FeatureCollection" and len(document["features"]) == len(outlines.regions)
+    assert document["type"] == "FeatureCollection" and len(document["features"]) == len(
+        outlines.regions
+    )
     assert document["outlines"]["small_regions_dropped"] == 3
     for feature in document["features"]:
         geometry = feature["geometry"]
-        polygons = [geometry["coordinates"]] if geometry["type"] == "Polygon" else geometry["coordinates"]
+        polygons = (
+            [geometry["coordinates"]] if geometry["type"] == "Polygon" else geometry["coordinates"]
+        )
         for rings in polygons:
             for ring in rings:
                 assert ring[0] == ring[-1] and len(ring) >= 4

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from heritage_damage_seg.classes import IGNORE_INDEX, colour_lut
-from heritage_damage_seg.dataset import (
+from heritage_damage_seg.data.dataset import (
     CropView,
     DatasetError,
     build_cache,
@@ -100,14 +100,22 @@ def write_dataset(root, *, bad_value: int | None = None) -> None:
                 "verified_description": "",
             }
         )
-        metadata.append({"id": sample_id, "material": material, "content": content,
-                         "type": "Photo" if fmt == "JPEG" else "Scan"})
+        metadata.append(
+            {
+                "id": sample_id,
+                "material": material,
+                "content": content,
+                "type": "Photo" if fmt == "JPEG" else "Scan",
+            }
+        )
     # Shards in a shuffled row order: the cache must not depend on it.
     order = [3, 0, 4, 1, 2]
     shards = [order[:3], order[3:]]
     for k, rows in enumerate(shards):
         table = pa.Table.from_pylist([records[i] for i in rows], schema=SCHEMA)
-        pq.write_table(table, root / "hub" / "data" / f"train-{k:05d}-of-00002.parquet", row_group_size=2)
+        pq.write_table(
+            table, root / "hub" / "data" / f"train-{k:05d}-of-00002.parquet", row_group_size=2
+        )
     pd.DataFrame(metadata).to_csv(root / "folder" / "metadata.csv", index=False)
 
 
@@ -118,9 +126,16 @@ def dataset(tmp_path):
 
 
 def test_parquet_and_folders_give_the_same_cache(dataset):
-    from_folder = build_cache(dataset / "folder" / "images", dataset / "folder" / "annotations",
-                              dataset / "cache_folder", size=64, metadata=dataset / "folder" / "metadata.csv")
-    from_parquet = build_cache_from_parquet(dataset / "hub", dataset / "cache_parquet", size=64, workers=2)
+    from_folder = build_cache(
+        dataset / "folder" / "images",
+        dataset / "folder" / "annotations",
+        dataset / "cache_folder",
+        size=64,
+        metadata=dataset / "folder" / "metadata.csv",
+    )
+    from_parquet = build_cache_from_parquet(
+        dataset / "hub", dataset / "cache_parquet", size=64, workers=2
+    )
     folder, hub = load_cache(dataset / "cache_folder"), load_cache(dataset / "cache_parquet")
     assert np.array_equal(folder.images, hub.images)
     assert np.array_equal(folder.masks, hub.masks)
@@ -137,20 +152,42 @@ def test_parquet_and_folders_give_the_same_cache(dataset):
 
 def test_parquet_and_folders_give_the_same_crops(dataset):
     view = CropView(scale=0.5, per_image=3, seed=5)
-    from_folder = build_cache(dataset / "folder" / "images", dataset / "folder" / "annotations",
-                              dataset / "cache_folder", size=64, metadata=dataset / "folder" / "metadata.csv",
-                              crops=view)
-    from_parquet = build_cache_from_parquet(dataset / "hub", dataset / "cache_parquet", size=64, workers=2,
-                                            crops=view)
+    from_folder = build_cache(
+        dataset / "folder" / "images",
+        dataset / "folder" / "annotations",
+        dataset / "cache_folder",
+        size=64,
+        metadata=dataset / "folder" / "metadata.csv",
+        crops=view,
+    )
+    from_parquet = build_cache_from_parquet(
+        dataset / "hub", dataset / "cache_parquet", size=64, workers=2, crops=view
+    )
     folder, hub = load_cache(dataset / "cache_folder"), load_cache(dataset / "cache_parquet")
     assert hub.view == folder.view == "crops" and len(hub.index) == 3 * len(ROWS)
     assert np.array_equal(folder.images, hub.images)
     assert np.array_equal(folder.masks, hub.masks)
-    same = ["id", "scan", "group", "material", "content", "type", "height", "width", "crop_scale", "scaled_width",
-            "scaled_height", "crop_x", "crop_y"]
+    same = [
+        "id",
+        "scan",
+        "group",
+        "material",
+        "content",
+        "type",
+        "height",
+        "width",
+        "crop_scale",
+        "scaled_width",
+        "scaled_height",
+        "crop_x",
+        "crop_y",
+    ]
     pd.testing.assert_frame_equal(from_folder[same], from_parquet[same])
     rows = from_parquet.set_index("id")
-    assert rows.loc["canvas_01_aug3__crop2", ["scan", "group"]].tolist() == ["canvas_01_aug3", "canvas_01"]
+    assert rows.loc["canvas_01_aug3__crop2", ["scan", "group"]].tolist() == [
+        "canvas_01_aug3",
+        "canvas_01",
+    ]
     assert rows.loc["paper_11__crop0", ["scaled_width", "scaled_height"]].tolist() == [205, 62]
     assert set(np.unique(hub.masks)) <= {*range(16), IGNORE_INDEX}
 
@@ -160,16 +197,26 @@ def test_parquet_rows_get_working_copies_equal_to_the_originals(dataset):
     for row in index.itertuples():
         original_image = next((dataset / "folder" / "images").glob(f"{row.id}.*"))
         assert open(row.image_path, "rb").read() == original_image.read_bytes()
-        working_mask = np.asarray(Image.open(row.mask_path).convert("RGB") if row.id == RGB_ONLY
-                                  else Image.open(row.mask_path))
-        _, mask = make_sample([r[0] for r in ROWS].index(row.id), next(r[1] for r in ROWS if r[0] == row.id))
+        working_mask = np.asarray(
+            Image.open(row.mask_path).convert("RGB")
+            if row.id == RGB_ONLY
+            else Image.open(row.mask_path)
+        )
+        _, mask = make_sample(
+            [r[0] for r in ROWS].index(row.id), next(r[1] for r in ROWS if r[0] == row.id)
+        )
         expected = colour_lut()[mask] if row.id == RGB_ONLY else mask
         assert np.array_equal(working_mask, expected)
 
 
 def test_scans_larger_than_the_working_size_get_a_downscaled_copy(dataset):
-    index = build_cache(dataset / "folder" / "images", dataset / "folder" / "annotations", dataset / "cache",
-                        size=64, working_max_side=160)
+    index = build_cache(
+        dataset / "folder" / "images",
+        dataset / "folder" / "annotations",
+        dataset / "cache",
+        size=64,
+        working_max_side=160,
+    )
     rows = index.set_index("id")
     small = rows.loc["film_07"]  # 96×120: used where it is
     assert small["image_path"] == str(dataset / "folder" / "images" / "film_07.jpg")
@@ -182,16 +229,26 @@ def test_scans_larger_than_the_working_size_get_a_downscaled_copy(dataset):
 
 def test_a_mask_holding_17_is_an_error_naming_the_row_and_the_value(tmp_path):
     write_dataset(tmp_path, bad_value=17)
-    with pytest.raises(DatasetError, match=r"train-0000\d-of-00002\.parquet row group \d row \d \(id paper_11\).*\[17\]"):
+    with pytest.raises(
+        DatasetError,
+        match=r"train-0000\d-of-00002\.parquet row group \d row \d \(id paper_11\).*\[17\]",
+    ):
         build_cache_from_parquet(tmp_path / "hub", tmp_path / "cache_parquet", size=64)
     with pytest.raises(DatasetError, match=r"annotations/paper_11\.png.*\[17\]"):
-        build_cache(tmp_path / "folder" / "images", tmp_path / "folder" / "annotations", tmp_path / "cache", size=64)
+        build_cache(
+            tmp_path / "folder" / "images",
+            tmp_path / "folder" / "annotations",
+            tmp_path / "cache",
+            size=64,
+        )
     assert not (tmp_path / "cache" / "index.csv").exists()
 
 
 def test_parquet_without_the_card_columns_names_what_is_missing(tmp_path):
     pq.write_table(pa.table({"id": ["a"], "pixels": [b"x"]}), tmp_path / "odd.parquet")
-    with pytest.raises(DatasetError, match=r"odd\.parquet.*lacks column\(s\) \['image', 'annotation'\]"):
+    with pytest.raises(
+        DatasetError, match=r"odd\.parquet.*lacks column\(s\) \['image', 'annotation'\]"
+    ):
         build_cache_from_parquet(tmp_path / "odd.parquet", tmp_path / "cache", size=64)
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="no .parquet files"):
@@ -200,7 +257,10 @@ def test_parquet_without_the_card_columns_names_what_is_missing(tmp_path):
 
 def test_format_auto_detects_shards(dataset):
     assert dataset_format(dataset / "hub", "images") == "parquet"
-    assert dataset_format(dataset / "hub" / "data" / "train-00000-of-00002.parquet", "images") == "parquet"
+    assert (
+        dataset_format(dataset / "hub" / "data" / "train-00000-of-00002.parquet", "images")
+        == "parquet"
+    )
     assert dataset_format(dataset / "folder", "images") == "folder"
 
 
@@ -212,7 +272,7 @@ HUGE_SCRIPT = textwrap.dedent(
     """
     import json, resource, sys
     import pyvips
-    from heritage_damage_seg.dataset import build_cache
+    from heritage_damage_seg.data.dataset import build_cache
     root = sys.argv[1]
     index = build_cache(root + "/images", root + "/annotations", root + "/cache", size=384)
     row = index.iloc[0]
@@ -239,13 +299,21 @@ def test_a_244_megapixel_scan_is_prepared_in_bounded_memory(tmp_path):
     x, y = pyvips.Image.xyz(width, height).bandsplit()
     image = (x % 251).bandjoin([y % 241, (x + y) % 239]).cast("uchar")
     image.pngsave(str(tmp_path / "images" / "huge_scan.png"), compression=1)
-    mask = (x < width // 8).ifthenelse(IGNORE_INDEX, (y < height // 2).ifthenelse(9, 0)).cast("uchar")
+    mask = (
+        (x < width // 8).ifthenelse(IGNORE_INDEX, (y < height // 2).ifthenelse(9, 0)).cast("uchar")
+    )
     mask.pngsave(str(tmp_path / "annotations" / "huge_scan.png"), compression=1)
-    run = subprocess.run([sys.executable, "-c", HUGE_SCRIPT, str(tmp_path)], capture_output=True, text=True,
-                         timeout=600)
+    run = subprocess.run(
+        [sys.executable, "-c", HUGE_SCRIPT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
-    print(f"244 MP scan prepared with peak RSS {result['peak_mb']:.0f} MB (bound {HUGE_PEAK_RSS_BOUND_MB} MB)")
+    print(
+        f"244 MP scan prepared with peak RSS {result['peak_mb']:.0f} MB (bound {HUGE_PEAK_RSS_BOUND_MB} MB)"
+    )
     assert result["peak_mb"] < HUGE_PEAK_RSS_BOUND_MB
     assert (result["height"], result["width"]) == (height, width)
     cache = load_cache(tmp_path / "cache")
@@ -273,10 +341,20 @@ def test_the_workflow_reads_parquet_shards_through_config_alone(dataset, tmp_pat
 def test_a_truncated_image_in_a_shard_is_an_error_not_a_black_sample(tmp_path):
     image, mask = make_sample(0, (120, 90))
     data = encode(image, "PNG")
-    record = {"id": "cut", "image": {"bytes": data[: len(data) // 2], "path": None},
-              "annotation": {"bytes": encode(mask, "PNG"), "path": None}, "annotation_rgb": None,
-              "material": "Paper", "content": "Line art", "type": "Scan", "damage_description": "",
-              "llava_description": "", "verified_description": ""}  # fmt: skip
+    record = {
+        "id": "cut",
+        "image": {"bytes": data[: len(data) // 2], "path": None},
+        "annotation": {"bytes": encode(mask, "PNG"), "path": None},
+        "annotation_rgb": None,
+        "material": "Paper",
+        "content": "Line art",
+        "type": "Scan",
+        "damage_description": "",
+        "llava_description": "",
+        "verified_description": "",
+    }
     pq.write_table(pa.Table.from_pylist([record], schema=SCHEMA), tmp_path / "cut.parquet")
-    with pytest.raises(DatasetError, match=r"cut\.parquet row group 0 row 0 \(id cut\) image.*corrupt or truncated"):
+    with pytest.raises(
+        DatasetError, match=r"cut\.parquet row group 0 row 0 \(id cut\) image.*corrupt or truncated"
+    ):
         build_cache_from_parquet(tmp_path / "cut.parquet", tmp_path / "cache", size=64)

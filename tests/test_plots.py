@@ -7,14 +7,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from heritage_damage_seg import plots
 from heritage_damage_seg.classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
 from heritage_damage_seg.metrics import summarise
+from heritage_damage_seg.report import plots
 
 ENCODERS = ("convnext_tiny", "segformer_b3", "maxvit_tiny")
 DPI = 100  # config/config.yaml plots.dpi
 PER_ENCODER = ("confusion_matrix", "per_class_iou", "class_distribution", "training_curves")
-COMPARISON = {"miou_ci": "comparison_ci", "iou_heatmap": "iou_heatmap", "accuracy_vs_speed": "accuracy_vs_speed"}
+COMPARISON = {
+    "miou_ci": "comparison_ci",
+    "iou_heatmap": "iou_heatmap",
+    "accuracy_vs_speed": "accuracy_vs_speed",
+}
 
 
 def assert_png(path, size):
@@ -54,7 +58,9 @@ def test_focus_classes_are_the_most_frequent_damage_classes_or_the_configured_on
 
 
 def test_colourise_draws_background_apart_from_every_class():
-    mask = np.array([[0, 9], [IGNORE_INDEX, IGNORE_INDEX]], dtype=np.uint8).repeat(16, 0).repeat(16, 1)
+    mask = (
+        np.array([[0, 9], [IGNORE_INDEX, IGNORE_INDEX]], dtype=np.uint8).repeat(16, 0).repeat(16, 1)
+    )
     rgb = plots.colourise(mask)
     background = {tuple(c) for c in rgb[mask == IGNORE_INDEX]}
     assert background == {tuple(plots.BACKGROUND_LIGHT), tuple(plots.BACKGROUND_DARK)}
@@ -81,12 +87,18 @@ def test_metric_figures_from_a_constructed_confusion_matrix(tmp_path):
 @pytest.mark.parametrize("encoder", ENCODERS)
 def test_every_per_encoder_plot_is_a_png_of_the_expected_size(tiny_run, encoder):
     out = tiny_run / "results" / encoder / "plots"
-    n_val = json.loads((tiny_run / "results/split.json").read_text())["n_test"]  # samples come from test
+    n_val = json.loads((tiny_run / "results/split.json").read_text())[
+        "n_test"
+    ]  # samples come from test
     for kind in PER_ENCODER:
         assert_png(out / f"{kind}.png", plots.pixel_size(kind, DPI))
-    assert_png(out / "prediction_grid.png", plots.pixel_size("prediction_grid", DPI, rows=min(20, n_val)))
+    assert_png(
+        out / "prediction_grid.png", plots.pixel_size("prediction_grid", DPI, rows=min(20, n_val))
+    )
     assert_png(out / "error_maps.png", plots.pixel_size("error_maps", DPI, rows=min(6, n_val)))
-    focus_sizes = {plots.pixel_size("class_focus", DPI, rows=r) for r in range(1, min(4, n_val) + 1)}
+    focus_sizes = {
+        plots.pixel_size("class_focus", DPI, rows=r) for r in range(1, min(4, n_val) + 1)
+    }
     for rank in range(1, 7):
         path = out / f"class_focus_{rank}.png"
         assert_png(path, Image.open(path).size)
@@ -98,9 +110,15 @@ def test_every_per_encoder_plot_is_a_png_of_the_expected_size(tiny_run, encoder)
 @pytest.mark.slow
 def test_the_comparison_plots_and_the_bootstrap_in_model_comparison(tiny_run):
     for name, kind in COMPARISON.items():
-        assert_png(tiny_run / "results/comparison" / f"{name}.png", plots.pixel_size(kind, DPI, columns=len(ENCODERS)))
+        assert_png(
+            tiny_run / "results/comparison" / f"{name}.png",
+            plots.pixel_size(kind, DPI, columns=len(ENCODERS)),
+        )
     comparison = json.loads((tiny_run / "results/model_comparison.json").read_text())
-    assert comparison["bootstrap"]["n_resamples"] == 1000 and comparison["bootstrap"]["confidence"] == 0.95
+    assert (
+        comparison["bootstrap"]["n_resamples"] == 1000
+        and comparison["bootstrap"]["confidence"] == 0.95
+    )
     for model in comparison["models"]:
         assert model["mIoU_ci_low"] <= model["mIoU"] <= model["mIoU_ci_high"]
         assert model["damage_mIoU_ci_low"] <= model["damage_mIoU"] <= model["damage_mIoU_ci_high"]
@@ -108,7 +126,9 @@ def test_the_comparison_plots_and_the_bootstrap_in_model_comparison(tiny_run):
     pairs = [(p["a"], p["b"]) for p in comparison["pairwise"]]
     assert len(pairs) == 3 and all(ranked.index(a) < ranked.index(b) for a, b in pairs)
     for pair in comparison["pairwise"]:
-        assert pair["mIoU"]["low"] <= pair["mIoU"]["high"] and 0 <= pair["mIoU"]["a_wins_share"] <= 1
+        assert (
+            pair["mIoU"]["low"] <= pair["mIoU"]["high"] and 0 <= pair["mIoU"]["a_wins_share"] <= 1
+        )
     table = (tiny_run / "results/comparison/comparison_table.html").read_text()
     assert all(encoder in table for encoder in ENCODERS) and "pairwise" in table
 
@@ -118,9 +138,13 @@ def test_every_encoder_shows_the_same_samples(tiny_run):
     chosen = {}
     for encoder in ENCODERS:
         log = (tiny_run / f"results/logs/plots/samples_{encoder}.log").read_text()
-        chosen[encoder] = re.findall(r"(prediction grid|error maps|class_focus_\d\.png)[^:]*: (.*)", log)
+        chosen[encoder] = re.findall(
+            r"(prediction grid|error maps|class_focus_\d\.png)[^:]*: (.*)", log
+        )
         assert len(chosen[encoder]) == 8, log
     assert chosen["convnext_tiny"] == chosen["segformer_b3"] == chosen["maxvit_tiny"]
     test_ids = set(json.loads((tiny_run / "results/split.json").read_text())["test"])
-    shown = {i.strip() for _, ids in chosen["convnext_tiny"] for i in ids.split(" on ")[-1].split(",")}
+    shown = {
+        i.strip() for _, ids in chosen["convnext_tiny"] for i in ids.split(" on ")[-1].split(",")
+    }
     assert shown and shown <= test_ids, "samples come from the test split"

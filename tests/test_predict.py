@@ -6,13 +6,19 @@ import logging
 
 import numpy as np
 import pytest
+from _checkpoints import save_random_checkpoint
 from PIL import Image
 
-from _checkpoints import save_random_checkpoint
 from heritage_damage_seg.classes import IGNORE_INDEX, NUM_CLASSES, slug
 from heritage_damage_seg.cli import main
-from heritage_damage_seg.predict import PredictError, best_checkpoint, damage_areas, list_images, predict_folder
-from heritage_damage_seg.sliding import SlidingSettings
+from heritage_damage_seg.inference.predict import (
+    PredictError,
+    best_checkpoint,
+    damage_areas,
+    list_images,
+    predict_folder,
+)
+from heritage_damage_seg.model.sliding import SlidingSettings
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +30,9 @@ def write_scans(folder, sizes=((90, 130), (64, 64))):
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     for i, (h, w) in enumerate(sizes):
-        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(folder / f"scan{i}.png")
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(
+            folder / f"scan{i}.png"
+        )
     return folder
 
 
@@ -40,7 +48,9 @@ def test_a_corrupt_file_is_reported_and_the_rest_are_predicted(tmp_path, checkpo
     (scans / "broken.png").write_bytes(good[: len(good) // 3])  # truncated
     (scans / "notes.jpg").write_text("not an image")
     out = tmp_path / "out"
-    summary = predict_folder(scans, out, checkpoint=checkpoint, settings=SlidingSettings(batch_size=4))
+    summary = predict_folder(
+        scans, out, checkpoint=checkpoint, settings=SlidingSettings(batch_size=4)
+    )
 
     assert summary.n_images == 4 and summary.n_ok == 2
     assert set(summary.failed) == {"broken.png", "notes.jpg"}
@@ -72,7 +82,9 @@ def test_artwork_masks_set_255_outside_and_leave_it_out_of_the_areas(tmp_path, c
     predict_folder(scans, tmp_path / "out", checkpoint=checkpoint, artwork_masks=artwork)
     mask = np.asarray(Image.open(tmp_path / "out/masks/scan0.png"))
     assert (mask[inside == 0] == IGNORE_INDEX).all() and (mask[inside > 0] < NUM_CLASSES).all()
-    assert int(read_rows(tmp_path / "out/damage_areas.csv")["scan0.png"]["scored_pixels"]) == 60 * 70
+    assert (
+        int(read_rows(tmp_path / "out/damage_areas.csv")["scan0.png"]["scored_pixels"]) == 60 * 70
+    )
 
 
 def test_default_model_is_the_best_of_the_comparison(tmp_path, checkpoint):
@@ -81,7 +93,9 @@ def test_default_model_is_the_best_of_the_comparison(tmp_path, checkpoint):
         best_checkpoint(results)
     (results / "maxvit_tiny").mkdir(parents=True)
     (results / "maxvit_tiny" / "model_best.pt").symlink_to(checkpoint)
-    (results / "model_comparison.json").write_text(json.dumps({"best_encoder": "maxvit_tiny", "models": []}))
+    (results / "model_comparison.json").write_text(
+        json.dumps({"best_encoder": "maxvit_tiny", "models": []})
+    )
     assert best_checkpoint(results) == results / "maxvit_tiny" / "model_best.pt"
 
 
@@ -89,10 +103,27 @@ def test_cli_predicts_a_list_of_files_and_says_when_one_failed(tmp_path, checkpo
     scans = write_scans(tmp_path / "scans", sizes=((70, 70),))
     (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nnonsense")
     options = ["-o", str(tmp_path / "out"), "--checkpoint", str(checkpoint)]
-    assert main(["predict", str(scans / "scan0.png"), *options, "--overlap", "0.5", "--blend", "linear"]) == 0
+    assert (
+        main(
+            ["predict", str(scans / "scan0.png"), *options, "--overlap", "0.5", "--blend", "linear"]
+        )
+        == 0
+    )
     assert (tmp_path / "out/masks/scan0.png").is_file()
     assert main(["predict", str(scans / "scan0.png"), str(tmp_path / "bad.png"), *options]) == 1
-    assert main(["predict", str(tmp_path / "nowhere"), "-o", str(tmp_path / "o2"), "--checkpoint", str(checkpoint)]) == 2
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "nowhere"),
+                "-o",
+                str(tmp_path / "o2"),
+                "--checkpoint",
+                str(checkpoint),
+            ]
+        )
+        == 2
+    )
 
 
 def test_inputs_with_the_same_stem_are_refused(tmp_path):

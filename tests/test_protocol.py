@@ -7,35 +7,58 @@ import numpy as np
 import pytest
 import torch
 
-from heritage_damage_seg import class_weights
-from heritage_damage_seg import train as train_module
-from heritage_damage_seg.dataset import build_cache, load_cache
-from heritage_damage_seg.evaluate import evaluate
+from heritage_damage_seg.data import class_weights
+from heritage_damage_seg.data.dataset import build_cache, load_cache
+from heritage_damage_seg.data.split import SELECTED_ON_SCORED_NOTE, grouped_split
+from heritage_damage_seg.data.synthetic import generate_dataset
+from heritage_damage_seg.evaluation.evaluate import evaluate
 from heritage_damage_seg.io import read_json, write_json
-from heritage_damage_seg.split import SELECTED_ON_SCORED_NOTE, grouped_split
-from heritage_damage_seg.synthetic import generate_dataset
-from heritage_damage_seg.train import TrainSettings, train
+from heritage_damage_seg.training import train as train_module
+from heritage_damage_seg.training.train import TrainSettings, train
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("protocol")
-    generate_dataset(root / "data", n_artworks=6, views_per_artwork=2, seed=2, min_side=64, max_side=96, background_fraction=0.3)
+    generate_dataset(
+        root / "data",
+        n_artworks=6,
+        views_per_artwork=2,
+        seed=2,
+        min_side=64,
+        max_side=96,
+        background_fraction=0.3,
+    )
     index = build_cache(root / "data/images", root / "data/annotations", root / "cache", size=64)
     ids, groups = index["id"].tolist(), index["group"].tolist()
-    write_json(root / "split3.json", grouped_split(ids, groups, val_fraction=0.2, test_fraction=0.3, seed=0))
+    write_json(
+        root / "split3.json",
+        grouped_split(ids, groups, val_fraction=0.2, test_fraction=0.3, seed=0),
+    )
     write_json(root / "split2.json", grouped_split(ids, groups, val_fraction=0.3, seed=0))
     masks = np.load(root / "cache/masks.npy")
     split = read_json(root / "split3.json")
     train_rows = np.flatnonzero(index["id"].isin(set(split["train"])).to_numpy())
-    write_json(root / "weights.json", class_weights.compute(class_weights.pixel_counts(masks[train_rows]), "uniform"))
+    write_json(
+        root / "weights.json",
+        class_weights.compute(class_weights.pixel_counts(masks[train_rows]), "uniform"),
+    )
     return {"root": root, "cache_dir": root / "cache", "class_weights_file": root / "weights.json"}
 
 
 def _train(data, split_file: Path, out: Path) -> Path:
-    settings = TrainSettings(encoder="convnext_tiny", epochs=2, batch_size=2, learning_rate=1e-3, seed=1)
-    train(settings, cache_dir=data["cache_dir"], split_file=split_file, class_weights_file=data["class_weights_file"],
-          best_checkpoint=out / "best.pt", last_checkpoint=out / "last.pt", history_file=out / "history.csv")  # fmt: skip
+    settings = TrainSettings(
+        encoder="convnext_tiny", epochs=2, batch_size=2, learning_rate=1e-3, seed=1
+    )
+    train(
+        settings,
+        cache_dir=data["cache_dir"],
+        split_file=split_file,
+        class_weights_file=data["class_weights_file"],
+        best_checkpoint=out / "best.pt",
+        last_checkpoint=out / "last.pt",
+        history_file=out / "history.csv",
+    )
     return out / "best.pt"
 
 
@@ -45,7 +68,10 @@ def trained(data) -> dict:
     split its validation scores recorded (wrappers that call through to the real code)."""
     built: list[np.ndarray] = []
     validated: list[np.ndarray] = []
-    original_split, original_validation = train_module.ResidentSplit, train_module.validation_confusion
+    original_split, original_validation = (
+        train_module.ResidentSplit,
+        train_module.validation_confusion,
+    )
 
     class RecordingSplit(original_split):
         def __init__(self, images, masks, positions, device):
@@ -68,21 +94,34 @@ def trained(data) -> dict:
 def test_training_never_evaluates_or_trains_on_test(data, trained):
     cache = load_cache(data["cache_dir"])
     split = read_json(data["root"] / "split3.json")
-    positions = {side: set(cache.positions(split[side]).tolist()) for side in ("train", "val", "test")}
+    positions = {
+        side: set(cache.positions(split[side]).tolist()) for side in ("train", "val", "test")
+    }
     assert positions["test"], "the split has a test side"
     assert len(trained["validated"]) == 2, "one validation per epoch"
     for seen in trained["validated"]:
         assert set(seen.tolist()) == positions["val"]
     built = trained["built"]
     assert built and all(not set(p.tolist()) & positions["test"] for p in built)
-    assert {frozenset(p.tolist()) for p in built} == {frozenset(positions["train"]), frozenset(positions["val"])}
+    assert {frozenset(p.tolist()) for p in built} == {
+        frozenset(positions["train"]),
+        frozenset(positions["val"]),
+    }
     assert torch.load(trained["checkpoint"], weights_only=False)["selected_on"] == "val"
 
 
 def _evaluate(checkpoint: Path, split_file: Path, data, out: Path) -> dict:
-    return evaluate(checkpoint, cache_dir=data["cache_dir"], split_file=split_file,
-                    metrics_file=out / "metrics.json", per_image_confusion_file=out / "pic.npz",
-                    predictions_dir=out / "pred", batch_size=4, mixed_precision=False, device_preference="cpu")  # fmt: skip
+    return evaluate(
+        checkpoint,
+        cache_dir=data["cache_dir"],
+        split_file=split_file,
+        metrics_file=out / "metrics.json",
+        per_image_confusion_file=out / "pic.npz",
+        predictions_dir=out / "pred",
+        batch_size=4,
+        mixed_precision=False,
+        device_preference="cpu",
+    )
 
 
 def test_evaluation_scores_test_and_records_the_protocol(data, trained, tmp_path):

@@ -16,7 +16,12 @@ PER_ENCODER = {
     "per-class views": [f"class view {rank}" for rank in range(1, 7)],
     "training": ["training curves"],
 }
-COMPARISON = ["accuracy vs speed", "comparison table", "IoU heatmap", "mIoU with confidence intervals"]
+COMPARISON = [
+    "accuracy vs speed",
+    "comparison table",
+    "IoU heatmap",
+    "mIoU with confidence intervals",
+]
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
@@ -28,13 +33,23 @@ def browser():
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
         if os.environ.get("CI"):
             pytest.fail("CI must install chromium and chromium-driver (see .ci/run)")
-        pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")
+        pytest.skip(
+            "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
+        )
     profile = tempfile.mkdtemp(prefix="report-browser-")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-                 "--window-size=1400,1000"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+        "--window-size=1400,1000",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
@@ -55,7 +70,9 @@ def wait_for(condition, timeout=20.0, ready=bool):
 
 
 @pytest.mark.slow
-def test_the_report_shows_every_category_and_figure_without_a_broken_image(tiny_run, browser, tmp_path):
+def test_the_report_shows_every_category_and_figure_without_a_broken_image(
+    tiny_run, browser, tmp_path
+):
     from selenium.webdriver.common.by import By
 
     report = tmp_path / "report.html"
@@ -64,12 +81,18 @@ def test_the_report_shows_every_category_and_figure_without_a_broken_image(tiny_
     browser.get(report.as_uri())
     nav = lambda: browser.find_element(By.TAG_NAME, "nav")  # noqa: E731
     assert wait_for(lambda: "Model comparison" in nav().text), nav().text
-    assert "encoders (U-Net decoders)" in browser.find_element(By.TAG_NAME, "body").text  # the workflow description
+    assert (
+        "encoders (U-Net decoders)" in browser.find_element(By.TAG_NAME, "body").text
+    )  # the workflow description
 
     def open_menu(*path):
         browser.get(report.as_uri())
         for entry in path:
-            link = wait_for(lambda: browser.find_elements(By.XPATH, f"//nav//*[normalize-space(text())='{entry}']"))
+            link = wait_for(
+                lambda entry=entry: browser.find_elements(
+                    By.XPATH, f"//nav//*[normalize-space(text())='{entry}']"
+                )
+            )
             assert link, f"no menu entry {entry!r} under {path}: {nav().text}"
             link[0].click()
 
@@ -82,24 +105,34 @@ def test_the_report_shows_every_category_and_figure_without_a_broken_image(tiny_
         for position in range(len(labels)):
             row = shown_rows()[position]
             row.find_element(By.CSS_SELECTOR, "a[iconname='eye']").click()
-            shown = wait_for(lambda: browser.execute_script(
-                "return Array.from(document.querySelectorAll('img, iframe'))"
-                ".filter(e => (e.src || '').startsWith('data:image/png') || (e.src || '').startsWith('data:text/html'))"
-                ".map(e => [e.tagName, e.src.slice(0, 80)])"))
+            shown = wait_for(
+                lambda: browser.execute_script(
+                    "return Array.from(document.querySelectorAll('img, iframe'))"
+                    ".filter(e => (e.src || '').startsWith('data:image/png')"
+                    " || (e.src || '').startsWith('data:text/html'))"
+                    ".map(e => [e.tagName, e.src.slice(0, 80)])"
+                )
+            )
             assert shown, f"{labels[position]}: nothing displayed"
-            broken = wait_for(lambda: browser.execute_script(
-                "const imgs = Array.from(document.images);"
-                "return imgs.every(i => i.complete) ? imgs.filter(i => i.naturalWidth === 0).map(i => i.src.slice(0, 80)) : null"),
-                ready=lambda value: value is not None)
+            broken = wait_for(
+                lambda: browser.execute_script(
+                    "const imgs = Array.from(document.images);"
+                    "return imgs.every(i => i.complete)"
+                    " ? imgs.filter(i => i.naturalWidth === 0).map(i => i.src.slice(0, 80)) : null"
+                ),
+                ready=lambda value: value is not None,
+            )
             assert broken == [], f"{labels[position]}: broken images {broken}"
             if shown[0][0] == "IMG":
                 width = browser.execute_script(
-                    "return Array.from(document.images).filter(i => i.src.startsWith('data:image/png'))[0].naturalWidth")
+                    "return Array.from(document.images).filter(i => i.src.startsWith('data:image/png'))[0].naturalWidth"
+                )
                 assert width > 300, labels[position]
             else:  # an HTML table: its document has rendered table rows
                 rows = browser.execute_script(
                     "const f = document.querySelector('iframe'); const d = f.contentDocument;"
-                    "return d ? d.querySelectorAll('tr').length : -1")
+                    "return d ? d.querySelectorAll('tr').length : -1"
+                )
                 assert rows != 0, labels[position]
 
     for encoder in ENCODERS:
@@ -122,7 +155,9 @@ def test_the_zip_report_holds_the_page_and_every_figure(tiny_run, tmp_path):
         assert archive.testzip() is None  # every member's CRC checks out
     assert any(name.endswith("report.html") for name in names)
     figures = [name for name in names if name.endswith(".png")]
-    per_encoder = sum(len(titles) for titles in PER_ENCODER.values()) - 1  # the metrics table is HTML
+    per_encoder = (
+        sum(len(titles) for titles in PER_ENCODER.values()) - 1
+    )  # the metrics table is HTML
     expected = len(ENCODERS) * per_encoder + len(COMPARISON) - 1  # so is the comparison table
     assert len(figures) >= expected, sorted(figures)
     # Files are stored by content hash and base name: one confusion matrix per encoder.

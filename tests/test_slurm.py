@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import csv
 import json
-import re
-from datetime import datetime
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -69,9 +69,7 @@ def slurm_cluster():
     if os.geteuid() != 0:
         pytest.fail("tests marked slurm must run as root (start-cluster.sh starts daemons)")
     t0 = time.monotonic()
-    proc = subprocess.run(
-        ["bash", str(START)], capture_output=True, text=True, timeout=600
-    )
+    proc = subprocess.run(["bash", str(START)], capture_output=True, text=True, timeout=600)
     elapsed = time.monotonic() - t0
     if proc.returncode != 0:
         pytest.fail(
@@ -93,8 +91,11 @@ def workdir(tmp_path):
 
 def run_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     cmd = [
-        sys.executable, "-m", "snakemake",
-        "--profile", str(PROFILE),
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--profile",
+        str(PROFILE),
         "--nolock",
         *TEST_CLUSTER_ARGS,
         *args,
@@ -104,8 +105,12 @@ def run_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     for key in [k for k in env if k.startswith("SLURM_")]:
         del env[key]
     proc = subprocess.run(
-        cmd, cwd=workdir, capture_output=True, text=True,
-        timeout=SNAKEMAKE_TIMEOUT_S, env=env,
+        cmd,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=SNAKEMAKE_TIMEOUT_S,
+        env=env,
     )
     proc.output = proc.stdout + proc.stderr  # snakemake logs to stderr
     return proc
@@ -120,9 +125,7 @@ def read_records(workdir: Path):
 
 
 def scontrol_job(job_id: str) -> dict:
-    out = subprocess.run(
-        ["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True
-    )
+    out = subprocess.run(["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True)
     assert out.returncode == 0, f"scontrol show job {job_id}: {out.stderr}"
     fields = {}
     for tok in out.stdout.split():
@@ -191,9 +194,16 @@ def unserialized_run(slurm_cluster, tmp_path_factory):
     wd = tmp_path_factory.mktemp("unserialized") / "wf"
     shutil.copytree(MIN_WF, wd)
     proc = run_snakemake(
-        wd, "all", "boom_all", "--keep-going",
-        "--resources", "gpu_slot=3",
-        "--set-resources", "train:gpu=0", "train:mem_mb=500", "train:cpus_per_task=1",
+        wd,
+        "all",
+        "boom_all",
+        "--keep-going",
+        "--resources",
+        "gpu_slot=3",
+        "--set-resources",
+        "train:gpu=0",
+        "train:mem_mb=500",
+        "train:cpus_per_task=1",
     )
     return wd, proc
 
@@ -237,8 +247,18 @@ TEST_CLUSTER_CONFIG = {"training": {"device": "cpu"}}
 LOO_CONFIG = {"split": {"leave_one_out": ["content"], "leave_one_out_encoders": ["convnext_tiny"]}}
 SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
 COPY_IGNORE = shutil.ignore_patterns(
-    ".git", ".venv", "results", "resources", ".snakemake", "__pycache__", ".pytest_cache", "*.egg-info",
-    "report.html", "report.zip", ".whl", ".gl",
+    ".git",
+    ".venv",
+    "results",
+    "resources",
+    ".snakemake",
+    "__pycache__",
+    ".pytest_cache",
+    "*.egg-info",
+    "report.html",
+    "report.zip",
+    ".whl",
+    ".gl",
 )
 
 
@@ -246,11 +266,17 @@ def merged(base: dict, *layers: dict) -> dict:
     out = dict(base)
     for layer in layers:
         for key, value in layer.items():
-            out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+            out[key] = (
+                merged(out[key], value)
+                if isinstance(value, dict) and isinstance(out.get(key), dict)
+                else value
+            )
     return out
 
 
-def fresh_project(dest: Path, *config_layers: dict, encoders: tuple[str, ...] = PIPELINE_ENCODERS) -> Path:
+def fresh_project(
+    dest: Path, *config_layers: dict, encoders: tuple[str, ...] = PIPELINE_ENCODERS
+) -> Path:
     """A copy of the project whose config/config.yaml is the default config with the layers on
     top, training only ``encoders``."""
     import yaml
@@ -266,11 +292,22 @@ def fresh_project(dest: Path, *config_layers: dict, encoders: tuple[str, ...] = 
 
 def as_typed(project: Path, command: str, env_extra: dict | None = None, timeout: int = 1500):
     """``command`` run by bash in ``project``, with this venv's snakemake first on PATH."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_") and k != "SNAKEMAKE_PROFILE"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("SLURM_") and k != "SNAKEMAKE_PROFILE"
+    }
     env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
     env.update(env_extra or {})
     t0 = time.monotonic()
-    proc = subprocess.run(["bash", "-c", command], cwd=project, capture_output=True, text=True, timeout=timeout, env=env)
+    proc = subprocess.run(
+        ["bash", "-c", command],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
     proc.output = proc.stdout + proc.stderr
     proc.seconds = time.monotonic() - t0
     return proc
@@ -280,13 +317,16 @@ def submitted_jobs(output: str) -> list[tuple[str, str, dict]]:
     """(rule, SLURM job id, scontrol show job fields) of every job the run submitted."""
     jobs = []
     for job_id, log in SUBMITTED.findall(output):
-        rule = next(part[len("rule_"):] for part in Path(log).parts if part.startswith("rule_"))
+        rule = next(part[len("rule_") :] for part in Path(log).parts if part.startswith("rule_"))
         jobs.append((rule, job_id, scontrol_job(job_id)))
     return jobs
 
 
 def interval(fields: dict) -> tuple[float, float]:
-    start, end = (datetime.strptime(fields[k], "%Y-%m-%dT%H:%M:%S").timestamp() for k in ("StartTime", "EndTime"))
+    start, end = (
+        datetime.strptime(fields[k], "%Y-%m-%dT%H:%M:%S").timestamp()
+        for k in ("StartTime", "EndTime")
+    )
     return start, end
 
 
@@ -298,19 +338,31 @@ def check_every_job(jobs, gpu_partition: str | None) -> None:
         tres = fields.get("TRES", "")
         if rule in GPU_RULES:
             assert "gres/gpu=1" in tres, (rule, job_id, tres)
-            assert fields.get("TresPerJob") == "gres:gpu:1", (rule, job_id, fields.get("TresPerJob"))
-            assert fields.get("TimeLimit") not in (None, "UNLIMITED"), (rule, fields.get("TimeLimit"))
+            assert fields.get("TresPerJob") == "gres:gpu:1", (
+                rule,
+                job_id,
+                fields.get("TresPerJob"),
+            )
+            assert fields.get("TimeLimit") not in (None, "UNLIMITED"), (
+                rule,
+                fields.get("TimeLimit"),
+            )
             if gpu_partition:
                 assert fields.get("Partition") == gpu_partition, (rule, fields.get("Partition"))
         else:
             assert rule in CPU_RULES, f"unexpected SLURM job of rule {rule}"
             assert "gpu" not in tres, (rule, job_id, tres)
-            assert fields.get("Partition") == "cpu", (rule, fields.get("Partition"))  # the site's default
+            assert fields.get("Partition") == "cpu", (
+                rule,
+                fields.get("Partition"),
+            )  # the site's default
 
 
 def check_outputs_equal_the_local_run(project: Path, local: Path) -> None:
     for name in ("results/split.json", "results/class_weights.json", "results/cache/index.csv"):
-        assert (local / name).read_text().replace(str(local), "") == (project / name).read_text().replace(str(project), ""), name
+        assert (local / name).read_text().replace(str(local), "") == (
+            project / name
+        ).read_text().replace(str(project), ""), name
     for encoder in PIPELINE_ENCODERS:
         want = json.loads((local / f"results/{encoder}/metrics.json").read_text())
         got = json.loads((project / f"results/{encoder}/metrics.json").read_text())
@@ -326,8 +378,12 @@ def overlapping(intervals) -> bool:
 def executor_run(slurm_cluster, tmp_path_factory):
     """`snakemake --executor slurm all`: no site profile; the test cluster's settings through
     $SNAKEMAKE_PROFILE; gpu_jobs left at its default (1)."""
-    project = fresh_project(tmp_path_factory.mktemp("executor") / "project", TEST_CLUSTER_CONFIG, LOO_CONFIG)
-    proc = as_typed(project, "snakemake --executor slurm all", {"SNAKEMAKE_PROFILE": str(TEST_PROFILE)})
+    project = fresh_project(
+        tmp_path_factory.mktemp("executor") / "project", TEST_CLUSTER_CONFIG, LOO_CONFIG
+    )
+    proc = as_typed(
+        project, "snakemake --executor slurm all", {"SNAKEMAKE_PROFILE": str(TEST_PROFILE)}
+    )
     assert proc.returncode == 0, proc.output[-8000:]
     print(f"snakemake --executor slurm all: {proc.seconds:.0f} s")
     return project, proc
@@ -338,7 +394,10 @@ def profile_run(slurm_cluster, tmp_path_factory):
     """`snakemake --profile profiles/slurm all` with the site profile as shipped plus the test site's
     settings appended, and the parallel knob gpu_jobs: 2 in the copy's config."""
     project = fresh_project(
-        tmp_path_factory.mktemp("profile") / "project", TEST_CLUSTER_CONFIG, LOO_CONFIG, {"gpu_jobs": 2}
+        tmp_path_factory.mktemp("profile") / "project",
+        TEST_CLUSTER_CONFIG,
+        LOO_CONFIG,
+        {"gpu_jobs": 2},
     )
     site = project / "profiles" / "slurm" / "config.yaml"
     site.write_text(site.read_text() + "\n" + (TEST_PROFILE / "config.yaml").read_text())
@@ -422,11 +481,17 @@ def test_a_training_job_that_hits_its_time_limit_resumes_and_matches_an_uninterr
         tmp_path / "cluster",
         {"runtime_minutes": TIME_LIMIT_MINUTES, "signal_seconds": signal_seconds, "retries": 6},
     )
-    proc = as_typed(cluster, f"snakemake --executor slurm {target}", {"SNAKEMAKE_PROFILE": str(TEST_PROFILE)})
+    proc = as_typed(
+        cluster, f"snakemake --executor slurm {target}", {"SNAKEMAKE_PROFILE": str(TEST_PROFILE)}
+    )
     assert proc.returncode == 0, proc.output[-8000:]
-    print(f"time-limit run: training {train_seconds:.0f} s, --signal=TERM@{signal_seconds}, {proc.seconds:.0f} s")
+    print(
+        f"time-limit run: training {train_seconds:.0f} s, --signal=TERM@{signal_seconds}, {proc.seconds:.0f} s"
+    )
 
-    trains = [(job_id, fields) for rule, job_id, fields in submitted_jobs(proc.output) if rule == "train"]
+    trains = [
+        (job_id, fields) for rule, job_id, fields in submitted_jobs(proc.output) if rule == "train"
+    ]
     assert len(trains) >= 2, f"the training job was not interrupted: {[j for j, _ in trains]}"
     first_id, first = trains[0]
     assert first["TimeLimit"] == f"00:0{TIME_LIMIT_MINUTES}:00", first["TimeLimit"]
@@ -446,8 +511,13 @@ def test_a_training_job_that_hits_its_time_limit_resumes_and_matches_an_uninterr
     assert got["confusion_matrix"] == want["confusion_matrix"]
     assert got["mIoU"] == want["mIoU"] and got["per_class"] == want["per_class"]
     columns = ("epoch", "train_loss", "val_mIoU", "lr")
-    with open(local / "results/convnext_tiny/history.csv") as a, open(cluster / "results/convnext_tiny/history.csv") as b:
-        assert [[r[c] for c in columns] for r in csv.DictReader(a)] == [[r[c] for c in columns] for r in csv.DictReader(b)]
+    with (
+        open(local / "results/convnext_tiny/history.csv") as a,
+        open(cluster / "results/convnext_tiny/history.csv") as b,
+    ):
+        assert [[r[c] for c in columns] for r in csv.DictReader(a)] == [
+            [r[c] for c in columns] for r in csv.DictReader(b)
+        ]
 
 
 def run_in_slurm_job(tmp_path: Path, code: str, *sbatch_args: str) -> tuple[int, str]:
@@ -459,8 +529,11 @@ def run_in_slurm_job(tmp_path: Path, code: str, *sbatch_args: str) -> tuple[int,
     script.write_text(f"#!/bin/bash\nexec {sys.executable} -c {shlex_quote(code)}\n")
     proc = subprocess.run(
         ["sbatch", "--wait", "-t", "2", "--mem", "1000", "-o", str(out), *sbatch_args, str(script)],
-        capture_output=True, text=True, timeout=170, env=env,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=170,
+        env=env,
+    )
     return proc.returncode, out.read_text() if out.exists() else proc.stderr
 
 
@@ -473,7 +546,9 @@ def shlex_quote(text: str) -> str:
 PICK = "from heritage_damage_seg.device import pick_device; print('device', pick_device({!r}))"
 
 
-def test_a_slurm_job_given_a_gpu_that_torch_cannot_see_fails_instead_of_using_the_cpu(slurm_cluster, tmp_path):
+def test_a_slurm_job_given_a_gpu_that_torch_cannot_see_fails_instead_of_using_the_cpu(
+    slurm_cluster, tmp_path
+):
     rc, out = run_in_slurm_job(tmp_path, PICK.format("auto"), "-p", "gpu", "--gpus=1")
     assert rc != 0, out
     assert "SLURM gave this job a GPU" in out and "training.device: cpu" in out, out

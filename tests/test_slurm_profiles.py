@@ -15,7 +15,13 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "tiny.yaml"
-GPU_RULES = {"train", "evaluate", "evaluate_other_mode", "loo_train", "loo_evaluate"}  # + predict (needs input)
+GPU_RULES = {
+    "train",
+    "evaluate",
+    "evaluate_other_mode",
+    "loo_train",
+    "loo_evaluate",
+}  # + predict (needs input)
 CPU_RULES = {"synthetic_dataset", "prepare_cache", "export"}
 TARGETS = (
     "results/convnext_tiny/metrics.json",
@@ -29,8 +35,18 @@ JOB = re.compile(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", 
 
 def dry_run(tmp_path: Path, *args: str, targets=TARGETS) -> dict[str, dict[str, str]]:
     """rule → its (last) job's resources in ``snakemake -n <args> <targets>`` from the project root."""
-    command = [sys.executable, "-m", "snakemake", "-n", *args, "--directory", str(tmp_path / "wd"), *targets,
-               "--configfile", str(TINY)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-n",
+        *args,
+        "--directory",
+        str(tmp_path / "wd"),
+        *targets,
+        "--configfile",
+        str(TINY),
+    ]
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     jobs = {}
@@ -55,7 +71,10 @@ def test_executor_slurm_alone_gives_every_gpu_job_a_gpu_and_cpu_jobs_none(tmp_pa
     for rule in GPU_RULES:
         assert jobs[rule]["gpu"] == "1", (rule, jobs[rule])
         assert jobs[rule]["slurm_extra"] == "--signal=TERM@120", (rule, jobs[rule])
-        assert int(jobs[rule]["runtime"]) > 0 and int(jobs[rule]["mem_mb"]) == 2000, (rule, jobs[rule])
+        assert int(jobs[rule]["runtime"]) > 0 and int(jobs[rule]["mem_mb"]) == 2000, (
+            rule,
+            jobs[rule],
+        )
         assert "slurm_partition" not in jobs[rule]
     for rule in CPU_RULES:
         assert "gpu" not in jobs[rule] and "slurm_partition" not in jobs[rule], (rule, jobs[rule])
@@ -67,7 +86,10 @@ def test_executor_slurm_alone_gives_every_gpu_job_a_gpu_and_cpu_jobs_none(tmp_pa
 def test_site_profile_sends_gpu_rules_to_the_gpu_partition_only(tmp_path):
     jobs = dry_run(tmp_path, "--profile", str(ROOT / "profiles" / "slurm"))
     for rule in GPU_RULES:
-        assert jobs[rule]["slurm_partition"] == "gpu" and jobs[rule]["gpu"] == "1", (rule, jobs[rule])
+        assert jobs[rule]["slurm_partition"] == "gpu" and jobs[rule]["gpu"] == "1", (
+            rule,
+            jobs[rule],
+        )
     for rule in CPU_RULES:
         assert "slurm_partition" not in jobs[rule] and "gpu" not in jobs[rule], (rule, jobs[rule])
     # Every GPU rule of the workflow is listed in the site profile (predict included).
@@ -81,17 +103,39 @@ def test_site_profile_sets_no_key_of_the_workflow_profile():
     site = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
     workflow = yaml.safe_load((ROOT / "profiles/default/config.yaml").read_text())
     assert not set(site) & set(workflow)
-    assert "slurm-status-command" not in site and "slurm-init-seconds-before-status-checks" not in site
+    assert (
+        "slurm-status-command" not in site and "slurm-init-seconds-before-status-checks" not in site
+    )
 
 
 @pytest.mark.parametrize(
     ("edit", "rule", "expected"),
     [
-        (lambda c: c["set-resources"]["train"].update(slurm_partition="a100"), "train", {"slurm_partition": "a100"}),
-        (lambda c: c["set-resources"]["train"].update(gpu_model="a100"), "train", {"gpu_model": "a100", "gpu": "1"}),
-        (lambda c: c.update({"default-resources": ["slurm_account=my_project"]}), "prepare_cache", {"slurm_account": "my_project"}),
-        (lambda c: c.update({"default-resources": ["slurm_account=my_project"]}), "loo_train", {"slurm_account": "my_project"}),
-        (lambda c: c["set-resources"].update(prepare_cache={"slurm_partition": "cpu"}), "prepare_cache", {"slurm_partition": "cpu"}),
+        (
+            lambda c: c["set-resources"]["train"].update(slurm_partition="a100"),
+            "train",
+            {"slurm_partition": "a100"},
+        ),
+        (
+            lambda c: c["set-resources"]["train"].update(gpu_model="a100"),
+            "train",
+            {"gpu_model": "a100", "gpu": "1"},
+        ),
+        (
+            lambda c: c.update({"default-resources": ["slurm_account=my_project"]}),
+            "prepare_cache",
+            {"slurm_account": "my_project"},
+        ),
+        (
+            lambda c: c.update({"default-resources": ["slurm_account=my_project"]}),
+            "loo_train",
+            {"slurm_account": "my_project"},
+        ),
+        (
+            lambda c: c["set-resources"].update(prepare_cache={"slurm_partition": "cpu"}),
+            "prepare_cache",
+            {"slurm_partition": "cpu"},
+        ),
     ],
     ids=["gpu-partition", "gpu-model", "account-cpu-job", "account-gpu-job", "cpu-partition"],
 )
@@ -102,7 +146,9 @@ def test_documented_profile_edits_take_effect(tmp_path, edit, rule, expected):
 
 
 def test_gpu_jobs_lets_independent_gpu_jobs_share_the_pool_but_not_the_timed_ones(tmp_path):
-    jobs = dry_run(tmp_path, "--profile", str(ROOT / "profiles" / "slurm"), "--config", "gpu_jobs=4")
+    jobs = dry_run(
+        tmp_path, "--profile", str(ROOT / "profiles" / "slurm"), "--config", "gpu_jobs=4"
+    )
     assert jobs["train"]["gpu_slot"] == jobs["evaluate"]["gpu_slot"] == "100"
     assert jobs["loo_train"]["gpu_slot"] == jobs["loo_evaluate"]["gpu_slot"] == "25"
     assert jobs["evaluate_other_mode"]["gpu_slot"] == "25"

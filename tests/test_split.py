@@ -1,11 +1,13 @@
 import pytest
 
-from heritage_damage_seg.dataset import source_group
-from heritage_damage_seg.split import SplitError, grouped_split
+from heritage_damage_seg.data.dataset import source_group
+from heritage_damage_seg.data.split import SplitError, grouped_split
 
 
 def make_ids(n_artworks: int, views: int) -> list[str]:
-    return [f"art{a:03d}" + (f"_aug{v}" if v else "") for a in range(n_artworks) for v in range(views)]
+    return [
+        f"art{a:03d}" + (f"_aug{v}" if v else "") for a in range(n_artworks) for v in range(views)
+    ]
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -54,14 +56,25 @@ def test_single_artwork_cannot_be_split():
 
 
 @pytest.mark.parametrize("seed", range(10))
-@pytest.mark.parametrize(("n_artworks", "val_fraction", "test_fraction"), [(8, 0.1, 0.2), (37, 0.1, 0.2), (50, 0.15, 0.3)])
-def test_three_way_split_keeps_artworks_whole_and_near_the_target_shares(seed, n_artworks, val_fraction, test_fraction):
+@pytest.mark.parametrize(
+    ("n_artworks", "val_fraction", "test_fraction"),
+    [(8, 0.1, 0.2), (37, 0.1, 0.2), (50, 0.15, 0.3)],
+)
+def test_three_way_split_keeps_artworks_whole_and_near_the_target_shares(
+    seed, n_artworks, val_fraction, test_fraction
+):
     ids = make_ids(n_artworks, 3)
     groups = [source_group(i) for i in ids]
-    split = grouped_split(ids, groups, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+    split = grouped_split(
+        ids, groups, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed
+    )
     sides = {side: set(split[side]) for side in ("train", "val", "test")}
     assert all(sides.values()), "every side has images"
-    assert not sides["train"] & sides["val"] and not sides["train"] & sides["test"] and not sides["val"] & sides["test"]
+    assert (
+        not sides["train"] & sides["val"]
+        and not sides["train"] & sides["test"]
+        and not sides["val"] & sides["test"]
+    )
     assert sorted(split["train"] + split["val"] + split["test"]) == sorted(ids)
     side_groups = {side: {source_group(i) for i in members} for side, members in sides.items()}
     assert not side_groups["train"] & side_groups["val"]
@@ -92,5 +105,7 @@ def test_a_three_way_split_needs_three_artworks_and_room_to_train():
     with pytest.raises(SplitError, match="below 1"):
         grouped_split(["a", "b", "c"], ["a", "b", "c"], val_fraction=0.5, test_fraction=0.5, seed=0)
     ids = make_ids(3, 2)
-    split = grouped_split(ids, [source_group(i) for i in ids], val_fraction=0.45, test_fraction=0.45, seed=0)
+    split = grouped_split(
+        ids, [source_group(i) for i in ids], val_fraction=0.45, test_fraction=0.45, seed=0
+    )
     assert len(split["train_groups"]) == len(split["val_groups"]) == len(split["test_groups"]) == 1

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from heritage_damage_seg.classes import DAMAGE_CLASSES, IGNORE_INDEX
-from heritage_damage_seg.synthetic import (
+from heritage_damage_seg.data.synthetic import (
     CONTENTS,
     MATERIALS,
     METADATA_COLUMNS,
@@ -27,7 +27,11 @@ SMALL = dict(min_side=48, max_side=96)
 
 
 def _digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _mask(folder: Path, sid: str) -> np.ndarray:
@@ -39,7 +43,9 @@ def _mask(folder: Path, sid: str) -> np.ndarray:
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
     out = tmp_path_factory.mktemp("syn") / "synthetic"
-    meta = generate_dataset(out, n_artworks=40, views_per_artwork=3, seed=3, background_fraction=0.4, **SMALL)
+    meta = generate_dataset(
+        out, n_artworks=40, views_per_artwork=3, seed=3, background_fraction=0.4, **SMALL
+    )
     return out, meta
 
 
@@ -107,7 +113,10 @@ def test_views_are_exact_transforms_of_their_source(dataset: tuple[Path, pd.Data
     for row in augs.itertuples():
         src, view = _mask(out, row.group), _mask(out, row.id)
         assert _is_transformed_crop(src, view), row.id
-        src_hist, view_hist = np.bincount(src.ravel(), minlength=256), np.bincount(view.ravel(), minlength=256)
+        src_hist, view_hist = (
+            np.bincount(src.ravel(), minlength=256),
+            np.bincount(view.ravel(), minlength=256),
+        )
         if src.size == view.size:  # pure flip / rotation: identical label histogram
             n_full += 1
             assert (src_hist == view_hist).all()
@@ -130,7 +139,9 @@ def test_apply_view_moves_mask_exactly() -> None:
 
 
 def test_deterministic_and_independent_of_workers(tmp_path: Path) -> None:
-    args = dict(n_artworks=5, views_per_artwork=2, min_side=40, max_side=80, background_fraction=0.5)
+    args = dict(
+        n_artworks=5, views_per_artwork=2, min_side=40, max_side=80, background_fraction=0.5
+    )
     generate_dataset(tmp_path / "a", seed=11, **args)
     generate_dataset(tmp_path / "b", seed=11, workers=2, **args)
     generate_dataset(tmp_path / "c", seed=12, **args)
@@ -147,7 +158,15 @@ def test_refuses_to_replace_a_foreign_folder(tmp_path: Path) -> None:
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "precious.txt").write_text("keep me")
     with pytest.raises(FileExistsError):
-        generate_dataset(tmp_path / "x", n_artworks=1, views_per_artwork=1, seed=0, min_side=32, max_side=40, background_fraction=0.0)
+        generate_dataset(
+            tmp_path / "x",
+            n_artworks=1,
+            views_per_artwork=1,
+            seed=0,
+            min_side=32,
+            max_side=40,
+            background_fraction=0.0,
+        )
     assert (tmp_path / "x" / "precious.txt").read_text() == "keep me"
 
 
@@ -162,7 +181,9 @@ def _check_invariant(s: SyntheticSample) -> None:
     for k in DAMAGE_CLASSES:
         sel = s.mask == k
         if sel.any():
-            assert (~same[sel]).mean() >= 0.99, f"class {k} labelled where nothing visible was drawn"
+            assert (~same[sel]).mean() >= 0.99, (
+                f"class {k} labelled where nothing visible was drawn"
+            )
 
 
 def test_mask_matches_what_was_drawn() -> None:
@@ -171,7 +192,9 @@ def test_mask_matches_what_was_drawn() -> None:
     for i in range(40):
         rng = np.random.default_rng([99, i])
         h, w = int(rng.integers(32, 150)), int(rng.integers(32, 150))
-        s = render_sample(rng, h, w, material=MATERIALS[i % 10], content=CONTENTS[i % 4], background=i % 3 == 0)
+        s = render_sample(
+            rng, h, w, material=MATERIALS[i % 10], content=CONTENTS[i % 4], background=i % 3 == 0
+        )
         assert (s.material, s.content) == (MATERIALS[i % 10], CONTENTS[i % 4])
         _check_invariant(s)
         art = s.mask != IGNORE_INDEX
@@ -185,9 +208,26 @@ def test_mask_matches_what_was_drawn() -> None:
 
 
 def test_background_false_has_no_ignore_pixels() -> None:
-    s = render_sample(np.random.default_rng(5), 64, 96, material="Canvas", content="Artistic depiction", background=False)
+    s = render_sample(
+        np.random.default_rng(5),
+        64,
+        96,
+        material="Canvas",
+        content="Artistic depiction",
+        background=False,
+    )
     assert IGNORE_INDEX not in s.mask
-    assert render_sample(np.random.default_rng(5), 64, 96, material="Canvas", content="Artistic depiction", background=False).image.tobytes() == s.image.tobytes()
+    assert (
+        render_sample(
+            np.random.default_rng(5),
+            64,
+            96,
+            material="Canvas",
+            content="Artistic depiction",
+            background=False,
+        ).image.tobytes()
+        == s.image.tobytes()
+    )
 
 
 @pytest.mark.parametrize(
@@ -203,16 +243,28 @@ def test_background_false_has_no_ignore_pixels() -> None:
     ],
 )
 def test_bad_arguments_raise(tmp_path: Path, kwargs: dict[str, object], name: str) -> None:
-    args: dict[str, object] = dict(n_artworks=1, views_per_artwork=1, seed=0, min_side=32, max_side=64, background_fraction=0.0)
+    args: dict[str, object] = dict(
+        n_artworks=1, views_per_artwork=1, seed=0, min_side=32, max_side=64, background_fraction=0.0
+    )
     args.update(kwargs)
     with pytest.raises(ValueError, match=name):
         generate_dataset(tmp_path / "out", **args)  # type: ignore[arg-type]
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize(("kwargs", "name"), [(dict(height=31), "height"), (dict(width=8), "width"), (dict(material="Stone"), "material"), (dict(content="Map"), "content")])
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        (dict(height=31), "height"),
+        (dict(width=8), "width"),
+        (dict(material="Stone"), "material"),
+        (dict(content="Map"), "content"),
+    ],
+)
 def test_render_sample_bad_arguments(kwargs: dict[str, object], name: str) -> None:
-    args: dict[str, object] = dict(height=64, width=64, material="Paper", content="Line art", background=False)
+    args: dict[str, object] = dict(
+        height=64, width=64, material="Paper", content="Line art", background=False
+    )
     args.update(kwargs)
     with pytest.raises(ValueError, match=name):
         render_sample(np.random.default_rng(0), **args)  # type: ignore[arg-type]

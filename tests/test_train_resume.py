@@ -8,35 +8,67 @@ import pandas as pd
 import pytest
 import torch
 
-from heritage_damage_seg import class_weights
-from heritage_damage_seg.dataset import build_cache
+from heritage_damage_seg.data import class_weights
+from heritage_damage_seg.data.dataset import build_cache
+from heritage_damage_seg.data.split import grouped_split
+from heritage_damage_seg.data.synthetic import generate_dataset
 from heritage_damage_seg.io import write_json
-from heritage_damage_seg.split import grouped_split
-from heritage_damage_seg.synthetic import generate_dataset
-from heritage_damage_seg.train import NonFiniteLossError, TrainSettings, train
+from heritage_damage_seg.training.train import NonFiniteLossError, TrainSettings, train
 
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("train_inputs")
-    generate_dataset(root / "data", n_artworks=4, views_per_artwork=2, seed=1, min_side=64, max_side=96, background_fraction=0.3)
+    generate_dataset(
+        root / "data",
+        n_artworks=4,
+        views_per_artwork=2,
+        seed=1,
+        min_side=64,
+        max_side=96,
+        background_fraction=0.3,
+    )
     index = build_cache(root / "data/images", root / "data/annotations", root / "cache", size=64)
     split = grouped_split(index["id"].tolist(), index["group"].tolist(), val_fraction=0.25, seed=0)
     write_json(root / "split.json", split)
     masks = np.load(root / "cache/masks.npy")
     train_rows = np.flatnonzero(index["id"].isin(set(split["train"])).to_numpy())
-    write_json(root / "weights.json", class_weights.compute(class_weights.pixel_counts(masks[train_rows]), "uniform"))
-    return {"cache_dir": root / "cache", "split_file": root / "split.json", "class_weights_file": root / "weights.json"}
+    write_json(
+        root / "weights.json",
+        class_weights.compute(class_weights.pixel_counts(masks[train_rows]), "uniform"),
+    )
+    return {
+        "cache_dir": root / "cache",
+        "split_file": root / "split.json",
+        "class_weights_file": root / "weights.json",
+    }
 
 
 def run(inputs, out: Path, **overrides):
-    settings = TrainSettings(**({"encoder": "convnext_tiny", "epochs": 2, "batch_size": 2, "learning_rate": 1e-3, "seed": 3} | overrides))
+    settings = TrainSettings(
+        **(
+            {
+                "encoder": "convnext_tiny",
+                "epochs": 2,
+                "batch_size": 2,
+                "learning_rate": 1e-3,
+                "seed": 3,
+            }
+            | overrides
+        )
+    )
     return train(
-        settings, **inputs, best_checkpoint=out / "best.pt", last_checkpoint=out / "last.pt", history_file=out / "history.csv"
+        settings,
+        **inputs,
+        best_checkpoint=out / "best.pt",
+        last_checkpoint=out / "last.pt",
+        history_file=out / "history.csv",
     )
 
 
-def test_a_finished_checkpoint_restores_the_outputs_and_another_config_starts_afresh(inputs, tmp_path, caplog):
+def test_a_finished_checkpoint_restores_the_outputs_and_another_config_starts_afresh(
+    inputs, tmp_path, caplog
+):
     caplog.set_level("INFO")
     first = run(inputs, tmp_path)
     history = pd.read_csv(tmp_path / "history.csv")
@@ -55,9 +87,14 @@ def test_a_finished_checkpoint_restores_the_outputs_and_another_config_starts_af
 def test_a_diverging_run_stops_without_touching_the_good_checkpoints(inputs, tmp_path):
     run(inputs, tmp_path, epochs=1)
     good = {name: (tmp_path / name).read_bytes() for name in ("best.pt", "last.pt", "history.csv")}
-    # An infinite learning rate through the real code path: the first step makes the weights inf/NaN.
+    # An infinite learning rate through the real code path: the first step makes the weights
+    # inf/NaN.
     with pytest.raises(NonFiniteLossError, match="epoch 1: .*Lower the learning rate"):
         run(inputs, tmp_path, epochs=1, learning_rate=float("inf"))
     assert {name: (tmp_path / name).read_bytes() for name in good} == good
     checkpoint = torch.load(tmp_path / "best.pt", weights_only=False)
-    assert all(torch.isfinite(v).all() for v in checkpoint["model_state_dict"].values() if v.is_floating_point())
+    assert all(
+        torch.isfinite(v).all()
+        for v in checkpoint["model_state_dict"].values()
+        if v.is_floating_point()
+    )

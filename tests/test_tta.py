@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 import torch
+from _checkpoints import SIZE
 from torch import nn
 
-from _checkpoints import SIZE
 from heritage_damage_seg.classes import NUM_CLASSES
-from heritage_damage_seg.inference.dihedral import DIHEDRAL_VIEWS, dihedral_average
-from heritage_damage_seg.models import build_model
-from heritage_damage_seg.sliding import SlidingSettings, forward_tiles, predict_logits
+from heritage_damage_seg.model.dihedral import DIHEDRAL_VIEWS, dihedral_average
+from heritage_damage_seg.model.models import build_model
+from heritage_damage_seg.model.sliding import SlidingSettings, forward_tiles, predict_logits
 
 
 def symmetric_image(size: int) -> np.ndarray:
@@ -17,7 +17,9 @@ def symmetric_image(size: int) -> np.ndarray:
     of a pixel to the nearest edges, so (row, col) ↔ (col, row) and mirror images agree."""
     edge = np.minimum(np.arange(size), size - 1 - np.arange(size))
     near, far = np.minimum.outer(edge, edge), np.maximum.outer(edge, edge)
-    return np.stack([(37 * near + 11 * far) % 256, (5 * near * far) % 256, (90 + 7 * far) % 256], -1).astype(np.uint8)
+    return np.stack(
+        [(37 * near + 11 * far) % 256, (5 * near * far) % 256, (90 + 7 * far) % 256], -1
+    ).astype(np.uint8)
 
 
 class PerPixel(nn.Module):
@@ -50,10 +52,17 @@ def test_a_model_that_commutes_with_the_views_is_unchanged_by_tta_on_any_input()
 def test_tta_of_a_symmetric_input_equals_the_plain_prediction_when_the_model_commutes():
     """The brief's case: a symmetric tile, predicted plainly and with 8-view TTA."""
     tile = torch.from_numpy(symmetric_image(SIZE))[None]
-    assert all(torch.equal(view.apply(tile.permute(0, 3, 1, 2)), tile.permute(0, 3, 1, 2)) for view in DIHEDRAL_VIEWS)
+    assert all(
+        torch.equal(view.apply(tile.permute(0, 3, 1, 2)), tile.permute(0, 3, 1, 2))
+        for view in DIHEDRAL_VIEWS
+    )
     model = PerPixel().eval()
-    torch.testing.assert_close(forward_tiles(model, tile, None, True), forward_tiles(model, tile, None, False),
-                               rtol=1e-5, atol=1e-5)  # fmt: skip
+    torch.testing.assert_close(
+        forward_tiles(model, tile, None, True),
+        forward_tiles(model, tile, None, False),
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 def test_with_a_real_network_tta_of_a_symmetric_input_is_symmetric_and_the_mean_of_the_views():

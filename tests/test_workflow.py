@@ -8,12 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import ROOT, snakemake
 from PIL import Image
 
 from heritage_damage_seg.classes import NUM_CLASSES
 from heritage_damage_seg.metrics import summarise
-
-from conftest import ROOT, snakemake
 
 ENCODERS = ("convnext_tiny", "segformer_b3", "maxvit_tiny")
 
@@ -21,15 +20,23 @@ ENCODERS = ("convnext_tiny", "segformer_b3", "maxvit_tiny")
 @pytest.mark.slow
 def test_every_stage_wrote_its_files(tiny_run):
     meta = pd.read_csv(tiny_run / "resources/synthetic/metadata.csv")
-    assert len(meta) == 16 and len(list((tiny_run / "resources/synthetic/images").glob("*.png"))) == 16
+    assert (
+        len(meta) == 16 and len(list((tiny_run / "resources/synthetic/images").glob("*.png"))) == 16
+    )
     images = np.load(tiny_run / "results/cache/images.npy", mmap_mode="r")
     masks = np.load(tiny_run / "results/cache/masks.npy", mmap_mode="r")
-    assert images.shape == (16, 64, 64, 3) and images.dtype == np.uint8 and masks.shape == (16, 64, 64)
+    assert (
+        images.shape == (16, 64, 64, 3) and images.dtype == np.uint8 and masks.shape == (16, 64, 64)
+    )
 
     split = json.loads((tiny_run / "results/split.json").read_text())
     group = dict(zip(meta["id"], meta["group"]))
     sides = {side: {group[i] for i in split[side]} for side in ("train", "val", "test")}
-    assert not sides["train"] & sides["val"] and not sides["train"] & sides["test"] and not sides["val"] & sides["test"]
+    assert (
+        not sides["train"] & sides["val"]
+        and not sides["train"] & sides["test"]
+        and not sides["val"] & sides["test"]
+    )
     assert split["n_val"] > 0 and split["n_train"] > 0 and split["n_test"] > 0
 
     weights = json.loads((tiny_run / "results/class_weights.json").read_text())
@@ -120,7 +127,13 @@ def test_a_bad_config_fails_naming_the_key(tmp_path, override, named):
 
 
 def test_snakemake_lint_is_clean():
-    result = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--lint"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Lints for" not in result.stdout + result.stderr, result.stdout + result.stderr
 

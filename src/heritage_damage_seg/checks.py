@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from heritage_damage_seg.dataset import dataset_format
-from heritage_damage_seg.encoders import ModelConfigError, check_image_size, encoder_spec
+from heritage_damage_seg.data.dataset import dataset_format
+from heritage_damage_seg.model.encoders import ModelConfigError, check_image_size, encoder_spec
 
 
 class ConfigError(ValueError):
@@ -26,7 +26,9 @@ def check_config(config: dict[str, Any]) -> None:
             )
         if dataset_format(root, dataset["images_dir"], dataset.get("format", "auto")) == "parquet":
             if not (root.is_file() or next(root.rglob("*.parquet"), None)):
-                raise ConfigError(f"dataset.path: no .parquet files in {root}: point it at the downloaded shards")
+                raise ConfigError(
+                    f"dataset.path: no .parquet files in {root}: point it at the downloaded shards"
+                )
         else:
             for key in ("images_dir", "masks_dir"):
                 if not (root / dataset[key]).is_dir():

@@ -30,9 +30,23 @@ CLEAN = 0
 DAMAGE_CLASSES: tuple[int, ...] = tuple(range(1, NUM_CLASSES))
 
 PALETTE_HEX: tuple[str, ...] = (
-    "#000000", "#1CE6FF", "#FF34FF", "#FF4A46", "#008941", "#006FA6", "#A30059", "#FFA500",
-    "#7A4900", "#0000A6", "#63FFAC", "#004D43", "#8FB0FF", "#997D87", "#809693", "#F6FF1B",
-)  # fmt: skip
+    "#000000",
+    "#1CE6FF",
+    "#FF34FF",
+    "#FF4A46",
+    "#008941",
+    "#006FA6",
+    "#A30059",
+    "#FFA500",
+    "#7A4900",
+    "#0000A6",
+    "#63FFAC",
+    "#004D43",
+    "#8FB0FF",
+    "#997D87",
+    "#809693",
+    "#F6FF1B",
+)
 IGNORE_HEX = "#5A0007"
 
 

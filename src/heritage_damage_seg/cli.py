@@ -1,8 +1,8 @@
 """``heritage-damage-seg``: the command line for using trained models outside Snakemake.
 
-    heritage-damage-seg predict SCANS_DIR -o damage_maps/          # best model of results/
-    heritage-damage-seg predict a.tif b.jpg -o out/ --checkpoint results/maxvit_tiny/model_best.pt
-    heritage-damage-seg export results/convnext_tiny/model_best.pt -o export/convnext_tiny/
+heritage-damage-seg predict SCANS_DIR -o damage_maps/          # best model of results/
+heritage-damage-seg predict a.tif b.jpg -o out/ --checkpoint results/maxvit_tiny/model_best.pt
+heritage-damage-seg export results/convnext_tiny/model_best.pt -o export/convnext_tiny/
 """
 
 from __future__ import annotations
@@ -12,15 +12,31 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from heritage_damage_seg.sliding import BLENDS, SlidingSettings
+from heritage_damage_seg.model.sliding import BLENDS, SlidingSettings
 
 
 def _sliding_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("sliding window")
-    group.add_argument("--overlap", type=float, default=0.25, help="fraction of a tile shared with its neighbour (default 0.25)")
-    group.add_argument("--blend", choices=BLENDS, default="gaussian", help="how overlapping tiles' logits are weighted")
-    group.add_argument("--batch-size", type=int, default=8, help="tiles per forward pass (default 8)")
-    group.add_argument("--tta", action="store_true", help="also predict every tile in all 8 flips/transposes and average (about 8× the model time)")
+    group.add_argument(
+        "--overlap",
+        type=float,
+        default=0.25,
+        help="fraction of a tile shared with its neighbour (default 0.25)",
+    )
+    group.add_argument(
+        "--blend",
+        choices=BLENDS,
+        default="gaussian",
+        help="how overlapping tiles' logits are weighted",
+    )
+    group.add_argument(
+        "--batch-size", type=int, default=8, help="tiles per forward pass (default 8)"
+    )
+    group.add_argument(
+        "--tta",
+        action="store_true",
+        help="also predict every tile in all 8 flips/transposes and average (about 8× the model time)",
+    )
     group.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     group.add_argument("--fp32", action="store_true", help="no bf16/fp16 autocast on the GPU")
 
@@ -37,29 +53,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("inputs", nargs="+", help="image files and/or folders of images")
     predict.add_argument("-o", "--output", required=True, help="output folder")
-    predict.add_argument("--checkpoint", help="a model_best.pt (default: the best encoder of --results)")
-    predict.add_argument("--results", default="results", help="results folder of a pipeline run (default: results)")
+    predict.add_argument(
+        "--checkpoint", help="a model_best.pt (default: the best encoder of --results)"
+    )
+    predict.add_argument(
+        "--results", default="results", help="results folder of a pipeline run (default: results)"
+    )
     predict.add_argument(
         "--artwork-masks",
         help="folder of masks with the scans' stems (0 = outside the artwork): those pixels become 255 "
         "and are left out of the areas (the model has no background class)",
     )
-    predict.add_argument("--overlay-max-side", type=int, default=2048, help="longest side of the overlays in px")
+    predict.add_argument(
+        "--overlay-max-side", type=int, default=2048, help="longest side of the overlays in px"
+    )
     _sliding_arguments(predict)
 
-    export = commands.add_parser("export", help="ONNX (+ TorchScript) and a model card for one checkpoint")
+    export = commands.add_parser(
+        "export", help="ONNX (+ TorchScript) and a model card for one checkpoint"
+    )
     export.add_argument("checkpoint", help="a model_best.pt")
     export.add_argument("-o", "--output", required=True, help="output folder")
-    export.add_argument("--metrics", help="its metrics.json (default: beside the checkpoint, if there)")
+    export.add_argument(
+        "--metrics", help="its metrics.json (default: beside the checkpoint, if there)"
+    )
     export.add_argument("--no-torchscript", action="store_true", help="ONNX only")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S"
+    )
     if args.command == "predict":
-        from heritage_damage_seg.predict import PredictError, predict_folder
+        from heritage_damage_seg.inference.predict import PredictError, predict_folder
 
         try:
             summary = predict_folder(
@@ -67,7 +95,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.output,
                 checkpoint=args.checkpoint,
                 results_dir=args.results,
-                settings=SlidingSettings(overlap=args.overlap, blend=args.blend, batch_size=args.batch_size, tta_flip=args.tta),
+                settings=SlidingSettings(
+                    overlap=args.overlap,
+                    blend=args.blend,
+                    batch_size=args.batch_size,
+                    tta_flip=args.tta,
+                ),
                 artwork_masks=args.artwork_masks,
                 overlay_max_side=args.overlay_max_side,
                 mixed_precision=not args.fp32,
@@ -81,12 +114,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "export":
         from pathlib import Path
 
-        from heritage_damage_seg.export import export_model
+        from heritage_damage_seg.inference.export import export_model
 
         metrics = args.metrics
         if metrics is None and (Path(args.checkpoint).parent / "metrics.json").is_file():
             metrics = str(Path(args.checkpoint).parent / "metrics.json")
-        export_model(args.checkpoint, args.output, metrics_file=metrics, torchscript=not args.no_torchscript)
+        export_model(
+            args.checkpoint, args.output, metrics_file=metrics, torchscript=not args.no_torchscript
+        )
         return 0
     return 2
 

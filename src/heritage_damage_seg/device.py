@@ -40,7 +40,9 @@ def pick_device(preference: str = "auto") -> torch.device:
         return torch.device("cpu")
     device = torch.device(preference)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device '{preference}' was asked for but no CUDA GPU is visible to this job")
+        raise RuntimeError(
+            f"device '{preference}' was asked for but no CUDA GPU is visible to this job"
+        )
     return device
 
 

@@ -31,7 +31,10 @@ class _Tee:
 
 @contextlib.contextmanager
 def logged(
-    path: str | os.PathLike[str], *, append: bool = False, keep: str | os.PathLike[str] | None = None
+    path: str | os.PathLike[str],
+    *,
+    append: bool = False,
+    keep: str | os.PathLike[str] | None = None,
 ) -> Iterator[logging.Logger]:
     """Logs (INFO and up) and anything printed go to ``path``; an exception is written there with
     its traceback and re-raised, so Snakemake reports the job as failed and names this log.
@@ -42,14 +45,21 @@ def logged(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as files:
-        if keep is not None and append and Path(keep).exists() and not (path.exists() and path.stat().st_size):
+        if (
+            keep is not None
+            and append
+            and Path(keep).exists()
+            and not (path.exists() and path.stat().st_size)
+        ):
             shutil.copyfile(keep, path)
         handles = [files.enter_context(open(path, "a" if append else "w", buffering=1))]
         if keep is not None:
             handles.append(files.enter_context(open(keep, "a" if append else "w", buffering=1)))
         handle = _Tee(*handles)
         handler = logging.StreamHandler(handle)  # type: ignore[arg-type]
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+        )
         root = logging.getLogger()
         root.addHandler(handler)
         root.setLevel(logging.INFO)
@@ -59,7 +69,9 @@ def logged(
                 yield logging.getLogger("heritage_damage_seg")
         except Exception as err:
             handle.write("".join(traceback.format_exception(err)))
-            print(f"ERROR: {type(err).__name__}: {err}\n(full traceback in {path})", file=sys.stderr)
+            print(
+                f"ERROR: {type(err).__name__}: {err}\n(full traceback in {path})", file=sys.stderr
+            )
             raise
         finally:
             root.removeHandler(handler)

@@ -4,7 +4,8 @@ One confusion matrix is accumulated over every scored pixel (of the test split; 
 split during training), never averaged per batch or per image; ground-truth pixels equal to
 ``ignore_index`` are left out, a ratio of 0/0 is ``None`` (class absent from both ground truth
 and prediction), and a mean is taken over the classes whose value is not ``None``. Training-time
-validation and evaluation both call :func:`summarise`, so there is one definition of mIoU in the project.
+validation and evaluation both call :func:`summarise`, so there is one definition of mIoU in the
+project.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from heritage_damage_seg.classes import CLASS_NAMES, CLEAN, DAMAGE_CLASSES, IGNORE_INDEX, NUM_CLASSES
+from heritage_damage_seg.classes import (
+    CLASS_NAMES,
+    CLEAN,
+    DAMAGE_CLASSES,
+    IGNORE_INDEX,
+    NUM_CLASSES,
+)
 
 
 def confusion_matrix(
@@ -50,7 +57,9 @@ def _mean(values: list[float | None]) -> float | None:
     return float(np.mean(present)) if present else None
 
 
-def summarise(cm: np.ndarray | torch.Tensor, class_names: tuple[str, ...] = CLASS_NAMES) -> dict[str, Any]:
+def summarise(
+    cm: np.ndarray | torch.Tensor, class_names: tuple[str, ...] = CLASS_NAMES
+) -> dict[str, Any]:
     """All figures derived from one dataset-level confusion matrix (rows = truth, cols = prediction).
 
     Per class: IoU = TP / (TP + FP + FN), precision = TP / (TP + FP), recall = TP / (TP + FN),
@@ -61,7 +70,9 @@ def summarise(cm: np.ndarray | torch.Tensor, class_names: tuple[str, ...] = CLAS
         cm = cm.detach().cpu().numpy()
     cm = np.asarray(cm, dtype=np.int64)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] != len(class_names):
-        raise ValueError(f"confusion matrix must be {len(class_names)}×{len(class_names)}, got {cm.shape}")
+        raise ValueError(
+            f"confusion matrix must be {len(class_names)}×{len(class_names)}, got {cm.shape}"
+        )
     tp = np.diag(cm)
     support = cm.sum(axis=1)
     predicted = cm.sum(axis=0)

@@ -6,7 +6,8 @@ seed's run lives where it always did (``results/{encoder}/``: the checkpoint ``p
 ``results/{encoder}/seed_<seed>/``. ``results/{encoder}/metrics.json`` stays the file users type:
 its figures are the first seed's, and its ``seeds`` block names every seed it covers with the
 mean, the standard deviation (n − 1) and each seed's mIoU and damage mIoU. The comparison's
-intervals cover both the test artworks and the seeds (:func:`heritage_damage_seg.bootstrap.bootstrap_models`).
+intervals cover both the test artworks and the seeds
+(:func:`heritage_damage_seg.evaluation.bootstrap.bootstrap_models`).
 """
 
 from __future__ import annotations
@@ -45,8 +46,12 @@ def mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None
 def seed_summary(per_seed: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
     """The ``seeds`` block of metrics.json from each seed's metrics (first seed first)."""
     seeds = [int(s) for s in per_seed]
-    block: dict[str, Any] = {"seeds": seeds, "n_seeds": len(seeds), "figures_of_seed": seeds[0],
-                             "std": "sample standard deviation across seeds (n - 1); null with one seed"}  # fmt: skip
+    block: dict[str, Any] = {
+        "seeds": seeds,
+        "n_seeds": len(seeds),
+        "figures_of_seed": seeds[0],
+        "std": "sample standard deviation across seeds (n - 1); null with one seed",
+    }
     for metric in METRICS:
         values = {str(s): per_seed[s].get(metric) for s in seeds}
         mean, std = mean_std(list(values.values()))

@@ -3,12 +3,12 @@ import json
 from pathlib import Path
 
 from heritage_damage_seg.checks import check_config
-from heritage_damage_seg.dataset import dataset_format
-from heritage_damage_seg.parquet import find_shards
-from heritage_damage_seg.loo import loo_encoders
+from heritage_damage_seg.data.dataset import dataset_format
+from heritage_damage_seg.data.parquet import find_shards
+from heritage_damage_seg.evaluation.loo import loo_encoders
 from heritage_damage_seg.seeds import seed_run, training_seeds
-from heritage_damage_seg.weights import fetched_path
-from heritage_damage_seg.split import FOLD_NAME_PATTERN, LOO_COLUMNS
+from heritage_damage_seg.model.weights import fetched_path
+from heritage_damage_seg.data.split import FOLD_NAME_PATTERN, LOO_COLUMNS
 
 # Paths, weights files and sizes the schema cannot check: fail now, naming the key.
 check_config(config)
@@ -20,7 +20,9 @@ SEEDS = training_seeds(config["training"])
 EXTRA_SEEDS = SEEDS[1:]
 # Leave-one-out families run by `all` (workflow/rules/loo.smk); any family's targets can be asked for.
 LOO_FAMILIES = config["split"].get("leave_one_out", [])
-LOO_ENCODERS = loo_encoders(config["split"].get("leave_one_out_encoders"), ENCODER_NAMES)
+LOO_ENCODERS = loo_encoders(
+    config["split"].get("leave_one_out_encoders"), ENCODER_NAMES
+)
 
 
 wildcard_constraints:
@@ -76,8 +78,13 @@ def gpu_resources(runtime, timed):
         "slurm_extra": f"--signal=TERM@{config['training']['signal_seconds']}",
     }
 
+
 DATASET_FORMAT = (
-    dataset_format(config["dataset"]["path"], config["dataset"]["images_dir"], config["dataset"].get("format", "auto"))
+    dataset_format(
+        config["dataset"]["path"],
+        config["dataset"]["images_dir"],
+        config["dataset"].get("format", "auto"),
+    )
     if config["dataset"]["path"] is not None
     else "folder"
 )
@@ -96,7 +103,10 @@ def dataset_inputs():
     if DATASET_FORMAT == "parquet":
         return {"shards": [str(shard) for shard in find_shards(dataset["path"])]}
     root = Path(dataset["path"])
-    inputs = {"images": str(root / dataset["images_dir"]), "masks": str(root / dataset["masks_dir"])}
+    inputs = {
+        "images": str(root / dataset["images_dir"]),
+        "masks": str(root / dataset["masks_dir"]),
+    }
     if dataset.get("metadata"):
         inputs["metadata"] = str(root / dataset["metadata"])
     return inputs
@@ -116,7 +126,9 @@ def train_settings(encoder, seed=None):
     training = config["training"]
     chosen = config["encoders"][encoder]
     learning_rate = chosen.get("learning_rate") or (
-        training["base_learning_rate"] * chosen["batch_size"] / training["base_batch_size"]
+        training["base_learning_rate"]
+        * chosen["batch_size"]
+        / training["base_batch_size"]
     )
     return {
         "encoder": encoder,
@@ -132,7 +144,11 @@ def train_settings(encoder, seed=None):
         "augmentation": training["augmentation"],
         "seed": SEEDS[0] if seed is None else int(seed),
         # imagenet: the file the local rule encoder_weights fetched once; training reads only it.
-        "encoder_weights": fetched_path(encoder) if chosen.get("weights") == "imagenet" else chosen.get("weights"),
+        "encoder_weights": (
+            fetched_path(encoder)
+            if chosen.get("weights") == "imagenet"
+            else chosen.get("weights")
+        ),
         "eval_batch_size": config["evaluation"]["batch_size"],
         "device": training["device"],
         "compile": training["compile"],
@@ -141,7 +157,9 @@ def train_settings(encoder, seed=None):
 
 # Figures (workflow/rules/plots.smk): each is also an item of the HTML report.
 PLOTS = config["plots"]
-N_FOCUS = len(PLOTS["focus_classes"]) if PLOTS["focus_classes"] else PLOTS["n_focus_classes"]
+N_FOCUS = (
+    len(PLOTS["focus_classes"]) if PLOTS["focus_classes"] else PLOTS["n_focus_classes"]
+)
 FOCUS_RANKS = list(range(1, N_FOCUS + 1))
 
 
@@ -156,7 +174,12 @@ def encoder_report(path, caption, subcategory, figure):
 
 
 def comparison_report(path, caption, figure):
-    return report(path, caption=f"../report/{caption}.rst", category="Model comparison", labels={"figure": figure})
+    return report(
+        path,
+        caption=f"../report/{caption}.rst",
+        category="Model comparison",
+        labels={"figure": figure},
+    )
 
 
 def plot_targets():
@@ -185,7 +208,9 @@ def loo_summary_inputs(wildcards):
         folds = [fold["fold"] for fold in json.load(handle)["folds"]]
     return {
         "folds": folds_file,
-        "splits": [f"results/loo_{wildcards.family}/{fold}/split.json" for fold in folds],
+        "splits": [
+            f"results/loo_{wildcards.family}/{fold}/split.json" for fold in folds
+        ],
         # Encoder-major, fold-minor: loo_summary.py cuts this list in that order.
         "metrics": [
             f"results/loo_{wildcards.family}/{fold}/{encoder}/metrics.json"

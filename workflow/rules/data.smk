@@ -4,18 +4,18 @@ rule synthetic_dataset:
         images=directory("resources/synthetic/images"),
         masks=directory("resources/synthetic/annotations"),
         metadata="resources/synthetic/metadata.csv",
-    params:
-        settings=config["synthetic"],
     log:
         "results/logs/synthetic_dataset.log",
     benchmark:
         "results/benchmarks/synthetic_dataset.tsv"
+    conda:
+        "../../envs/pytorch.yaml"
     threads: workflow.cores
     resources:
         mem_mb=8000,
         runtime=120,
-    conda:
-        "../../envs/pytorch.yaml"
+    params:
+        settings=config["synthetic"],
     script:
         "../scripts/synthetic_dataset.py"
 
@@ -30,24 +30,27 @@ rule prepare_cache:
         masks="results/cache/masks.npy",
         index="results/cache/index.csv",
         working=directory("results/cache/working"),
-    params:
-        image_size=config["prepare"]["image_size"],
-        working_max_side=config["prepare"]["working_max_side"],
-        exif_orientation=config["prepare"]["exif_orientation"],
-        view=config["prepare"]["view"],
-        crops={key: config["prepare"][key] for key in ("crop_scale", "crops_per_image", "seed")},
-        format=DATASET_FORMAT,
-        parquet_path=config["dataset"]["path"],
     log:
         "results/logs/prepare_cache.log",
     benchmark:
         "results/benchmarks/prepare_cache.tsv"
+    conda:
+        "../../envs/pytorch.yaml"
     threads: workflow.cores
     # Decoding large scans in parallel wants more memory than Snakemake's default.
     resources:
         mem_mb=8000,
         runtime=120,
-    conda:
-        "../../envs/pytorch.yaml"
+    params:
+        image_size=config["prepare"]["image_size"],
+        working_max_side=config["prepare"]["working_max_side"],
+        exif_orientation=config["prepare"]["exif_orientation"],
+        view=config["prepare"]["view"],
+        crops={
+            key: config["prepare"][key]
+            for key in ("crop_scale", "crops_per_image", "seed")
+        },
+        format=DATASET_FORMAT,
+        parquet_path=config["dataset"]["path"],
     script:
         "../scripts/prepare_cache.py"

@@ -4,26 +4,28 @@ rule evaluate:
     input:
         **evaluation_inputs(EVALUATION_MODE),
         # Seed repeats: the other seeds' metrics, summarised in this metrics.json.
-        seed_metrics=lambda wildcards: seed_files("metrics.json", [wildcards.encoder], EXTRA_SEEDS),
+        seed_metrics=lambda wildcards: seed_files(
+            "metrics.json", [wildcards.encoder], EXTRA_SEEDS
+        ),
     output:
         metrics="results/{encoder}/metrics.json",
         per_image_confusion="results/{encoder}/per_image_confusion.npz",
         predictions=directory("results/{encoder}/predictions"),
+    log:
+        "results/logs/evaluate/{encoder}.log",
+    benchmark:
+        "results/benchmarks/evaluate/{encoder}.tsv"
+    conda:
+        "../../envs/pytorch.yaml"
+    threads: config["training"]["threads"]
+    resources:
+        **gpu_resources(30, timed=True),
     params:
         batch_size=config["evaluation"]["batch_size"],
         mixed_precision=config["training"]["mixed_precision"],
         device=config["training"]["device"],
         mode=EVALUATION_MODE,
         sliding=config["sliding"],
-    log:
-        "results/logs/evaluate/{encoder}.log",
-    benchmark:
-        "results/benchmarks/evaluate/{encoder}.tsv"
-    threads: config["training"]["threads"]
-    resources:
-        **gpu_resources(30, timed=True),
-    conda:
-        "../../envs/pytorch.yaml"
     script:
         "../scripts/evaluate.py"
 
@@ -48,22 +50,24 @@ rule evaluate_other_mode:
     output:
         metrics=f"results/{{encoder}}/evaluation_{OTHER_MODE}/metrics.json",
         per_image_confusion=f"results/{{encoder}}/evaluation_{OTHER_MODE}/per_image_confusion.npz",
-        predictions=directory(f"results/{{encoder}}/evaluation_{OTHER_MODE}/predictions"),
+        predictions=directory(
+            f"results/{{encoder}}/evaluation_{OTHER_MODE}/predictions"
+        ),
+    log:
+        f"results/logs/evaluate_{OTHER_MODE}/{{encoder}}.log",
+    benchmark:
+        f"results/benchmarks/evaluate_{OTHER_MODE}/{{encoder}}.tsv"
+    conda:
+        "../../envs/pytorch.yaml"
+    threads: config["training"]["threads"]
+    resources:
+        **gpu_resources(60, timed=False),
     params:
         batch_size=config["evaluation"]["batch_size"],
         mixed_precision=config["training"]["mixed_precision"],
         device=config["training"]["device"],
         mode=OTHER_MODE,
         sliding=config["sliding"],
-    log:
-        f"results/logs/evaluate_{OTHER_MODE}/{{encoder}}.log",
-    benchmark:
-        f"results/benchmarks/evaluate_{OTHER_MODE}/{{encoder}}.tsv"
-    threads: config["training"]["threads"]
-    resources:
-        **gpu_resources(60, timed=False),
-    conda:
-        "../../envs/pytorch.yaml"
     script:
         "../scripts/evaluate.py"
 
@@ -76,7 +80,10 @@ rule evaluation_modes:
     output:
         csv="results/{encoder}/evaluation_modes.csv",
         html=encoder_report(
-            "results/{encoder}/evaluation_modes.html", "evaluation_modes", "metrics", "evaluation modes"
+            "results/{encoder}/evaluation_modes.html",
+            "evaluation_modes",
+            "metrics",
+            "evaluation modes",
         ),
     log:
         "results/logs/evaluation_modes/{encoder}.log",
@@ -88,7 +95,8 @@ rule evaluation_modes:
 
 rule compare:
     """All encoders side by side, ranked by test mIoU (mean over seeds), with bootstrap confidence
-    intervals over test artworks × seeds; the best encoder for predict chosen on validation."""
+    intervals over test artworks × seeds; the best encoder for predict chosen on validation.
+    """
     input:
         metrics=expand("results/{encoder}/metrics.json", encoder=ENCODER_NAMES),
         histories=seed_files("history.csv"),
@@ -97,15 +105,15 @@ rule compare:
     output:
         json="results/model_comparison.json",
         csv="results/model_comparison.csv",
-    params:
-        encoders=ENCODER_NAMES,
-        n_seeds=len(SEEDS),
-        bootstrap=config["bootstrap"],
     log:
         "results/logs/compare.log",
     benchmark:
         "results/benchmarks/compare.tsv"
     conda:
         "../../envs/pytorch.yaml"
+    params:
+        encoders=ENCODER_NAMES,
+        n_seeds=len(SEEDS),
+        bootstrap=config["bootstrap"],
     script:
         "../scripts/compare.py"

@@ -6,20 +6,20 @@ rule export:
     output:
         onnx="results/{encoder}/export/model.onnx",
         card="results/{encoder}/export/model_card.json",
-    params:
-        out_dir=lambda wildcards, output: str(Path(output.card).parent),
-        torchscript=config["export"]["torchscript"],
     log:
         "results/logs/export/{encoder}.log",
     benchmark:
         "results/benchmarks/export/{encoder}.tsv"
+    conda:
+        "../../envs/pytorch.yaml"
     # A CPU job: the model is exported and checked on the CPU.
     threads: config["training"]["threads"]
     resources:
         mem_mb=config["training"]["mem_mb"],
         runtime=30,
-    conda:
-        "../../envs/pytorch.yaml"
+    params:
+        out_dir=lambda wildcards, output: str(Path(output.card).parent),
+        torchscript=config["export"]["torchscript"],
     script:
         "../scripts/export.py"
 

@@ -31,9 +31,19 @@ def predict_checkpoint_inputs(wildcards):
     """The configured encoder's checkpoint, or the comparison that names the best one."""
     predict = config["predict"]
     if not predict["input"]:
-        raise ValueError("set predict.input in your config to the folder of scans to predict")
+        raise ValueError(
+            "set predict.input in your config to the folder of scans to predict"
+        )
     if predict["encoder"] == "best":
-        return {"scans": predict["input"], "comparison": "results/model_comparison.json"}
+        return {
+            "scans": predict["input"],
+            "comparison": "results/model_comparison.json",
+        }
     if predict["encoder"] not in ENCODER_NAMES:
-        raise ValueError(f"predict.encoder '{predict['encoder']}' is not one of the trained encoders {ENCODER_NAMES}")
-    return {"scans": predict["input"], "checkpoint": f"results/{predict['encoder']}/model_best.pt"}
+        raise ValueError(
+            f"predict.encoder '{predict['encoder']}' is not one of the trained encoders {ENCODER_NAMES}"
+        )
+    return {
+        "scans": predict["input"],
+        "checkpoint": f"results/{predict['encoder']}/model_best.pt",
+    }

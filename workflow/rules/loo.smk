@@ -26,20 +26,21 @@ checkpoint loo_folds:
 
 rule loo_split:
     """One fold: test = the images of the held-out value; the others are split by artwork into
-    training and an inner validation (split.val_fraction, split.seed) that chooses the best epoch."""
+    training and an inner validation (split.val_fraction, split.seed) that chooses the best epoch.
+    """
     input:
         index=rules.prepare_cache.output.index,
     output:
         "results/loo_{family}/{fold}/split.json",
-    params:
-        val_fraction=config["split"]["val_fraction"],
-        seed=config["split"]["seed"],
     log:
         "results/logs/loo_{family}/{fold}/split.log",
     benchmark:
         "results/benchmarks/loo_{family}/{fold}/split.tsv"
     conda:
         "../../envs/pytorch.yaml"
+    params:
+        val_fraction=config["split"]["val_fraction"],
+        seed=config["split"]["seed"],
     script:
         "../scripts/loo_split.py"
 
@@ -66,31 +67,35 @@ use rule train as loo_train with:
     output:
         best=f"{LOO_RUN}/model_best.pt",
         history=f"{LOO_RUN}/history.csv",
-    params:
-        # Only this key is replaced (use-rule params are merged by name): resume from the fold's own file.
-        last_checkpoint=lambda wildcards: expand(f"{LOO_RUN}/model_last.pt", **wildcards)[0],
     log:
         "results/logs/loo_{family}/{fold}/train/{encoder}.log",
+    benchmark:
+        "results/benchmarks/loo_{family}/{fold}/train/{encoder}.tsv"
     # Independent of each other: gpu_jobs (config) folds train at once (common.smk).
     resources:
         **gpu_resources(config["training"]["runtime_minutes"], timed=False),
-    benchmark:
-        "results/benchmarks/loo_{family}/{fold}/train/{encoder}.tsv"
+    params:
+        # Only this key is replaced (use-rule params are merged by name): resume from the fold's own file.
+        last_checkpoint=lambda wildcards: expand(
+            f"{LOO_RUN}/model_last.pt", **wildcards
+        )[0],
 
 
 use rule evaluate as loo_evaluate with:
     input:
-        **evaluation_inputs(EVALUATION_MODE, run=LOO_RUN, split=rules.loo_split.output[0]),
+        **evaluation_inputs(
+            EVALUATION_MODE, run=LOO_RUN, split=rules.loo_split.output[0]
+        ),
     output:
         metrics=f"{LOO_RUN}/metrics.json",
         per_image_confusion=f"{LOO_RUN}/per_image_confusion.npz",
         predictions=directory(f"{LOO_RUN}/predictions"),
     log:
         "results/logs/loo_{family}/{fold}/evaluate/{encoder}.log",
-    resources:
-        **gpu_resources(30, timed=False),
     benchmark:
         "results/benchmarks/loo_{family}/{fold}/evaluate/{encoder}.tsv"
+    resources:
+        **gpu_resources(30, timed=False),
 
 
 rule loo_summary:
@@ -106,13 +111,13 @@ rule loo_summary:
             category="Leave-one-out",
             labels={"family": "{family}"},
         ),
-    params:
-        encoders=LOO_ENCODERS,
     log:
         "results/logs/loo_{family}/summary.log",
     benchmark:
         "results/benchmarks/loo_{family}/summary.tsv"
     conda:
         "../../envs/pytorch.yaml"
+    params:
+        encoders=LOO_ENCODERS,
     script:
         "../scripts/loo_summary.py"

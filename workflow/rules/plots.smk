@@ -1,27 +1,44 @@
 # Figures and HTML tables for people, each also an item of `snakemake --report report.html`.
 # Captions (how to read each figure) live in workflow/report/*.rst.
 
+
 rule plot_metrics:
     """Confusion matrix, per-class IoU, class distribution and the metrics as HTML tables."""
     input:
         metrics=rules.evaluate.output.metrics,
     output:
         confusion=encoder_report(
-            "results/{encoder}/plots/confusion_matrix.png", "confusion_matrix", "metrics", "confusion matrix"
+            "results/{encoder}/plots/confusion_matrix.png",
+            "confusion_matrix",
+            "metrics",
+            "confusion matrix",
         ),
-        iou=encoder_report("results/{encoder}/plots/per_class_iou.png", "per_class_iou", "metrics", "IoU per class"),
+        iou=encoder_report(
+            "results/{encoder}/plots/per_class_iou.png",
+            "per_class_iou",
+            "metrics",
+            "IoU per class",
+        ),
         distribution=encoder_report(
-            "results/{encoder}/plots/class_distribution.png", "class_distribution", "metrics", "class distribution"
+            "results/{encoder}/plots/class_distribution.png",
+            "class_distribution",
+            "metrics",
+            "class distribution",
         ),
-        table=encoder_report("results/{encoder}/metrics_table.html", "metrics_table", "metrics", "metrics table"),
-    params:
-        dpi=PLOTS["dpi"],
+        table=encoder_report(
+            "results/{encoder}/metrics_table.html",
+            "metrics_table",
+            "metrics",
+            "metrics table",
+        ),
     log:
         "results/logs/plots/metrics_{encoder}.log",
     benchmark:
         "results/benchmarks/plots/metrics_{encoder}.tsv"
     conda:
         "../../envs/pytorch.yaml"
+    params:
+        dpi=PLOTS["dpi"],
     script:
         "../scripts/plot_metrics.py"
 
@@ -35,23 +52,34 @@ rule plot_samples:
         split=rules.split.output[0],
     output:
         grid=encoder_report(
-            "results/{encoder}/plots/prediction_grid.png", "prediction_grid", "samples", "prediction grid"
+            "results/{encoder}/plots/prediction_grid.png",
+            "prediction_grid",
+            "samples",
+            "prediction grid",
         ),
-        errors=encoder_report("results/{encoder}/plots/error_maps.png", "error_maps", "samples", "error maps"),
+        errors=encoder_report(
+            "results/{encoder}/plots/error_maps.png",
+            "error_maps",
+            "samples",
+            "error maps",
+        ),
         focus=[
             encoder_report(
-                f"results/{{encoder}}/plots/class_focus_{rank}.png", "class_focus", "per-class views", f"class view {rank}"
+                f"results/{{encoder}}/plots/class_focus_{rank}.png",
+                "class_focus",
+                "per-class views",
+                f"class view {rank}",
             )
             for rank in FOCUS_RANKS
         ],
-    params:
-        settings=PLOTS,
     log:
         "results/logs/plots/samples_{encoder}.log",
     benchmark:
         "results/benchmarks/plots/samples_{encoder}.tsv"
     conda:
         "../../envs/pytorch.yaml"
+    params:
+        settings=PLOTS,
     script:
         "../scripts/plot_samples.py"
 
@@ -61,15 +89,20 @@ rule plot_training:
     input:
         history=rules.train.output.history,
     output:
-        encoder_report("results/{encoder}/plots/training_curves.png", "training_curves", "training", "training curves"),
-    params:
-        dpi=PLOTS["dpi"],
+        encoder_report(
+            "results/{encoder}/plots/training_curves.png",
+            "training_curves",
+            "training",
+            "training curves",
+        ),
     log:
         "results/logs/plots/training_{encoder}.log",
     benchmark:
         "results/benchmarks/plots/training_{encoder}.tsv"
     conda:
         "../../envs/pytorch.yaml"
+    params:
+        dpi=PLOTS["dpi"],
     script:
         "../scripts/plot_training.py"
 
@@ -79,19 +112,31 @@ rule plot_comparison:
     input:
         comparison=rules.compare.output.json,
     output:
-        ci=comparison_report("results/comparison/miou_ci.png", "comparison_ci", "mIoU with confidence intervals"),
-        heatmap=comparison_report("results/comparison/iou_heatmap.png", "iou_heatmap", "IoU heatmap"),
-        speed=comparison_report(
-            "results/comparison/accuracy_vs_speed.png", "accuracy_vs_speed", "accuracy vs speed"
+        ci=comparison_report(
+            "results/comparison/miou_ci.png",
+            "comparison_ci",
+            "mIoU with confidence intervals",
         ),
-        table=comparison_report("results/comparison/comparison_table.html", "comparison_table", "comparison table"),
-    params:
-        dpi=PLOTS["dpi"],
+        heatmap=comparison_report(
+            "results/comparison/iou_heatmap.png", "iou_heatmap", "IoU heatmap"
+        ),
+        speed=comparison_report(
+            "results/comparison/accuracy_vs_speed.png",
+            "accuracy_vs_speed",
+            "accuracy vs speed",
+        ),
+        table=comparison_report(
+            "results/comparison/comparison_table.html",
+            "comparison_table",
+            "comparison table",
+        ),
     log:
         "results/logs/plots/comparison.log",
     benchmark:
         "results/benchmarks/plots/comparison.tsv"
     conda:
         "../../envs/pytorch.yaml"
+    params:
+        dpi=PLOTS["dpi"],
     script:
         "../scripts/plot_comparison.py"

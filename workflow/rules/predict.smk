@@ -7,6 +7,15 @@ rule predict:
         summary="results/predict/prediction.json",
         masks=directory("results/predict/masks"),
         overlays=directory("results/predict/overlays"),
+    log:
+        "results/logs/predict.log",
+    benchmark:
+        "results/benchmarks/predict.tsv"
+    conda:
+        "../../envs/pytorch.yaml"
+    threads: config["training"]["threads"]
+    resources:
+        **gpu_resources(config["training"]["runtime_minutes"], timed=False),
     params:
         inputs=[config["predict"]["input"]] if config["predict"]["input"] else [],
         out_dir=lambda wildcards, output: str(Path(output.areas).parent),
@@ -16,14 +25,5 @@ rule predict:
         overlay_max_side=config["predict"]["overlay_max_side"],
         mixed_precision=config["training"]["mixed_precision"],
         device=config["training"]["device"],
-    log:
-        "results/logs/predict.log",
-    benchmark:
-        "results/benchmarks/predict.tsv"
-    threads: config["training"]["threads"]
-    resources:
-        **gpu_resources(config["training"]["runtime_minutes"], timed=False),
-    conda:
-        "../../envs/pytorch.yaml"
     script:
         "../scripts/predict.py"

@@ -1,20 +1,21 @@
 rule split:
     """Seeded train/validation/test split over artworks (all views of one artwork on one side):
-    validation chooses, test is reported (split.test_fraction: 0 is the seed's two-way split)."""
+    validation chooses, test is reported (split.test_fraction: 0 is the seed's two-way split).
+    """
     input:
         index=rules.prepare_cache.output.index,
     output:
         "results/split.json",
-    params:
-        val_fraction=config["split"]["val_fraction"],
-        test_fraction=config["split"].get("test_fraction", 0.0),
-        seed=config["split"]["seed"],
     log:
         "results/logs/split.log",
     benchmark:
         "results/benchmarks/split.tsv"
     conda:
         "../../envs/pytorch.yaml"
+    params:
+        val_fraction=config["split"]["val_fraction"],
+        test_fraction=config["split"].get("test_fraction", 0.0),
+        seed=config["split"]["seed"],
     script:
         "../scripts/split.py"
 
@@ -27,13 +28,13 @@ rule class_weights:
         split=rules.split.output[0],
     output:
         "results/class_weights.json",
-    params:
-        method=config["class_weights"]["method"],
     log:
         "results/logs/class_weights.log",
     benchmark:
         "results/benchmarks/class_weights.tsv"
     conda:
         "../../envs/pytorch.yaml"
+    params:
+        method=config["class_weights"]["method"],
     script:
         "../scripts/class_weights.py"

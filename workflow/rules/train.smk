@@ -4,12 +4,12 @@ rule encoder_weights:
     naming the file to put in place and the weights: <path> alternative."""
     output:
         "resources/weights/{encoder}.imagenet.pth",
-    params:
-        image_size=config["prepare"]["image_size"],
     log:
         "results/logs/encoder_weights/{encoder}.log",
     conda:
         "../../envs/pytorch.yaml"
+    params:
+        image_size=config["prepare"]["image_size"],
     script:
         "../scripts/encoder_weights.py"
 
@@ -24,26 +24,26 @@ rule train:
     output:
         best="results/{encoder}/model_best.pt",
         history="results/{encoder}/history.csv",
-    params:
-        settings=lambda wildcards: train_settings(wildcards.encoder),
-        # Not an output: Snakemake deletes the outputs of a failed job, and this file is what a
-        # rerun resumes from.
-        last_checkpoint=lambda wildcards: f"results/{wildcards.encoder}/model_last.pt",
     log:
         "results/logs/train/{encoder}.log",
     benchmark:
         "results/benchmarks/train/{encoder}.tsv"
-    threads: config["training"]["threads"]
     # A killed or timed-out attempt (SIGTERM/SIGUSR1 save the position first) is rerun and resumes
     # from model_last.pt; the log is appended to, with a "resumed at epoch N" line.
     # Retried by the Snakemake that submits the job, not by the one inside a SLURM job: there a retry
     # would run on in the allocation that is about to time out.
     retries: config["training"]["retries"] if workflow.is_main_process else 0
+    conda:
+        "../../envs/pytorch.yaml"
+    threads: config["training"]["threads"]
     # One GPU, alone among the run's GPU jobs (timed), SIGTERM before the limit (common.smk).
     resources:
         **gpu_resources(config["training"]["runtime_minutes"], timed=True),
-    conda:
-        "../../envs/pytorch.yaml"
+    params:
+        settings=lambda wildcards: train_settings(wildcards.encoder),
+        # Not an output: Snakemake deletes the outputs of a failed job, and this file is what a
+        # rerun resumes from.
+        last_checkpoint=lambda wildcards: f"results/{wildcards.encoder}/model_last.pt",
     script:
         "../scripts/train.py"
 
@@ -53,10 +53,10 @@ use rule train as train_seed with:
     output:
         best="results/{encoder}/seed_{seed}/model_best.pt",
         history="results/{encoder}/seed_{seed}/history.csv",
-    params:
-        settings=lambda wildcards: train_settings(wildcards.encoder, wildcards.seed),
-        last_checkpoint=lambda wildcards: f"results/{wildcards.encoder}/seed_{wildcards.seed}/model_last.pt",
     log:
         "results/logs/train/{encoder}/seed_{seed}.log",
     benchmark:
         "results/benchmarks/train/{encoder}/seed_{seed}.tsv"
+    params:
+        settings=lambda wildcards: train_settings(wildcards.encoder, wildcards.seed),
+        last_checkpoint=lambda wildcards: f"results/{wildcards.encoder}/seed_{wildcards.seed}/model_last.pt",

@@ -1,2 +1,2 @@
-"""Inference: applying a trained model to new scans and what a conservator opens afterwards
-(damage viewer, confidence maps, damage outlines)."""
+"""Inference: damage maps of new scans at native resolution, what a conservator opens afterwards
+(damage viewer, confidence maps, damage outlines), and export of a trained model."""

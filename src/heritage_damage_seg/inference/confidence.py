@@ -28,11 +28,16 @@ import pyvips
 import torch
 from torch import nn
 
-from heritage_damage_seg import decode
 from heritage_damage_seg.classes import NUM_CLASSES, slug
+from heritage_damage_seg.data import decode
 from heritage_damage_seg.io import atomic_path
-from heritage_damage_seg.scan_view import ModelView, _source_positions, resized_nearest, upsampled_argmax
-from heritage_damage_seg.sliding import SlidingSettings, forward_tiles, iter_strips
+from heritage_damage_seg.model.scan_view import (
+    ModelView,
+    _source_positions,
+    resized_nearest,
+    upsampled_argmax,
+)
+from heritage_damage_seg.model.sliding import SlidingSettings, forward_tiles, iter_strips
 
 CONFIDENCE_COLUMNS: list[str] = (
     ["mean_confidence", "low_confidence_pct"]
@@ -46,7 +51,9 @@ def to_uint8(probability: torch.Tensor) -> np.ndarray:
     return (probability.float() * 255.0).round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
 
 
-def labels_and_confidence(model: nn.Module, image: np.ndarray, *, tile: int, **kwargs) -> tuple[np.ndarray, np.ndarray]:
+def labels_and_confidence(
+    model: nn.Module, image: np.ndarray, *, tile: int, **kwargs
+) -> tuple[np.ndarray, np.ndarray]:
     """Class ids and the confidence in them (both H×W uint8) by sliding window over ``image``, a
     strip at a time (``kwargs``: those of :func:`~heritage_damage_seg.sliding.iter_strips`)."""
     height, width = image.shape[:2]
@@ -60,11 +67,15 @@ def labels_and_confidence(model: nn.Module, image: np.ndarray, *, tile: int, **k
     return labels, confidence
 
 
-def upsampled_confidence(probabilities: torch.Tensor, labels: np.ndarray, *, block_pixels: int = 2**20) -> np.ndarray:
+def upsampled_confidence(
+    probabilities: torch.Tensor, labels: np.ndarray, *, block_pixels: int = 2**20
+) -> np.ndarray:
     """For every pixel of ``labels`` (H×W class ids), the probability of its class bilinearly
     resized from ``probabilities`` (C×h×w), as uint8; ``block_pixels`` pixels at a time."""
     classes, in_h, in_w = probabilities.shape
-    flat = probabilities.detach().float().permute(1, 2, 0).reshape(-1).cpu().numpy()  # class fastest
+    flat = (
+        probabilities.detach().float().permute(1, 2, 0).reshape(-1).cpu().numpy()
+    )  # class fastest
     height, width = labels.shape
     rows_first, rows_second, rows_weight = _source_positions(height, in_h)
     cols_first, cols_second, cols_weight = _source_positions(width, in_w)
@@ -75,14 +86,13 @@ def upsampled_confidence(probabilities: torch.Tensor, labels: np.ndarray, *, blo
         rows = slice(top, min(height, top + step))
         chosen = np.minimum(labels[rows], classes - 1).astype(np.int64)
         upper, lower = rows_first[rows][:, None] * in_w, rows_second[rows][:, None] * in_w
-
-        def at(row_offset: np.ndarray, col: np.ndarray) -> np.ndarray:
-            return np.take(flat, (row_offset + col) * classes + chosen)
-
-        upper_value = at(upper, left)
-        upper_value += col_weight * (at(upper, right) - upper_value)
-        lower_value = at(lower, left)
-        lower_value += col_weight * (at(lower, right) - lower_value)
+        corners = [
+            np.take(flat, (row + col) * classes + chosen)
+            for row in (upper, lower)
+            for col in (left, right)
+        ]
+        upper_value = corners[0] + col_weight * (corners[1] - corners[0])
+        lower_value = corners[2] + col_weight * (corners[3] - corners[2])
         upper_value += rows_weight[rows][:, None] * (lower_value - upper_value)
         out[rows] = np.clip(np.rint(upper_value * 255.0), 0, 255).astype(np.uint8)
     return out
@@ -103,12 +113,23 @@ def predict_with_confidence(
     the confidence map of the same size (uint8, see the module docstring)."""
     picture, head = view.model_input(source, name=name)
     if view.view == "resize":
-        logits = forward_tiles(model, torch.from_numpy(picture)[None].to(device), amp_dtype, settings.tta_flip)[0]
+        logits = forward_tiles(
+            model, torch.from_numpy(picture)[None].to(device), amp_dtype, settings.tta_flip
+        )[0]
         mask = upsampled_argmax(logits, head.height, head.width)
         return mask, upsampled_confidence(torch.softmax(logits.float(), 0), mask)
-    labels, confidence = labels_and_confidence(model, picture, tile=view.image_size, settings=settings, device=device,
-                                               amp_dtype=amp_dtype, progress=progress)  # fmt: skip
-    return resized_nearest(labels, head.width, head.height), resized_nearest(confidence, head.width, head.height)
+    labels, confidence = labels_and_confidence(
+        model,
+        picture,
+        tile=view.image_size,
+        settings=settings,
+        device=device,
+        amp_dtype=amp_dtype,
+        progress=progress,
+    )
+    return resized_nearest(labels, head.width, head.height), resized_nearest(
+        confidence, head.width, head.height
+    )
 
 
 def confidence_summary(
@@ -150,6 +171,8 @@ def save_grey_png(array: np.ndarray, path: str | os.PathLike[str], *, compressio
     if array.dtype != np.uint8 or array.ndim != 2:
         raise ValueError(f"expected an H×W uint8 array for {path}, got {array.shape} {array.dtype}")
     contiguous = np.ascontiguousarray(array)
-    image = pyvips.Image.new_from_memory(contiguous.data, contiguous.shape[1], contiguous.shape[0], 1, "uchar")
+    image = pyvips.Image.new_from_memory(
+        contiguous.data, contiguous.shape[1], contiguous.shape[0], 1, "uchar"
+    )
     with atomic_path(path) as tmp:
         image.pngsave(str(tmp), compression=compression)

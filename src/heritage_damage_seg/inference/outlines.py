@@ -52,7 +52,9 @@ class OutlineSettings:
 
     def __post_init__(self) -> None:
         if self.tolerance < 0:
-            raise ValueError(f"outline tolerance {self.tolerance} px must be 0 or more (0 = exact pixel edges)")
+            raise ValueError(
+                f"outline tolerance {self.tolerance} px must be 0 or more (0 = exact pixel edges)"
+            )
         if self.min_area < 1:
             raise ValueError(f"outline min_area {self.min_area} px must be at least 1")
 
@@ -88,7 +90,11 @@ def _polygonal(geometry: shapely.Geometry) -> Polygon | MultiPolygon:
     if geometry.is_valid and isinstance(geometry, (Polygon, MultiPolygon)):
         return geometry
     fixed = shapely.make_valid(geometry)
-    parts = [g for g in getattr(fixed, "geoms", [fixed]) if isinstance(g, (Polygon, MultiPolygon)) and not g.is_empty]
+    parts = [
+        g
+        for g in getattr(fixed, "geoms", [fixed])
+        if isinstance(g, (Polygon, MultiPolygon)) and not g.is_empty
+    ]
     polygons = [p for g in parts for p in getattr(g, "geoms", [g])]
     return polygons[0] if len(polygons) == 1 else MultiPolygon(polygons)
 
@@ -125,24 +131,33 @@ def _qgis_coordinates(outline: Polygon | MultiPolygon) -> Polygon | MultiPolygon
     return MultiPolygon([orient(p, 1.0) for p in flipped.geoms])
 
 
-def write_geojson(path: str | os.PathLike[str], outlines: Outlines, *, scan: str, width: int, height: int) -> None:
+def write_geojson(
+    path: str | os.PathLike[str], outlines: Outlines, *, scan: str, width: int, height: int
+) -> None:
     features = [
         {
             "type": "Feature",
             "id": i,
             "properties": {
-                "class_id": r.class_id, "class": CLASS_NAMES[r.class_id], "area_px": r.pixels,
-                "outline_area_px": round(r.outline.area, 1), "colour": PALETTE_HEX[r.class_id],
+                "class_id": r.class_id,
+                "class": CLASS_NAMES[r.class_id],
+                "area_px": r.pixels,
+                "outline_area_px": round(r.outline.area, 1),
+                "colour": PALETTE_HEX[r.class_id],
             },
             "geometry": mapping(_qgis_coordinates(r.outline)),
         }
         for i, r in enumerate(outlines.regions, start=1)
-    ]  # fmt: skip
+    ]
     collection = {
         "type": "FeatureCollection",
         "name": Path(scan).stem,
-        "scan": {"file": scan, "width": width, "height": height,
-                 "coordinates": "pixels as QGIS opens the scan: x = column, y = -row"},  # fmt: skip
+        "scan": {
+            "file": scan,
+            "width": width,
+            "height": height,
+            "coordinates": "pixels as QGIS opens the scan: x = column, y = -row",
+        },
         "outlines": outlines.record(),
         "features": features,
     }
@@ -161,8 +176,14 @@ def coco_rle(outline: Polygon | MultiPolygon, height: int, width: int) -> dict[s
     of 0s) of the pixels whose centre lies in ``outline``, rasterised in its bounding box only."""
     x0, y0, x1, y1 = (int(v) for v in np.floor(outline.bounds))
     x1, y1 = min(width, x1 + 1), min(height, y1 + 1)
-    crop = rasterio.features.rasterize([outline], out_shape=(y1 - y0, x1 - x0), transform=Affine.translation(x0, y0),
-                                       fill=0, default_value=1, dtype="uint8")  # fmt: skip
+    crop = rasterio.features.rasterize(
+        [outline],
+        out_shape=(y1 - y0, x1 - x0),
+        transform=Affine.translation(x0, y0),
+        fill=0,
+        default_value=1,
+        dtype="uint8",
+    )
     columns, rows = np.nonzero(crop.T)  # column-major order
     index = (columns + x0).astype(np.int64) * height + (rows + y0)
     if index.size == 0:
@@ -184,21 +205,34 @@ def _coco_annotation(i: int, region: Region, height: int, width: int) -> dict[st
     polygons = [outline] if isinstance(outline, Polygon) else list(outline.geoms)
     has_holes = any(p.interiors for p in polygons)
     return {
-        "id": i, "image_id": 1, "category_id": region.class_id,
+        "id": i,
+        "image_id": 1,
+        "category_id": region.class_id,
         "segmentation": coco_rle(outline, height, width) if has_holes else _coco_polygons(outline),
-        "area": round(outline.area, 1), "bbox": [x0, y0, x1 - x0, y1 - y0], "iscrowd": 1 if has_holes else 0,
+        "area": round(outline.area, 1),
+        "bbox": [x0, y0, x1 - x0, y1 - y0],
+        "iscrowd": 1 if has_holes else 0,
         "attributes": {"area_px": region.pixels},
-    }  # fmt: skip
+    }
 
 
-def write_coco(path: str | os.PathLike[str], outlines: Outlines, *, scan: str, width: int, height: int) -> None:
+def write_coco(
+    path: str | os.PathLike[str], outlines: Outlines, *, scan: str, width: int, height: int
+) -> None:
     document = {
-        "info": {"description": f"damage outlines of {scan} predicted by heritage-damage-seg", "version": "1.0",
-                 "outlines": outlines.record()},  # fmt: skip
+        "info": {
+            "description": f"damage outlines of {scan} predicted by heritage-damage-seg",
+            "version": "1.0",
+            "outlines": outlines.record(),
+        },
         "licenses": [],
         "images": [{"id": 1, "file_name": scan, "width": width, "height": height}],
-        "categories": [{"id": c, "name": CLASS_NAMES[c], "supercategory": "damage"} for c in DAMAGE_CLASSES],
-        "annotations": [_coco_annotation(i, r, height, width) for i, r in enumerate(outlines.regions, start=1)],
+        "categories": [
+            {"id": c, "name": CLASS_NAMES[c], "supercategory": "damage"} for c in DAMAGE_CLASSES
+        ],
+        "annotations": [
+            _coco_annotation(i, r, height, width) for i, r in enumerate(outlines.regions, start=1)
+        ],
     }
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(document, separators=(",", ":")) + "\n")

@@ -14,8 +14,17 @@ from typing import Any
 
 import numpy as np
 
-from heritage_damage_seg.inference.confidence import CONFIDENCE_COLUMNS, confidence_summary, save_grey_png
-from heritage_damage_seg.inference.outlines import OutlineSettings, damage_regions, write_coco, write_geojson
+from heritage_damage_seg.inference.confidence import (
+    CONFIDENCE_COLUMNS,
+    confidence_summary,
+    save_grey_png,
+)
+from heritage_damage_seg.inference.outlines import (
+    OutlineSettings,
+    damage_regions,
+    write_coco,
+    write_geojson,
+)
 from heritage_damage_seg.inference.viewer import viewer_entry, write_scan_pyramids, write_viewer
 
 log = logging.getLogger(__name__)
@@ -34,7 +43,9 @@ class ProductSettings:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.low_confidence <= 1.0:
-            raise ValueError(f"low-confidence threshold {self.low_confidence} must be within (0, 1], e.g. 0.5")
+            raise ValueError(
+                f"low-confidence threshold {self.low_confidence} must be within (0, 1], e.g. 0.5"
+            )
 
     def record(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,21 +66,40 @@ class RunProducts:
         height, width = mask.shape
         started = time.perf_counter()
         save_grey_png(confidence, self.out_dir / "confidence" / f"{scan.stem}.png")
-        row: dict[str, Any] = dict(confidence_summary(mask, confidence, self.settings.low_confidence))
+        row: dict[str, Any] = dict(
+            confidence_summary(mask, confidence, self.settings.low_confidence)
+        )
         confidence_done = time.perf_counter()
         outlines = damage_regions(mask, self.settings.outlines)
         for writer, suffix in ((write_geojson, ".geojson"), (write_coco, ".coco.json")):
-            writer(self.out_dir / "outlines" / f"{scan.stem}{suffix}", outlines, scan=scan.name, width=width, height=height)
-        row |= {"regions": len(outlines.regions), "small_regions_dropped": sum(outlines.dropped.values())}
+            writer(
+                self.out_dir / "outlines" / f"{scan.stem}{suffix}",
+                outlines,
+                scan=scan.name,
+                width=width,
+                height=height,
+            )
+        row |= {
+            "regions": len(outlines.regions),
+            "small_regions_dropped": sum(outlines.dropped.values()),
+        }
         outlines_done = time.perf_counter()
         if self.settings.viewer:
-            self.tiles[scan.name] = write_scan_pyramids(self.out_dir / "viewer", scan, mask, confidence)
+            self.tiles[scan.name] = write_scan_pyramids(
+                self.out_dir / "viewer", scan, mask, confidence
+            )
         log.info(
             "  %s: confidence map %.1fs, %d outline(s) (%d region(s) under %d px dropped) %.1fs%s",
-            scan.name, confidence_done - started, len(outlines.regions), row["small_regions_dropped"],
-            self.settings.outlines.min_area, outlines_done - confidence_done,
-            f", viewer tiles {time.perf_counter() - outlines_done:.1f}s" if self.settings.viewer else "",
-        )  # fmt: skip
+            scan.name,
+            confidence_done - started,
+            len(outlines.regions),
+            row["small_regions_dropped"],
+            self.settings.outlines.min_area,
+            outlines_done - confidence_done,
+            f", viewer tiles {time.perf_counter() - outlines_done:.1f}s"
+            if self.settings.viewer
+            else "",
+        )
         return row
 
     def finish(self, csv_rows: Sequence[Mapping[str, Any]], *, title: str) -> Path | None:
@@ -82,12 +112,20 @@ class RunProducts:
             for row in csv_rows
             if row["image"] in self.tiles
         ]
-        return write_viewer(self.out_dir / "viewer", entries, title=title, low_confidence=self.settings.low_confidence)
+        return write_viewer(
+            self.out_dir / "viewer",
+            entries,
+            title=title,
+            low_confidence=self.settings.low_confidence,
+        )
 
     @staticmethod
     def _files(stem: str) -> dict[str, str]:
         """The scan's other outputs, from ``viewer/index.html``."""
         return {
-            "mask": f"../masks/{stem}.png", "confidence": f"../confidence/{stem}.png", "overlay": f"../overlays/{stem}.png",
-            "outlines (GeoJSON)": f"../outlines/{stem}.geojson", "outlines (COCO)": f"../outlines/{stem}.coco.json",
-        }  # fmt: skip
+            "mask": f"../masks/{stem}.png",
+            "confidence": f"../confidence/{stem}.png",
+            "overlay": f"../overlays/{stem}.png",
+            "outlines (GeoJSON)": f"../outlines/{stem}.geojson",
+            "outlines (COCO)": f"../outlines/{stem}.coco.json",
+        }

@@ -35,8 +35,15 @@ from typing import Any
 import numpy as np
 import pyvips
 
-from heritage_damage_seg import decode
-from heritage_damage_seg.classes import CLASS_NAMES, IGNORE_HEX, IGNORE_INDEX, NUM_CLASSES, PALETTE_HEX, slug
+from heritage_damage_seg.classes import (
+    CLASS_NAMES,
+    IGNORE_HEX,
+    IGNORE_INDEX,
+    NUM_CLASSES,
+    PALETTE_HEX,
+    slug,
+)
+from heritage_damage_seg.data import decode
 from heritage_damage_seg.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -61,7 +68,9 @@ def display_image(path: Path, name: str) -> pyvips.Image:
 def grey_image(array: np.ndarray) -> pyvips.Image:
     """An H×W uint8 array as a one-band libvips image over the same memory (no copy)."""
     contiguous = np.ascontiguousarray(array)
-    return pyvips.Image.new_from_memory(contiguous.data, contiguous.shape[1], contiguous.shape[0], 1, "uchar")
+    return pyvips.Image.new_from_memory(
+        contiguous.data, contiguous.shape[1], contiguous.shape[0], 1, "uchar"
+    )
 
 
 @contextlib.contextmanager
@@ -77,44 +86,75 @@ def _quiet_libvips() -> Iterator[None]:
         vips_log.setLevel(level)
 
 
-def deep_zoom(image: pyvips.Image, base: Path, relative_url: str, *, tile_format: str, region_shrink: str) -> dict[str, Any]:
+def deep_zoom(
+    image: pyvips.Image, base: Path, relative_url: str, *, tile_format: str, region_shrink: str
+) -> dict[str, Any]:
     """Writes ``base.dzi`` and ``base_files/`` and returns the inline tile source OpenSeadragon
     reads in place of the ``.dzi`` (``relative_url``: ``base``'s path from ``index.html``)."""
     suffix = {"jpeg": ".jpg[Q=88]", "png": ".png[compression=6]"}[tile_format]
     try:
         with _quiet_libvips():
-            image.dzsave(str(base), layout="dz", tile_size=TILE_SIZE, overlap=TILE_OVERLAP, suffix=suffix,
-                         region_shrink=region_shrink, keep="none")  # fmt: skip
+            image.dzsave(
+                str(base),
+                layout="dz",
+                tile_size=TILE_SIZE,
+                overlap=TILE_OVERLAP,
+                suffix=suffix,
+                region_shrink=region_shrink,
+                keep="none",
+            )
     except pyvips.Error as err:
-        raise OSError(f"cannot write the deep-zoom tiles {base}_files ({err.message.strip()}): check the free disk space "
-                      "and that the folder is writable") from err  # fmt: skip
+        raise OSError(
+            f"cannot write the deep-zoom tiles {base}_files ({err.message.strip()}): check the free disk space "
+            "and that the folder is writable"
+        ) from err
     return {
         "Image": {
-            "xmlns": DEEP_ZOOM_XMLNS, "Url": f"{relative_url}_files/", "Format": "jpg" if tile_format == "jpeg" else "png",
-            "Overlap": str(TILE_OVERLAP), "TileSize": str(TILE_SIZE),
+            "xmlns": DEEP_ZOOM_XMLNS,
+            "Url": f"{relative_url}_files/",
+            "Format": "jpg" if tile_format == "jpeg" else "png",
+            "Overlap": str(TILE_OVERLAP),
+            "TileSize": str(TILE_SIZE),
             "Size": {"Width": str(image.width), "Height": str(image.height)},
         }
-    }  # fmt: skip
+    }
 
 
-def write_scan_pyramids(viewer_dir: Path, scan: Path, mask: np.ndarray, confidence: np.ndarray) -> dict[str, Any]:
+def write_scan_pyramids(
+    viewer_dir: Path, scan: Path, mask: np.ndarray, confidence: np.ndarray
+) -> dict[str, Any]:
     """The three pyramids of one scan in ``viewer_dir/scans/<stem>/``, written beside and renamed
     into place when complete (a killed run leaves no half pyramid that looks finished)."""
     height, width = mask.shape
     picture = display_image(scan, str(scan))
     if (picture.width, picture.height) != (width, height):
-        raise ValueError(f"{scan}: the scan reads as {picture.width}×{picture.height} but its mask is {width}×{height}")
+        raise ValueError(
+            f"{scan}: the scan reads as {picture.width}×{picture.height} but its mask is {width}×{height}"
+        )
     final = viewer_dir / "scans" / scan.stem
     partial = final.with_name(f".{scan.stem}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     url = f"scans/{scan.stem}"
     tiles = {
-        "scan": deep_zoom(picture, partial / "scan", f"{url}/scan", tile_format="jpeg", region_shrink="mean"),
-        "classes": deep_zoom(grey_image(mask), partial / "classes", f"{url}/classes", tile_format="png", region_shrink="mode"),
-        "confidence": deep_zoom(grey_image(confidence), partial / "confidence", f"{url}/confidence", tile_format="png",
-                                region_shrink="mean"),
-    }  # fmt: skip
+        "scan": deep_zoom(
+            picture, partial / "scan", f"{url}/scan", tile_format="jpeg", region_shrink="mean"
+        ),
+        "classes": deep_zoom(
+            grey_image(mask),
+            partial / "classes",
+            f"{url}/classes",
+            tile_format="png",
+            region_shrink="mode",
+        ),
+        "confidence": deep_zoom(
+            grey_image(confidence),
+            partial / "confidence",
+            f"{url}/confidence",
+            tile_format="png",
+            region_shrink="mean",
+        ),
+    }
     shutil.rmtree(final, ignore_errors=True)
     os.replace(partial, final)
     return tiles
@@ -124,25 +164,42 @@ def _number(value: Any) -> float | None:
     return None if value in (None, "") else float(value)
 
 
-def viewer_entry(row: Mapping[str, Any], tiles: Mapping[str, Any], files: Mapping[str, str]) -> dict[str, Any]:
+def viewer_entry(
+    row: Mapping[str, Any], tiles: Mapping[str, Any], files: Mapping[str, str]
+) -> dict[str, Any]:
     """What the page knows of one scan: its ``damage_areas.csv`` row as written (the legend shows
     those numbers), its tile sources and the paths of its other outputs from ``index.html``."""
     classes = [
-        {"id": c, "px": int(row[f"{slug(c)}_px"]), "pct": row[f"{slug(c)}_pct"],
-         "mean_confidence": _number(row.get(f"{slug(c)}_mean_confidence")),
-         "low_confidence_pct": _number(row.get(f"{slug(c)}_low_confidence_pct"))}
+        {
+            "id": c,
+            "px": int(row[f"{slug(c)}_px"]),
+            "pct": row[f"{slug(c)}_pct"],
+            "mean_confidence": _number(row.get(f"{slug(c)}_mean_confidence")),
+            "low_confidence_pct": _number(row.get(f"{slug(c)}_low_confidence_pct")),
+        }
         for c in range(NUM_CLASSES)
-    ]  # fmt: skip
+    ]
     return {
-        "name": row["image"], "stem": Path(row["image"]).stem, "width": int(row["width"]), "height": int(row["height"]),
-        "scored_pixels": int(row["scored_pixels"]), "damaged_pixels": int(row["damaged_pixels"]),
-        "damaged_pct": row["damaged_pct"], "outside_pixels": int(row["width"]) * int(row["height"]) - int(row["scored_pixels"]),
-        "mean_confidence": _number(row.get("mean_confidence")), "low_confidence_pct": _number(row.get("low_confidence_pct")),
-        "regions": row.get("regions"), "classes": classes, "tiles": dict(tiles), "files": dict(files),
-    }  # fmt: skip
+        "name": row["image"],
+        "stem": Path(row["image"]).stem,
+        "width": int(row["width"]),
+        "height": int(row["height"]),
+        "scored_pixels": int(row["scored_pixels"]),
+        "damaged_pixels": int(row["damaged_pixels"]),
+        "damaged_pct": row["damaged_pct"],
+        "outside_pixels": int(row["width"]) * int(row["height"]) - int(row["scored_pixels"]),
+        "mean_confidence": _number(row.get("mean_confidence")),
+        "low_confidence_pct": _number(row.get("low_confidence_pct")),
+        "regions": row.get("regions"),
+        "classes": classes,
+        "tiles": dict(tiles),
+        "files": dict(files),
+    }
 
 
-def write_viewer(viewer_dir: Path, entries: Sequence[Mapping[str, Any]], *, title: str, low_confidence: float) -> Path:
+def write_viewer(
+    viewer_dir: Path, entries: Sequence[Mapping[str, Any]], *, title: str, low_confidence: float
+) -> Path:
     """The page of the run: the vendored OpenSeadragon, the page files and ``data.js`` in
     ``viewer_dir`` (the scans' pyramids are already there); returns ``index.html``."""
     viewer_dir.mkdir(parents=True, exist_ok=True)
@@ -155,7 +212,9 @@ def write_viewer(viewer_dir: Path, entries: Sequence[Mapping[str, Any]], *, titl
         "title": title,
         "openseadragon": OPENSEADRAGON_VERSION,
         "low_confidence": low_confidence,
-        "classes": [{"id": c, "name": CLASS_NAMES[c], "colour": PALETTE_HEX[c]} for c in range(NUM_CLASSES)],
+        "classes": [
+            {"id": c, "name": CLASS_NAMES[c], "colour": PALETTE_HEX[c]} for c in range(NUM_CLASSES)
+        ],
         "outside": {"id": IGNORE_INDEX, "name": "Outside the artwork", "colour": IGNORE_HEX},
         "scans": list(entries),
     }
@@ -163,6 +222,9 @@ def write_viewer(viewer_dir: Path, entries: Sequence[Mapping[str, Any]], *, titl
         tmp.write_text("window.HDS_VIEWER = " + json.dumps(data, indent=1, allow_nan=False) + ";\n")
     with atomic_path(viewer_dir / "index.html") as tmp:  # last: the page exists only once it works
         shutil.copyfile(ASSETS / "index.html", tmp)
-    log.info("damage viewer of %d scan(s): %s (open it in a browser, no server needed)", len(entries),
-             viewer_dir / "index.html")  # fmt: skip
+    log.info(
+        "damage viewer of %d scan(s): %s (open it in a browser, no server needed)",
+        len(entries),
+        viewer_dir / "index.html",
+    )
     return viewer_dir / "index.html"

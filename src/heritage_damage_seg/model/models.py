@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from heritage_damage_seg.classes import NUM_CLASSES
-from heritage_damage_seg.encoders import (  # noqa: F401 (re-exported: one import for model code)
+from heritage_damage_seg.model.encoders import (  # noqa: F401 (re-exported: one import for model code)
     ENCODERS,
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -73,9 +73,12 @@ def load_encoder_weights(model: nn.Module, name: str, path: Path) -> None:
     state = _read_state_dict(path)
     encoder: nn.Module = model.encoder  # type: ignore[assignment]
     own = encoder.state_dict()
-    # timm-universal encoders wrap the timm model as ``encoder.model``; plain timm checkpoints lack that prefix.
+    # timm-universal encoders wrap the timm model as ``encoder.model``; plain timm checkpoints lack
+    # that prefix.
     candidates = [state, {f"model.{k}": v for k, v in state.items()}]
-    best = max(candidates, key=lambda c: sum(k in own and own[k].shape == v.shape for k, v in c.items()))
+    best = max(
+        candidates, key=lambda c: sum(k in own and own[k].shape == v.shape for k, v in c.items())
+    )
     matched = {k: v for k, v in best.items() if k in own and own[k].shape == v.shape}
     if len(matched) < 0.9 * len(own):
         raise ModelConfigError(
@@ -86,7 +89,12 @@ def load_encoder_weights(model: nn.Module, name: str, path: Path) -> None:
     # nn.Module's own method: some smp encoders (MiT) override load_state_dict without `strict`.
     missing = nn.Module.load_state_dict(encoder, matched, strict=False).missing_keys
     if missing:
-        log.warning("%d encoder tensors not in %s keep their initial values: %s", len(missing), path, missing[:5])
+        log.warning(
+            "%d encoder tensors not in %s keep their initial values: %s",
+            len(missing),
+            path,
+            missing[:5],
+        )
     log.info("loaded %d/%d encoder tensors from %s", len(matched), len(own), path)
 
 
@@ -94,7 +102,9 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def load_checkpoint(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
+def load_checkpoint(
+    path: str | os.PathLike[str], device: torch.device | str = "cpu"
+) -> tuple[nn.Module, dict]:
     """A trained model and its checkpoint's metadata, ready for inference (eval mode)."""
     checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     model = build_model(checkpoint["encoder"], image_size=checkpoint["image_size"])

@@ -44,7 +44,9 @@ DIHEDRAL_VIEWS: tuple[DihedralView, ...] = tuple(
 """All 8; the first is the identity."""
 
 
-def dihedral_average(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+def dihedral_average(
+    model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
+) -> torch.Tensor:
     """The mean over the 8 views of ``model``'s float32 logits, each brought back to ``x``'s
     orientation. ``x``: B×3×T×T with square tiles. One extra logit batch is held beside the sum."""
     if x.shape[ROWS] != x.shape[COLS]:

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from heritage_damage_seg.batches import to_model_input
-from heritage_damage_seg.inference.dihedral import dihedral_average
+from heritage_damage_seg.model.dihedral import dihedral_average
+from heritage_damage_seg.model.inputs import to_model_input
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class SlidingSettings:
     batch_size: int = 8
     tta_flip: bool = False
     """Predict each tile in all 8 flips/transposes and average the logits (8× the model time; see
-    :mod:`heritage_damage_seg.inference.dihedral`)."""
+    :mod:`heritage_damage_seg.model.dihedral`)."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.overlap <= 0.9:
@@ -86,7 +86,9 @@ def tile_weights(tile: int, blend: str) -> torch.Tensor:
     return weights.clamp_min(1e-6).float()
 
 
-def strip_bytes(width: int, tile: int, num_classes: int, batch_size: int, tta_flip: bool = False) -> int:
+def strip_bytes(
+    width: int, tile: int, num_classes: int, batch_size: int, tta_flip: bool = False
+) -> int:
     """Float memory of the stitcher beyond the uint8 input and output: the logits + weight strip,
     one batch of normalised input tiles and its logits (×2 with flip TTA)."""
     width = max(width, tile)
@@ -102,7 +104,8 @@ def _pad_to_tile(image: np.ndarray, tile: int) -> np.ndarray:
     pad_h, pad_w = max(0, tile - height), max(0, tile - width)
     if not (pad_h or pad_w):
         return image
-    # numpy's reflect repeats the reflection when the pad exceeds the side (a 10 px strip, 64 px tile).
+    # numpy's reflect repeats the reflection when the pad exceeds the side (a 10 px strip, 64 px
+    # tile).
     return np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
 
 
@@ -203,10 +206,14 @@ def predict_mask(
 
 def tile_count(height: int, width: int, tile: int, overlap: float) -> int:
     stride = stride_for(tile, overlap)
-    return len(tile_starts(max(height, tile), tile, stride)) * len(tile_starts(max(width, tile), tile, stride))
+    return len(tile_starts(max(height, tile), tile, stride)) * len(
+        tile_starts(max(width, tile), tile, stride)
+    )
 
 
-def describe_bound(height: int, width: int, tile: int, num_classes: int, settings: SlidingSettings) -> str:
+def describe_bound(
+    height: int, width: int, tile: int, num_classes: int, settings: SlidingSettings
+) -> str:
     extra = strip_bytes(width, tile, num_classes, settings.batch_size, settings.tta_flip)
     naive = (num_classes + 1) * 4 * height * width
     return (

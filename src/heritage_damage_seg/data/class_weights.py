@@ -80,7 +80,9 @@ def compute(counts: np.ndarray, method: str) -> dict[str, Any]:
     counts = np.asarray(counts, dtype=np.int64)
     total = int(counts.sum())
     if total == 0:
-        raise ValueError("the training split has no labelled pixels (all masks are 255): check the masks")
+        raise ValueError(
+            "the training split has no labelled pixels (all masks are 255): check the masks"
+        )
     freq = counts / total
     weights = METHODS[method](freq)
     positive = weights[weights > 0]

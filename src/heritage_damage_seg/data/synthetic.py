@@ -36,7 +36,6 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import pandas as pd
@@ -86,7 +85,7 @@ capture-time light leak."""
 _MIN_SIDE = 32
 _F32 = np.float32
 _ColourFn = Callable[[np.ndarray, tuple[slice, slice]], np.ndarray]
-_Colour = Union[np.ndarray, tuple[float, float, float], _ColourFn]
+_Colour = np.ndarray | tuple[float, float, float] | _ColourFn
 
 
 @dataclass(frozen=True)
@@ -132,7 +131,9 @@ class ViewTransform:
 # --------------------------------------------------------------------------------------------
 
 
-def _noise(rng: np.random.Generator, h: int, w: int, cell_y: float, cell_x: float | None = None) -> np.ndarray:
+def _noise(
+    rng: np.random.Generator, h: int, w: int, cell_y: float, cell_x: float | None = None
+) -> np.ndarray:
     """Smooth value noise (``h x w`` float32, roughly unit scale): a coarse normal grid upsampled."""
     cell_x = cell_y if cell_x is None else cell_x
     gh = max(2, int(math.ceil(h / max(cell_y, 1.0))) + 1)
@@ -141,7 +142,9 @@ def _noise(rng: np.random.Generator, h: int, w: int, cell_y: float, cell_x: floa
     return np.asarray(Image.fromarray(grid).resize((w, h), Image.Resampling.BICUBIC), dtype=_F32)
 
 
-def _field(rng: np.random.Generator, h: int, w: int, amp: float, fine: float = 0.0, cell: float = 0.35) -> np.ndarray:
+def _field(
+    rng: np.random.Generator, h: int, w: int, amp: float, fine: float = 0.0, cell: float = 0.35
+) -> np.ndarray:
     """An irregular blob filling a ``h x w`` box: positive inside, negative outside (and at the box edge)."""
     yy = ((np.arange(h, dtype=_F32) + 0.5) / h * 2 - 1)[:, None]
     xx = ((np.arange(w, dtype=_F32) + 0.5) / w * 2 - 1)[None, :]
@@ -176,11 +179,24 @@ def _draw_lines(h: int, w: int, polylines: list[np.ndarray], width: int) -> np.n
     d = ImageDraw.Draw(im)
     for pts in polylines:
         if len(pts) >= 2:
-            d.line(pts.ravel().tolist(), fill=255, width=int(width), joint="curve" if width > 2 else None)
+            d.line(
+                pts.ravel().tolist(),
+                fill=255,
+                width=int(width),
+                joint="curve" if width > 2 else None,
+            )
     return np.asarray(im, dtype=_F32) / 255.0
 
 
-def _curve(rng: np.random.Generator, x0: float, y0: float, angle: float, length: float, wiggle: float, step: float = 1.5) -> np.ndarray:
+def _curve(
+    rng: np.random.Generator,
+    x0: float,
+    y0: float,
+    angle: float,
+    length: float,
+    wiggle: float,
+    step: float = 1.5,
+) -> np.ndarray:
     """A smooth random curve of ``length`` px starting at ``(x0, y0)``; ``wiggle`` = curvature scale."""
     n = max(2, int(length / step))
     knots = max(2, n // 12)
@@ -195,7 +211,14 @@ def _upsample_rgb(arr: np.ndarray, h: int, w: int) -> np.ndarray:
     """Bicubic upsample of a small float RGB array to ``h x w`` (float32)."""
     if arr.shape[:2] == (h, w):
         return arr.astype(_F32)
-    chans = [np.asarray(Image.fromarray(np.ascontiguousarray(arr[..., c], dtype=_F32)).resize((w, h), Image.Resampling.BICUBIC)) for c in range(3)]
+    chans = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(arr[..., c], dtype=_F32)).resize(
+                (w, h), Image.Resampling.BICUBIC
+            )
+        )
+        for c in range(3)
+    ]
     return np.stack(chans, axis=-1)
 
 
@@ -210,12 +233,23 @@ def _lowres_shape(h: int, w: int, target: int = 160) -> tuple[int, int]:
 
 _PAINT_COLOURS = np.array(
     [
-        (196, 150, 72), (120, 78, 45), (160, 82, 45), (48, 62, 140), (56, 110, 90), (200, 60, 40),
-        (232, 225, 205), (40, 36, 34), (120, 160, 200), (128, 128, 60), (170, 70, 90), (220, 190, 120),
-        (90, 120, 60), (70, 90, 110),
+        (196, 150, 72),
+        (120, 78, 45),
+        (160, 82, 45),
+        (48, 62, 140),
+        (56, 110, 90),
+        (200, 60, 40),
+        (232, 225, 205),
+        (40, 36, 34),
+        (120, 160, 200),
+        (128, 128, 60),
+        (170, 70, 90),
+        (220, 190, 120),
+        (90, 120, 60),
+        (70, 90, 110),
     ],
     dtype=_F32,
-)  # fmt: skip
+)
 
 
 def _palette(rng: np.random.Generator, k: int) -> np.ndarray:
@@ -266,7 +300,9 @@ def _content_artistic(rng: np.random.Generator, h: int, w: int, s: float) -> np.
     d = ImageDraw.Draw(pil)
     wid = max(2, int(s / 90))
     for k in range(n):
-        d.line([float(xs[k]), float(ys[k]), float(ex[k]), float(ey[k])], fill=tuple(cols[k]), width=wid)
+        d.line(
+            [float(xs[k]), float(ys[k]), float(ex[k]), float(ey[k])], fill=tuple(cols[k]), width=wid
+        )
     return np.asarray(pil, dtype=_F32)
 
 
@@ -275,7 +311,9 @@ def _content_photographic(rng: np.random.Generator, h: int, w: int, s: float) ->
     y = np.linspace(0, 1, sh, dtype=_F32)[:, None]
     top, bottom = rng.uniform(150, 230), rng.uniform(40, 130)
     horizon = rng.uniform(0.3, 0.7)
-    lum = np.where(y < horizon, top + (bottom - top) * 0.3 * y / horizon, bottom + 20 * (1 - y)) * np.ones((1, sw), _F32)
+    lum = np.where(
+        y < horizon, top + (bottom - top) * 0.3 * y / horizon, bottom + 20 * (1 - y)
+    ) * np.ones((1, sw), _F32)
     im = Image.fromarray(np.clip(lum, 0, 255).astype(np.uint8))
     d = ImageDraw.Draw(im)
     for _ in range(int(rng.integers(3, 8))):
@@ -343,7 +381,16 @@ def _content_line_art(rng: np.random.Generator, h: int, w: int, s: float) -> np.
     wid = max(1, round(s / 300))
     lines: list[np.ndarray] = []
     for _ in range(int(rng.integers(6, 16))):
-        lines.append(_curve(rng, rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0, 2 * math.pi), s * rng.uniform(0.15, 0.7), rng.uniform(0.2, 1.2)))
+        lines.append(
+            _curve(
+                rng,
+                rng.uniform(0, w),
+                rng.uniform(0, h),
+                rng.uniform(0, 2 * math.pi),
+                s * rng.uniform(0.15, 0.7),
+                rng.uniform(0.2, 1.2),
+            )
+        )
     # hatching
     for _ in range(int(rng.integers(1, 4))):
         cx, cy = rng.uniform(0, w), rng.uniform(0, h)
@@ -354,7 +401,9 @@ def _content_line_art(rng: np.random.Generator, h: int, w: int, s: float) -> np.
         for o in np.arange(-size / 2, size / 2, gap):
             px, py = cx - dy * o, cy + dx * o
             half = size * rng.uniform(0.2, 0.5)
-            lines.append(np.array([[px - dx * half, py - dy * half], [px + dx * half, py + dy * half]]))
+            lines.append(
+                np.array([[px - dx * half, py - dy * half], [px + dx * half, py + dy * half]])
+            )
     ink = _draw_lines(h, w, lines, wid)
     im = Image.fromarray((ink * 255).astype(np.uint8))
     d = ImageDraw.Draw(im)
@@ -375,7 +424,9 @@ _CONTENT_FN = {
 }
 
 
-def _apply_material(rng: np.random.Generator, img: np.ndarray, material: str, s: float) -> np.ndarray:
+def _apply_material(
+    rng: np.random.Generator, img: np.ndarray, material: str, s: float
+) -> np.ndarray:
     """Tint and texture the content ``img`` (float32 HxWx3, modified in place and returned)."""
     h, w = img.shape[:2]
 
@@ -399,7 +450,7 @@ def _apply_material(rng: np.random.Generator, img: np.ndarray, material: str, s:
         yy = np.arange(h)[:, None]
         xx = np.arange(w)[None, :]
         g = max(1, t // 6)
-        grout = ((yy % t) < g) | ((((xx + (yy // t % 2) * (t // 2))) % t) < g)
+        grout = ((yy % t) < g) | (((xx + (yy // t % 2) * (t // 2)) % t) < g)
         jitter = rng.normal(0, 10, (h // t + 2, w // t + 2)).astype(_F32)
         img += jitter[yy // t, (xx + (yy // t % 2) * (t // 2)) // t][..., None]
         img[grout] = img[grout] * 0.35 + np.array([190, 185, 170], _F32) * 0.65
@@ -407,7 +458,11 @@ def _apply_material(rng: np.random.Generator, img: np.ndarray, material: str, s:
         tint((150, 100, 55), 0.3)
         along_x = rng.random() < 0.5
         coord = np.arange(w if along_x else h, dtype=_F32)
-        n = _noise(rng, h, w, s * 0.2, s * 0.02) if along_x else _noise(rng, h, w, s * 0.02, s * 0.2)
+        n = (
+            _noise(rng, h, w, s * 0.2, s * 0.02)
+            if along_x
+            else _noise(rng, h, w, s * 0.02, s * 0.2)
+        )
         period = max(3.0, s * rng.uniform(0.015, 0.04))
         c = coord[None, :] if along_x else coord[:, None]
         grain = np.sin((c + n * period * 2.5) / period * 2 * math.pi)
@@ -447,7 +502,17 @@ def _apply_material(rng: np.random.Generator, img: np.ndarray, material: str, s:
     return img
 
 
-_MOUNT_COLOURS = np.array([(22, 22, 24), (62, 64, 66), (128, 128, 126), (200, 200, 198), (238, 236, 230), (185, 172, 150)], _F32)
+_MOUNT_COLOURS = np.array(
+    [
+        (22, 22, 24),
+        (62, 64, 66),
+        (128, 128, 126),
+        (200, 200, 198),
+        (238, 236, 230),
+        (185, 172, 150),
+    ],
+    _F32,
+)
 _TORN_MATERIALS = ("Paper", "Parchment", "Film emulsion", "Textile")
 
 
@@ -467,12 +532,19 @@ def _art_region(rng: np.random.Generator, h: int, w: int, material: str) -> np.n
     if material in _TORN_MATERIALS and rng.random() < 0.75:
         amp = s * rng.uniform(0.006, 0.025)
         pts: list[tuple[float, float]] = []
-        edges = [((left, top), (right, top)), ((right, top), (right, bottom)), ((right, bottom), (left, bottom)), ((left, bottom), (left, top))]
+        edges = [
+            ((left, top), (right, top)),
+            ((right, top), (right, bottom)),
+            ((right, bottom), (left, bottom)),
+            ((left, bottom), (left, top)),
+        ]
         for (xa, ya), (xb, yb) in edges:
             length = math.hypot(xb - xa, yb - ya)
             n = max(4, int(length / max(2.0, s / 80)))
             t = np.linspace(0, 1, n, endpoint=False)
-            jit = np.interp(t * 20, np.arange(21), rng.normal(0, 1, 21)) * amp + rng.normal(0, amp * 0.3, n)
+            jit = np.interp(t * 20, np.arange(21), rng.normal(0, 1, 21)) * amp + rng.normal(
+                0, amp * 0.3, n
+            )
             nx, ny = (yb - ya) / max(length, 1e-6), -(xb - xa) / max(length, 1e-6)  # outward normal
             xs = xa + (xb - xa) * t - nx * np.abs(jit)
             ys = ya + (yb - ya) * t - ny * np.abs(jit)
@@ -483,7 +555,10 @@ def _art_region(rng: np.random.Generator, h: int, w: int, material: str) -> np.n
         cx, cy = (left + right) / 2, (top + bottom) / 2
         corners = [(left, top), (right, top), (right, bottom), (left, bottom)]
         rot = [
-            (cx + (x - cx) * math.cos(ang) - (y - cy) * math.sin(ang), cy + (x - cx) * math.sin(ang) + (y - cy) * math.cos(ang))
+            (
+                cx + (x - cx) * math.cos(ang) - (y - cy) * math.sin(ang),
+                cy + (x - cx) * math.sin(ang) + (y - cy) * math.cos(ang),
+            )
             for x, y in corners
         ]
         d.polygon(rot, fill=255)
@@ -493,7 +568,9 @@ def _art_region(rng: np.random.Generator, h: int, w: int, material: str) -> np.n
     return art
 
 
-def _render_clean(rng: np.random.Generator, h: int, w: int, material: str, content: str, background: bool) -> tuple[np.ndarray, np.ndarray]:
+def _render_clean(
+    rng: np.random.Generator, h: int, w: int, material: str, content: str, background: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """The undamaged scan (uint8) and the artwork region (bool)."""
     s = float(min(h, w))
     img = _CONTENT_FN[content](rng, h, w, s)
@@ -529,7 +606,17 @@ class _Canvas:
     s: float  # short side of the artwork's bounding box
 
 
-def _composite(cv: _Canvas, cls: int, y0: int, x0: int, alpha: np.ndarray, colour: _Colour, *, thr: float = 0.05, min_delta: int = 4) -> None:
+def _composite(
+    cv: _Canvas,
+    cls: int,
+    y0: int,
+    x0: int,
+    alpha: np.ndarray,
+    colour: _Colour,
+    *,
+    thr: float = 0.05,
+    min_delta: int = 4,
+) -> None:
     """Blend ``colour`` over the box at ``(y0, x0)`` with ``alpha`` and label the visibly changed pixels.
 
     A pixel is changed (and labelled ``cls``) only when it lies in the artwork, ``alpha > thr`` and
@@ -567,7 +654,12 @@ def _point(rng: np.random.Generator, cv: _Canvas, edge_prob: float = 0.0) -> tup
     if rng.random() < edge_prob:
         side = int(rng.integers(4))
         t = rng.uniform(0.1, 0.9)
-        return [(y0, x0 + t * (x1 - x0)), (y1 - 1, x0 + t * (x1 - x0)), (y0 + t * (y1 - y0), x0), (y0 + t * (y1 - y0), x1 - 1)][side]
+        return [
+            (y0, x0 + t * (x1 - x0)),
+            (y1 - 1, x0 + t * (x1 - x0)),
+            (y0 + t * (y1 - y0), x0),
+            (y0 + t * (y1 - y0), x1 - 1),
+        ][side]
     for _ in range(8):
         y, x = rng.uniform(y0, y1), rng.uniform(x0, x1)
         if cv.art[int(y), int(x)]:
@@ -582,7 +674,9 @@ def _box(cy: float, cx: float, h: float, w: float) -> tuple[int, int, int, int]:
 
 def _d_material_loss(rng: np.random.Generator, cv: _Canvas) -> None:
     s = max(10.0, cv.s * rng.uniform(0.1, 0.32))
-    y0, x0, h, w = _box(*_point(rng, cv, 0.35), s * rng.uniform(0.6, 1.4), s * rng.uniform(0.6, 1.4))
+    y0, x0, h, w = _box(
+        *_point(rng, cv, 0.35), s * rng.uniform(0.6, 1.4), s * rng.uniform(0.6, 1.4)
+    )
     inside = _field(rng, h, w, amp=0.45, fine=0.12) > 0
     rim = _dilate(inside, 2 if cv.s > 400 else 1) & ~inside
     tex = _noise(rng, h, w, max(2.0, s / 10))[..., None] * 8
@@ -608,7 +702,10 @@ def _d_peel(rng: np.random.Generator, cv: _Canvas) -> None:
         k = int(rng.integers(5, 9))
         ang = np.sort(rng.uniform(0, 2 * math.pi, k))
         rad = r * rng.uniform(0.45, 1.0, k)
-        d.polygon(list(zip((px + rad * np.cos(ang)).tolist(), (py + rad * np.sin(ang)).tolist())), fill=255)
+        d.polygon(
+            list(zip((px + rad * np.cos(ang)).tolist(), (py + rad * np.sin(ang)).tolist())),
+            fill=255,
+        )
     flake = np.asarray(im) > 0
     sh = max(1, int(s / 25))
     shadow = np.zeros_like(flake)
@@ -660,7 +757,11 @@ def _d_scratch(rng: np.random.Generator, cv: _Canvas) -> None:
         off = i * rng.uniform(3, 9)
         ln = length * rng.uniform(0.5, 1.0)
         t = np.linspace(-0.5, 0.5, 24)[:, None]
-        pts = np.array([px - dy * off, py + dx * off]) + t * ln * np.array([dx, dy]) + (1 - 4 * t * t) * bend * np.array([-dy, dx])
+        pts = (
+            np.array([px - dy * off, py + dx * off])
+            + t * ln * np.array([dx, dy])
+            + (1 - 4 * t * t) * bend * np.array([-dy, dx])
+        )
         lines.append(pts)
     allp = np.concatenate(lines)
     x0, y0 = int(allp[:, 0].min()) - 3, int(allp[:, 1].min()) - 3
@@ -694,7 +795,11 @@ def _d_dirt(rng: np.random.Generator, cv: _Canvas) -> None:
     s = max(10.0, cv.s * rng.uniform(0.16, 0.45))
     y0, x0, h, w = _box(*_point(rng, cv), s * rng.uniform(0.6, 1.4), s * rng.uniform(0.6, 1.4))
     f = _field(rng, h, w, amp=0.5)
-    a = np.clip(f / 0.45, 0, 1) * rng.uniform(0.35, 0.6) * (0.8 + 0.25 * _noise(rng, h, w, max(2.0, s / 12)))
+    a = (
+        np.clip(f / 0.45, 0, 1)
+        * rng.uniform(0.35, 0.6)
+        * (0.8 + 0.25 * _noise(rng, h, w, max(2.0, s / 12)))
+    )
     col = np.clip(np.array([95, 75, 50], _F32) + rng.normal(0, 10, 3), 0, 255)
 
     def colour(b: np.ndarray, sl: tuple[slice, slice]) -> np.ndarray:
@@ -747,7 +852,9 @@ def _d_writing(rng: np.random.Generator, cv: _Canvas) -> None:
             ncyc = max(1, int(wl / (lh * 0.45)))
             n = ncyc * 14
             t = np.linspace(0, ncyc * 2 * math.pi, n)
-            heights = np.repeat(rng.uniform(0.35, 1.0, ncyc) * np.where(rng.random(ncyc) < 0.2, 1.9, 1.0), 14)
+            heights = np.repeat(
+                rng.uniform(0.35, 1.0, ncyc) * np.where(rng.random(ncyc) < 0.2, 1.9, 1.0), 14
+            )
             xs = x + t / (ncyc * 2 * math.pi) * wl + 0.14 * lh * np.sin(t)
             ys = base_y - 0.5 * lh * heights * (1 - np.cos(t)) * 0.55
             xs = xs + (base_y - ys) * slant
@@ -760,10 +867,15 @@ def _d_writing(rng: np.random.Generator, cv: _Canvas) -> None:
     y0, x0 = int(py - h / 2), int(px - w / 2)
     # rotate the whole block a little around its centre
     rot = [
-        np.stack([(p[:, 0] - w / 2) * math.cos(ang) - (p[:, 1] - h / 2) * math.sin(ang) + w / 2,
-                  (p[:, 0] - w / 2) * math.sin(ang) + (p[:, 1] - h / 2) * math.cos(ang) + h / 2], 1)
+        np.stack(
+            [
+                (p[:, 0] - w / 2) * math.cos(ang) - (p[:, 1] - h / 2) * math.sin(ang) + w / 2,
+                (p[:, 0] - w / 2) * math.sin(ang) + (p[:, 1] - h / 2) * math.cos(ang) + h / 2,
+            ],
+            1,
+        )
         for p in lines
-    ]  # fmt: skip
+    ]
     a = _draw_lines(h, w, rot, pts_w)
     inks = [(25, 30, 110), (22, 22, 28), (70, 45, 25), (40, 40, 120)]
     ink = np.array(inks[int(rng.integers(len(inks)))], _F32)
@@ -804,7 +916,15 @@ def _d_cracks(rng: np.random.Generator, cv: _Canvas) -> None:
         lines.append(main)
         for _ in range(int(rng.integers(2, 6))):
             p = main[int(rng.integers(len(main)))]
-            br = _curve(rng, p[0], p[1], rng.uniform(0, 2 * math.pi), s * rng.uniform(0.15, 0.45), rng.uniform(3, 8), step=2.0)
+            br = _curve(
+                rng,
+                p[0],
+                p[1],
+                rng.uniform(0, 2 * math.pi),
+                s * rng.uniform(0.15, 0.45),
+                rng.uniform(3, 8),
+                step=2.0,
+            )
             lines.append(br + rng.normal(0, 0.5, br.shape))
         allp = np.concatenate(lines)
         x0, y0 = int(allp[:, 0].min()) - 3, int(allp[:, 1].min()) - 3
@@ -819,10 +939,15 @@ def _d_cracks(rng: np.random.Generator, cv: _Canvas) -> None:
 
 def _d_staining(rng: np.random.Generator, cv: _Canvas) -> None:
     s = max(16.0, cv.s * rng.uniform(0.3, 0.65))
-    y0, x0, h, w = _box(*_point(rng, cv, 0.25), s * rng.uniform(0.6, 1.4), s * rng.uniform(0.6, 1.4))
+    y0, x0, h, w = _box(
+        *_point(rng, cv, 0.25), s * rng.uniform(0.6, 1.4), s * rng.uniform(0.6, 1.4)
+    )
     f = _field(rng, h, w, amp=0.4, fine=0.03)
     inside = f > 0
-    a = inside * (rng.uniform(0.35, 0.55) * (0.8 + 0.3 * _noise(rng, h, w, s * 0.2)) + rng.uniform(0.35, 0.6) * np.exp(-np.clip(f, 0, None) / 0.04))
+    a = inside * (
+        rng.uniform(0.35, 0.55) * (0.8 + 0.3 * _noise(rng, h, w, s * 0.2))
+        + rng.uniform(0.35, 0.6) * np.exp(-np.clip(f, 0, None) / 0.04)
+    )
     tint = np.clip(np.array([212, 165, 92], _F32) + rng.normal(0, 8, 3), 0, 255) / 255.0
 
     def colour(b: np.ndarray, sl: tuple[slice, slice]) -> np.ndarray:
@@ -844,11 +969,19 @@ def _d_stamp(rng: np.random.Generator, cv: _Canvas) -> None:
     glyph = max(2.0, r * 0.12)
     if rng.random() < 0.6:
         d.ellipse([c - r, c - r, c + r, c + r], outline=255, width=wid)
-        d.ellipse([c - 0.72 * r, c - 0.72 * r, c + 0.72 * r, c + 0.72 * r], outline=255, width=max(1, wid // 2))
+        d.ellipse(
+            [c - 0.72 * r, c - 0.72 * r, c + 0.72 * r, c + 0.72 * r],
+            outline=255,
+            width=max(1, wid // 2),
+        )
         for th in np.arange(0, 2 * math.pi, glyph * 1.3 / (0.86 * r)):
             if rng.random() < 0.85:
                 u, v = math.cos(th), math.sin(th)
-                marks.append(np.array([[c + u * 0.8 * r, c + v * 0.8 * r], [c + u * 0.92 * r, c + v * 0.92 * r]]))
+                marks.append(
+                    np.array(
+                        [[c + u * 0.8 * r, c + v * 0.8 * r], [c + u * 0.92 * r, c + v * 0.92 * r]]
+                    )
+                )
         inner = 0.45 * r
     else:
         hh = r * rng.uniform(0.5, 0.8)
@@ -858,12 +991,21 @@ def _d_stamp(rng: np.random.Generator, cv: _Canvas) -> None:
         x = c - inner
         while x < c + inner - glyph:
             gh = glyph * rng.uniform(0.6, 1.3)
-            marks.append(np.array([[x, c + row - gh / 2], [x + rng.uniform(-0.5, 0.5) * glyph, c + row + gh / 2]]))
+            marks.append(
+                np.array(
+                    [[x, c + row - gh / 2], [x + rng.uniform(-0.5, 0.5) * glyph, c + row + gh / 2]]
+                )
+            )
             x += glyph * rng.uniform(0.6, 1.1)
     for m in marks:
         d.line(m.ravel().tolist(), fill=255, width=max(1, wid // 2 + (r > 30)))
     im = im.rotate(rng.uniform(0, 360), resample=Image.Resampling.NEAREST)
-    a = np.asarray(im, dtype=_F32) / 255.0 * np.clip(0.85 + 0.35 * _noise(rng, size, size, max(2.0, r / 5)), 0, 1) * 0.9
+    a = (
+        np.asarray(im, dtype=_F32)
+        / 255.0
+        * np.clip(0.85 + 0.35 * _noise(rng, size, size, max(2.0, r / 5)), 0, 1)
+        * 0.9
+    )
     inks = [(190, 35, 45), (45, 60, 160), (110, 50, 140), (200, 60, 50)]
     ink = np.array(inks[int(rng.integers(len(inks)))], _F32)
     _composite(cv, 11, y0, x0, a.astype(_F32), ink, thr=0.3, min_delta=12)
@@ -879,7 +1021,9 @@ def _d_sticker(rng: np.random.Generator, cv: _Canvas) -> None:
     c = size / 2
     ca, sa = math.cos(ang), math.sin(ang)
 
-    def quad(xa: float, ya: float, xb: float, yb: float, off: float = 0.0) -> list[tuple[float, float]]:
+    def quad(
+        xa: float, ya: float, xb: float, yb: float, off: float = 0.0
+    ) -> list[tuple[float, float]]:
         pts = [(xa, ya), (xb, ya), (xb, yb), (xa, yb)]
         return [(c + x * ca - y * sa + off, c + x * sa + y * ca + off) for x, y in pts]
 
@@ -897,7 +1041,9 @@ def _d_sticker(rng: np.random.Generator, cv: _Canvas) -> None:
         xb = -sw / 2 + sw * rng.uniform(0.4, 0.9)
         dp.polygon(quad(-sw / 2 + sw * 0.1, ya, xb, ya + max(1.0, lh * 0.35)), fill=255)
     if rng.random() < 0.35:
-        ImageDraw.Draw(layers["border"]).polygon(quad(-sw / 2, -shh / 2, sw / 2, -shh / 2 + max(1.5, shh * 0.12)), fill=255)
+        ImageDraw.Draw(layers["border"]).polygon(
+            quad(-sw / 2, -shh / 2, sw / 2, -shh / 2 + max(1.5, shh * 0.12)), fill=255
+        )
     body = np.asarray(layers["body"]) > 0
     shadow = (np.asarray(layers["shadow"]) > 0) & ~body
     printed = (np.asarray(layers["print"]) > 0) & body
@@ -924,9 +1070,18 @@ def _d_puncture(rng: np.random.Generator, cv: _Canvas) -> None:
     if rng.random() < 0.5:  # a row (pins, staples, sewing holes)
         ang = rng.uniform(0, math.pi)
         gap = r * rng.uniform(3, 6)
-        centres = [(size / 2 + (i - (n - 1) / 2) * gap * math.cos(ang), size / 2 + (i - (n - 1) / 2) * gap * math.sin(ang)) for i in range(n)]
+        centres = [
+            (
+                size / 2 + (i - (n - 1) / 2) * gap * math.cos(ang),
+                size / 2 + (i - (n - 1) / 2) * gap * math.sin(ang),
+            )
+            for i in range(n)
+        ]
     else:
-        centres = [(size / 2 + rng.uniform(-0.5, 0.5) * spread, size / 2 + rng.uniform(-0.5, 0.5) * spread) for _ in range(n)]
+        centres = [
+            (size / 2 + rng.uniform(-0.5, 0.5) * spread, size / 2 + rng.uniform(-0.5, 0.5) * spread)
+            for _ in range(n)
+        ]
     rr = r + max(1.0, r * 0.45)
     for x, y in centres:
         k = rng.uniform(0.8, 1.2)
@@ -984,14 +1139,27 @@ def _d_lightleak(rng: np.random.Generator, cv: _Canvas) -> None:
 
 
 _DAMAGE_FN: dict[int, Callable[[np.random.Generator, _Canvas], None]] = {
-    1: _d_material_loss, 2: _d_peel, 3: _d_dust, 4: _d_scratch, 5: _d_hair, 6: _d_dirt, 7: _d_fold,
-    8: _d_writing, 9: _d_cracks, 10: _d_staining, 11: _d_stamp, 12: _d_sticker, 13: _d_puncture,
-    14: _d_burn, 15: _d_lightleak,
-}  # fmt: skip
+    1: _d_material_loss,
+    2: _d_peel,
+    3: _d_dust,
+    4: _d_scratch,
+    5: _d_hair,
+    6: _d_dirt,
+    7: _d_fold,
+    8: _d_writing,
+    9: _d_cracks,
+    10: _d_staining,
+    11: _d_stamp,
+    12: _d_sticker,
+    13: _d_puncture,
+    14: _d_burn,
+    15: _d_lightleak,
+}
 
 _MAX_INSTANCES = {7: 2, 10: 2, 15: 1, 3: 2}
 
-# Relative chance of each class per material (1.0 where not listed): a plausible, not measured, prior.
+# Relative chance of each class per material (1.0 where not listed): a plausible, not measured,
+# prior.
 _MATERIAL_WEIGHTS: dict[str, dict[int, float]] = {
     "Paper": {8: 2.0, 11: 2.0, 12: 1.5, 7: 2.0, 10: 1.5, 13: 1.5, 1: 1.5, 15: 0.5},
     "Parchment": {8: 2.0, 10: 1.5, 7: 1.5, 1: 1.5, 15: 0.5},
@@ -1011,13 +1179,22 @@ def _check_size(name: str, value: int) -> None:
         raise ValueError(f"{name} must be an integer >= {_MIN_SIDE}, got {value!r}")
 
 
-def render_sample(rng: np.random.Generator, height: int, width: int, *, material: str, content: str, background: bool) -> SyntheticSample:
+def render_sample(
+    rng: np.random.Generator,
+    height: int,
+    width: int,
+    *,
+    material: str,
+    content: str,
+    background: bool,
+) -> SyntheticSample:
     """Render one synthetic damaged scan of ``height x width`` pixels.
 
     Args:
         rng: the only source of randomness (same state ⇒ same sample).
         height, width: scan size in pixels (each >= 32).
-        material: one of :data:`MATERIALS`; tints/textures the artwork and biases which damage appears.
+        material: one of :data:`MATERIALS`; tints/textures the artwork and biases which damage
+        appears.
         content: one of :data:`CONTENTS`; the kind of picture.
         background: put the artwork on a mount / scanner bed (mask 255 there).
 
@@ -1042,7 +1219,11 @@ def render_sample(rng: np.random.Generator, height: int, width: int, *, material
     for cls, wt in _MATERIAL_WEIGHTS[material].items():
         weights[cls - 1] = wt
     n_cls = int(rng.integers(3, 8))
-    chosen = set((rng.choice(NUM_CLASSES - 1, size=n_cls, replace=False, p=weights / weights.sum()) + 1).tolist())
+    chosen = set(
+        (
+            rng.choice(NUM_CLASSES - 1, size=n_cls, replace=False, p=weights / weights.sum()) + 1
+        ).tolist()
+    )
     for cls in PAINT_ORDER:
         if cls in chosen:
             for _ in range(int(rng.integers(1, _MAX_INSTANCES.get(cls, 4) + 1))):
@@ -1063,7 +1244,9 @@ def render_sample(rng: np.random.Generator, height: int, width: int, *, material
 # --------------------------------------------------------------------------------------------
 
 
-def random_view(rng: np.random.Generator, height: int, width: int, min_side: int = _MIN_SIDE) -> ViewTransform:
+def random_view(
+    rng: np.random.Generator, height: int, width: int, min_side: int = _MIN_SIDE
+) -> ViewTransform:
     """Draw a view of a ``height x width`` scan: a dihedral transform, maybe a crop and a colour shift.
 
     Crops keep at least 60% of each side and never go below ``min_side``; the view is never the
@@ -1076,7 +1259,10 @@ def random_view(rng: np.random.Generator, height: int, width: int, min_side: int
     h, w = (width, height) if rot % 2 else (height, width)
     ch, cw = h, w
     if rng.random() < 0.6:
-        lo_h, lo_w = max(math.ceil(0.6 * h), min(min_side, h)), max(math.ceil(0.6 * w), min(min_side, w))
+        lo_h, lo_w = (
+            max(math.ceil(0.6 * h), min(min_side, h)),
+            max(math.ceil(0.6 * w), min(min_side, w)),
+        )
         ch, cw = int(rng.integers(lo_h, h + 1)), int(rng.integers(lo_w, w + 1))
     top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
     if rng.random() < 0.7:
@@ -1087,7 +1273,9 @@ def random_view(rng: np.random.Generator, height: int, width: int, min_side: int
     return ViewTransform(rot, flip, (top, left, ch, cw), gain, offset)  # type: ignore[arg-type]
 
 
-def apply_view(image: np.ndarray, mask: np.ndarray, t: ViewTransform) -> tuple[np.ndarray, np.ndarray]:
+def apply_view(
+    image: np.ndarray, mask: np.ndarray, t: ViewTransform
+) -> tuple[np.ndarray, np.ndarray]:
     """Apply ``t`` to an image and its mask; the mask is moved exactly (no interpolation)."""
 
     def geo(a: np.ndarray) -> np.ndarray:
@@ -1099,7 +1287,9 @@ def apply_view(image: np.ndarray, mask: np.ndarray, t: ViewTransform) -> tuple[n
 
     img, msk = geo(image), geo(mask)
     if t.gain != (1.0, 1.0, 1.0) or t.offset != 0.0:
-        img = np.clip(np.rint(img.astype(_F32) * np.array(t.gain, _F32) + t.offset), 0, 255).astype(np.uint8)
+        img = np.clip(np.rint(img.astype(_F32) * np.array(t.gain, _F32) + t.offset), 0, 255).astype(
+            np.uint8
+        )
     return img, msk
 
 
@@ -1144,7 +1334,16 @@ def _artwork_job(args: tuple[Path, int, int, int, int, int, float]) -> list[dict
     for sid, img, msk in outputs:
         _atomic_png(img, stage / "images" / f"{sid}.png")
         _atomic_png(msk, stage / "annotations" / f"{sid}.png")
-        rows.append({"id": sid, "group": src, "material": material, "content": content, "width": int(img.shape[1]), "height": int(img.shape[0])})
+        rows.append(
+            {
+                "id": sid,
+                "group": src,
+                "material": material,
+                "content": content,
+                "width": int(img.shape[1]),
+                "height": int(img.shape[0]),
+            }
+        )
     return rows
 
 
@@ -1190,21 +1389,32 @@ def generate_dataset(
     workers = _int("workers", workers, 1)
     if min_side > max_side:
         raise ValueError(f"min_side ({min_side}) must be <= max_side ({max_side})")
-    if isinstance(background_fraction, bool) or not isinstance(background_fraction, (int, float)) or not 0.0 <= background_fraction <= 1.0:
-        raise ValueError(f"background_fraction must be a number in [0, 1], got {background_fraction!r}")
+    if (
+        isinstance(background_fraction, bool)
+        or not isinstance(background_fraction, (int, float))
+        or not 0.0 <= background_fraction <= 1.0
+    ):
+        raise ValueError(
+            f"background_fraction must be a number in [0, 1], got {background_fraction!r}"
+        )
 
     out_dir = Path(out_dir)
     if out_dir.exists():
         extra = {p.name for p in out_dir.iterdir()} - {"images", "annotations", "metadata.csv"}
         if extra:
-            raise FileExistsError(f"{out_dir} exists and holds files that are not a synthetic export: {sorted(extra)[:5]}")
+            raise FileExistsError(
+                f"{out_dir} exists and holds files that are not a synthetic export: {sorted(extra)[:5]}"
+            )
     stage = out_dir.with_name(out_dir.name + ".tmp")
     if stage.exists():
         shutil.rmtree(stage)
     (stage / "images").mkdir(parents=True)
     (stage / "annotations").mkdir()
 
-    jobs = [(stage, i, views_per_artwork, seed, min_side, max_side, float(background_fraction)) for i in range(n_artworks)]
+    jobs = [
+        (stage, i, views_per_artwork, seed, min_side, max_side, float(background_fraction))
+        for i in range(n_artworks)
+    ]
     rows: list[dict[str, object]] = []
     if workers == 1 or n_artworks == 1:
         for job in jobs:

@@ -14,8 +14,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from heritage_damage_seg.models import IMAGENET_MEAN, IMAGENET_STD
-
 GPU_MEMORY_SHARE_FOR_DATA = 0.4
 """Keep a split on the GPU only if it takes at most this share of the free GPU memory."""
 
@@ -23,13 +21,17 @@ GPU_MEMORY_SHARE_FOR_DATA = 0.4
 class ResidentSplit:
     """One side of the split as uint8 tensors (images N×S×S×3, masks N×S×S) ready for ``device``."""
 
-    def __init__(self, images: np.ndarray, masks: np.ndarray, positions: np.ndarray, device: torch.device):
+    def __init__(
+        self, images: np.ndarray, masks: np.ndarray, positions: np.ndarray, device: torch.device
+    ):
         order = np.sort(positions)  # sequential reads from the memory map
         host_images = torch.from_numpy(np.ascontiguousarray(images[order]))
         host_masks = torch.from_numpy(np.ascontiguousarray(masks[order]))
         self.positions = order
         self.device = device
-        self.on_device = device.type != "cuda" or _fits_on_gpu(host_images.nbytes + host_masks.nbytes, device)
+        self.on_device = device.type != "cuda" or _fits_on_gpu(
+            host_images.nbytes + host_masks.nbytes, device
+        )
         if self.on_device:
             self.images, self.masks = host_images.to(device), host_masks.to(device)
         else:
@@ -84,7 +86,9 @@ class Augmentation:
 
     def __post_init__(self) -> None:
         if not 0.1 <= self.min_crop_scale <= 1.0:
-            raise ValueError(f"augmentation min_crop_scale must be in [0.1, 1], got {self.min_crop_scale}")
+            raise ValueError(
+                f"augmentation min_crop_scale must be in [0.1, 1], got {self.min_crop_scale}"
+            )
         if not (0 <= self.brightness < 1 and 0 <= self.contrast < 1):
             raise ValueError("augmentation brightness and contrast must be in [0, 1)")
 
@@ -102,7 +106,9 @@ def augment(
     """
     batch = images.shape[0]
     draws = torch.rand((8, batch), generator=generator)
-    if images.device.type == "cuda":  # a pinned source lets the copy run without waiting for the GPU
+    if (
+        images.device.type == "cuda"
+    ):  # a pinned source lets the copy run without waiting for the GPU
         draws = draws.pin_memory()
     draws = draws.to(images.device, non_blocking=True)
     if settings.flips:
@@ -111,13 +117,17 @@ def augment(
         if images.shape[1] == images.shape[2]:
             images, masks = _where(draws[2] < 0.5, images, masks, lambda t: t.transpose(1, 2))
     if settings.min_crop_scale < 1.0:
-        images, masks = _scale_crop(images, masks, settings.min_crop_scale, draws[3], draws[4], draws[5])
+        images, masks = _scale_crop(
+            images, masks, settings.min_crop_scale, draws[3], draws[4], draws[5]
+        )
     if settings.brightness or settings.contrast:
         images = _jitter(images, settings, draws[6], draws[7])
     return images, masks
 
 
-def _where(selected: torch.Tensor, images: torch.Tensor, masks: torch.Tensor, op) -> tuple[torch.Tensor, torch.Tensor]:
+def _where(
+    selected: torch.Tensor, images: torch.Tensor, masks: torch.Tensor, op
+) -> tuple[torch.Tensor, torch.Tensor]:
     return (
         torch.where(selected.view(-1, 1, 1, 1), op(images), images),
         torch.where(selected.view(-1, 1, 1), op(masks), masks),
@@ -125,7 +135,12 @@ def _where(selected: torch.Tensor, images: torch.Tensor, masks: torch.Tensor, op
 
 
 def _scale_crop(
-    images: torch.Tensor, masks: torch.Tensor, min_scale: float, u_scale: torch.Tensor, u_x: torch.Tensor, u_y: torch.Tensor
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    min_scale: float,
+    u_scale: torch.Tensor,
+    u_x: torch.Tensor,
+    u_y: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Zoom into a random square crop per sample, resized back to the full size (bilinear image,
     nearest mask: no blended labels, 255 stays 255). Crops lie inside the image: no padding."""
@@ -139,37 +154,23 @@ def _scale_crop(
     grid = F.affine_grid(theta, [batch, 1, *images.shape[1:3]], align_corners=False)
     image_float = images.permute(0, 3, 1, 2).float()
     warped = F.grid_sample(image_float, grid, mode="bilinear", align_corners=False)
-    warped_masks = F.grid_sample(masks.unsqueeze(1).float(), grid, mode="nearest", align_corners=False)
+    warped_masks = F.grid_sample(
+        masks.unsqueeze(1).float(), grid, mode="nearest", align_corners=False
+    )
     return (
         warped.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous(),
         warped_masks.squeeze(1).to(torch.uint8),
     )
 
 
-def _jitter(images: torch.Tensor, settings: Augmentation, u_brightness: torch.Tensor, u_contrast: torch.Tensor) -> torch.Tensor:
+def _jitter(
+    images: torch.Tensor,
+    settings: Augmentation,
+    u_brightness: torch.Tensor,
+    u_contrast: torch.Tensor,
+) -> torch.Tensor:
     x = images.float()
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     contrast = 1 + settings.contrast * (2 * u_contrast - 1).view(-1, 1, 1, 1)
     brightness = 1 + settings.brightness * (2 * u_brightness - 1).view(-1, 1, 1, 1)
     return (((x - mean) * contrast + mean) * brightness).round().clamp(0, 255).to(torch.uint8)
-
-
-_NORMALISATION: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
-
-
-def _normalisation(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """ImageNet mean and std in pixel units on ``device``, made once per device: building them
-    per call was a host-to-device copy, and so a host synchronisation, in every step."""
-    if device not in _NORMALISATION:
-        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0
-        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255.0
-        _NORMALISATION[device] = (mean.to(device), std.to(device))
-    return _NORMALISATION[device]
-
-
-def to_model_input(images: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
-    """uint8 B×H×W×3 → ImageNet-normalised float B×3×H×W."""
-    mean, std = _normalisation(images.device)
-    x = (images.permute(0, 3, 1, 2).float() - mean) / std
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
-

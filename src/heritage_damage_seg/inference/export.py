@@ -4,7 +4,7 @@ The exported graph is the network alone: input ``image`` float32 N×3×S×S, alr
 (``(pixel/255 - mean) / std``, ImageNet statistics, RGB), output ``logits`` float32 N×16×S×S, where
 S is the training resolution (MaxViT accepts no other). How a scan becomes that input (the whole
 scan resized, or tiles of the scan downscaled) is the checkpoint's scan view, recorded in the card
-as ``scan_view`` (:mod:`heritage_damage_seg.scan_view`). The batch dimension is dynamic.
+as ``scan_view`` (:mod:`heritage_damage_seg.model.scan_view`). The batch dimension is dynamic.
 ``model_card.json`` says all of that, plus classes, palette, metrics and the hashes that tie the
 files to their checkpoint and training settings.
 """
@@ -24,8 +24,14 @@ import torch
 
 from heritage_damage_seg.classes import CLASS_NAMES, IGNORE_HEX, IGNORE_INDEX, PALETTE_HEX
 from heritage_damage_seg.io import atomic_path, read_json, sha256, write_json
-from heritage_damage_seg.models import ENCODERS, IMAGENET_MEAN, IMAGENET_STD, count_parameters, load_checkpoint
-from heritage_damage_seg.scan_view import ModelView
+from heritage_damage_seg.model.models import (
+    ENCODERS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    count_parameters,
+    load_checkpoint,
+)
+from heritage_damage_seg.model.scan_view import ModelView
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +61,9 @@ def export_onnx(model: torch.nn.Module, size: int, path: str | os.PathLike[str])
         )
 
 
-def onnx_max_abs_diff(model: torch.nn.Module, onnx_path: str | os.PathLike[str], inputs: torch.Tensor) -> float:
+def onnx_max_abs_diff(
+    model: torch.nn.Module, onnx_path: str | os.PathLike[str], inputs: torch.Tensor
+) -> float:
     """Largest |onnxruntime − PyTorch| logit difference on ``inputs`` (CPU)."""
     import onnxruntime
 
@@ -66,7 +74,9 @@ def onnx_max_abs_diff(model: torch.nn.Module, onnx_path: str | os.PathLike[str],
     return float(np.abs(onnx_logits - torch_logits).max())
 
 
-def export_torchscript(model: torch.nn.Module, size: int, path: str | os.PathLike[str]) -> str | None:
+def export_torchscript(
+    model: torch.nn.Module, size: int, path: str | os.PathLike[str]
+) -> str | None:
     """Traced TorchScript; returns why not when the encoder does not trace."""
     example = torch.zeros(1, 3, size, size)
     try:
@@ -80,7 +90,9 @@ def export_torchscript(model: torch.nn.Module, size: int, path: str | os.PathLik
         with atomic_path(path) as tmp, warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             torch.jit.save(traced, str(tmp))
-    except Exception as err:  # tracing fails in many ways, none of which should stop the ONNX export
+    except (
+        Exception
+    ) as err:  # tracing fails in many ways, none of which should stop the ONNX export
         log.warning("TorchScript export failed: %s", err)
         return f"{type(err).__name__}: {err}"
     return None
@@ -117,15 +129,29 @@ def export_model(
             "shape": ["batch", 3, size, size],
             "dtype": "float32",
             "layout": "NCHW, RGB",
-            "normalisation": {"scale": 255, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
-                              "formula": "(pixel / 255 - mean) / std"},
+            "normalisation": {
+                "scale": 255,
+                "mean": list(IMAGENET_MEAN),
+                "std": list(IMAGENET_STD),
+                "formula": "(pixel / 255 - mean) / std",
+            },
             "note": "fixed spatial size: give it scans as scan_view says (heritage-damage-seg predict does)",
-        },  # fmt: skip
-        "output": {"name": "logits", "shape": ["batch", len(CLASS_NAMES), size, size], "dtype": "float32",
-                   "decode": "argmax over dim 1 → class id"},  # fmt: skip
-        "classes": [{"id": i, "name": name, "colour": PALETTE_HEX[i]} for i, name in enumerate(CLASS_NAMES)],
-        "ignore_index": {"id": IGNORE_INDEX, "name": "Background", "colour": IGNORE_HEX,
-                         "note": "never predicted: the model has no background class"},  # fmt: skip
+        },
+        "output": {
+            "name": "logits",
+            "shape": ["batch", len(CLASS_NAMES), size, size],
+            "dtype": "float32",
+            "decode": "argmax over dim 1 → class id",
+        },
+        "classes": [
+            {"id": i, "name": name, "colour": PALETTE_HEX[i]} for i, name in enumerate(CLASS_NAMES)
+        ],
+        "ignore_index": {
+            "id": IGNORE_INDEX,
+            "name": "Background",
+            "colour": IGNORE_HEX,
+            "note": "never predicted: the model has no background class",
+        },
         "checkpoint": str(checkpoint_path),
         "checkpoint_sha256": sha256(checkpoint_path),
         "checkpoint_epoch": checkpoint.get("epoch"),
@@ -133,13 +159,24 @@ def export_model(
         # The encoder's start: random init, or the weights file with its SHA-256.
         "encoder_weights": checkpoint.get("encoder_weights"),
         "config_hash": config_hash(checkpoint.get("settings") or {}),
-        "files": {"onnx": onnx_path.name, "onnx_sha256": sha256(onnx_path), "onnx_opset": ONNX_OPSET},
+        "files": {
+            "onnx": onnx_path.name,
+            "onnx_sha256": sha256(onnx_path),
+            "onnx_opset": ONNX_OPSET,
+        },
     }
     if metrics_file is not None:
         metrics = read_json(metrics_file)
         card["metrics"] = {
             key: metrics.get(key)
-            for key in ("evaluation_mode", "n_images", "mIoU", "damage_mIoU", "pixel_accuracy", "image_size")
+            for key in (
+                "evaluation_mode",
+                "n_images",
+                "mIoU",
+                "damage_mIoU",
+                "pixel_accuracy",
+                "image_size",
+            )
         } | {"per_class_IoU": {name: c["IoU"] for name, c in metrics.get("per_class", {}).items()}}
     else:
         card["metrics"] = None
@@ -149,7 +186,9 @@ def export_model(
         diff = onnx_max_abs_diff(model, onnx_path, probe)
         card["files"]["onnx_max_abs_diff_vs_pytorch"] = diff
         if diff > TOLERANCE:
-            raise RuntimeError(f"ONNX export of {checkpoint_path} differs from PyTorch by {diff:.2e} (> {TOLERANCE})")
+            raise RuntimeError(
+                f"ONNX export of {checkpoint_path} differs from PyTorch by {diff:.2e} (> {TOLERANCE})"
+            )
     if torchscript:
         ts_path = out_dir / "model.ts"
         problem = export_torchscript(model, size, ts_path)
@@ -157,5 +196,10 @@ def export_model(
         if problem:
             card["files"]["torchscript_unavailable"] = problem
     write_json(out_dir / "model_card.json", card)
-    log.info("exported %s to %s (%s)", encoder, out_dir, ", ".join(str(v) for k, v in card["files"].items() if k in ("onnx", "torchscript") and v))
+    log.info(
+        "exported %s to %s (%s)",
+        encoder,
+        out_dir,
+        ", ".join(str(v) for k, v in card["files"].items() if k in ("onnx", "torchscript") and v),
+    )
     return card

@@ -10,7 +10,8 @@ map without any error, so every consumer of a checkpoint goes through :class:`Mo
   the logits brought back to the scan's own size by bilinear interpolation, strip by strip
   (:func:`upsampled_argmax`): never a full-resolution float logit volume, whatever the scan's size.
 * ``crops`` (``prepare.view: crops``): the scan downscaled by ``input_scale`` (the training
-  ``crop_scale``), covered by the sliding window of :mod:`heritage_damage_seg.sliding` in tiles of
+  ``crop_scale``), covered by the sliding window of :mod:`heritage_damage_seg.model.sliding` in
+  tiles of
   ``image_size``, and the class map brought back to the scan's size by nearest neighbour.
 
 Both give a class map at the size of the pixels they were handed (a scan, or a working copy of
@@ -24,7 +25,6 @@ view they can only have been trained in (``crops`` below 1, else ``resize``) wit
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,10 +33,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from heritage_damage_seg import decode
-from heritage_damage_seg.dataset import scaled_size
 from heritage_damage_seg.classes import NUM_CLASSES
-from heritage_damage_seg.sliding import SlidingSettings, describe_bound, forward_tiles, predict_mask
+from heritage_damage_seg.data import decode
+from heritage_damage_seg.data.dataset import scaled_size
+from heritage_damage_seg.model.sliding import (
+    SlidingSettings,
+    describe_bound,
+    forward_tiles,
+    predict_mask,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +62,9 @@ class ModelView:
 
     def __post_init__(self) -> None:
         if self.view not in VIEWS:
-            raise ValueError(f"unknown training view '{self.view}': expected one of {', '.join(VIEWS)}")
+            raise ValueError(
+                f"unknown training view '{self.view}': expected one of {', '.join(VIEWS)}"
+            )
         if self.view == "crops" and not (self.input_scale and 0 < self.input_scale <= 1):
             raise ValueError(f"a crops view needs an input scale in (0, 1], got {self.input_scale}")
 
@@ -73,21 +80,32 @@ class ModelView:
         log.info(
             "note: %s predates the recorded scan view; it is read as the %s view (%s), the only one "
             "a checkpoint with input_scale %g can come from",
-            name, view, cls(view, size, scale if view == "crops" else None).describe(), scale,
-        )  # fmt: skip
+            name,
+            view,
+            cls(view, size, scale if view == "crops" else None).describe(),
+            scale,
+        )
         return cls(view, size, scale if view == "crops" else None)
 
     def record(self) -> dict[str, Any]:
         """What the checkpoint and the model card store (``scan_view``)."""
-        return {"view": self.view, "image_size": self.image_size, "input_scale": self.input_scale,
-                "description": self.describe()}  # fmt: skip
+        return {
+            "view": self.view,
+            "image_size": self.image_size,
+            "input_scale": self.input_scale,
+            "description": self.describe(),
+        }
 
     def describe(self) -> str:
         if self.view == "resize":
-            return (f"whole scan resized to {self.image_size}x{self.image_size} (aspect not kept), "
-                    "logits resized back to the scan's size (bilinear)")  # fmt: skip
-        return (f"scan downscaled to {self.input_scale:g} x native, sliding window of "
-                f"{self.image_size} px tiles, classes resized back to the scan's size (nearest)")  # fmt: skip
+            return (
+                f"whole scan resized to {self.image_size}x{self.image_size} (aspect not kept), "
+                "logits resized back to the scan's size (bilinear)"
+            )
+        return (
+            f"scan downscaled to {self.input_scale:g} x native, sliding window of "
+            f"{self.image_size} px tiles, classes resized back to the scan's size (nearest)"
+        )
 
     def model_input_size(self, native_width: int, native_height: int) -> tuple[int, int]:
         """(width, height) of the picture the model is given for a scan of this native size."""
@@ -99,8 +117,10 @@ class ModelView:
     def describe_cost(self, width: int, height: int, settings: SlidingSettings) -> str:
         """What predicting a scan of this native size costs (for the log)."""
         if self.view == "resize":
-            return (f"one {self.image_size} px forward pass, logits resized back in strips of "
-                    f"<= {STRIP_BYTES / 2**20:.0f} MiB")  # fmt: skip
+            return (
+                f"one {self.image_size} px forward pass, logits resized back in strips of "
+                f"<= {STRIP_BYTES / 2**20:.0f} MiB"
+            )
         model_width, model_height = self.model_input_size(width, height)
         return f"at {model_width}×{model_height}: " + describe_bound(
             model_height, model_width, self.image_size, NUM_CLASSES, settings
@@ -135,10 +155,19 @@ class ModelView:
         """
         picture, head = self.model_input(source, name=name, native_size=native_size)
         if self.view == "resize":
-            logits = forward_tiles(model, torch.from_numpy(picture)[None].to(device), amp_dtype, settings.tta_flip)[0]
+            logits = forward_tiles(
+                model, torch.from_numpy(picture)[None].to(device), amp_dtype, settings.tta_flip
+            )[0]
             return upsampled_argmax(logits, head.height, head.width)
-        mask = predict_mask(model, picture, tile=self.image_size, settings=settings, device=device,
-                            amp_dtype=amp_dtype, progress=progress)  # fmt: skip
+        mask = predict_mask(
+            model,
+            picture,
+            tile=self.image_size,
+            settings=settings,
+            device=device,
+            amp_dtype=amp_dtype,
+            progress=progress,
+        )
         return resized_nearest(mask, head.width, head.height)
 
 
@@ -150,14 +179,21 @@ def of_cache(view: str, image_size: int, crop_scale: float | None) -> ModelView:
 def _source_positions(out_length: int, in_length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bilinear sampling along one axis as torch's ``interpolate(align_corners=False)`` does it:
     the two neighbouring source indices of every output pixel and the weight of the second."""
-    position = np.maximum((np.arange(out_length, dtype=np.float64) + 0.5) * (in_length / out_length) - 0.5, 0.0)
+    position = np.maximum(
+        (np.arange(out_length, dtype=np.float64) + 0.5) * (in_length / out_length) - 0.5, 0.0
+    )
     first = np.minimum(np.floor(position).astype(np.int64), in_length - 1)
     second = np.minimum(first + 1, in_length - 1)
     return first, second, (position - first).astype(np.float32)
 
 
 def upsampled_argmax(
-    logits: torch.Tensor, height: int, width: int, *, strip_bytes: int = STRIP_BYTES, block_width: int = 2048
+    logits: torch.Tensor,
+    height: int,
+    width: int,
+    *,
+    strip_bytes: int = STRIP_BYTES,
+    block_width: int = 2048,
 ) -> np.ndarray:
     """argmax over classes of ``logits`` (C×h×w) bilinearly resized to ``height``×``width``: the
     same as ``interpolate(logits[None], (height, width), mode="bilinear").argmax(1)`` (up to exact
@@ -175,7 +211,11 @@ def upsampled_argmax(
     labels = corners.argmax(1).astype(np.uint8).reshape(in_h, in_w)
     below = np.minimum(np.arange(in_h) + 1, in_h - 1)
     right = np.minimum(np.arange(in_w) + 1, in_w - 1)
-    agree = (labels == labels[below]) & (labels == labels[:, right]) & (labels == labels[below][:, right])
+    agree = (
+        (labels == labels[below])
+        & (labels == labels[:, right])
+        & (labels == labels[below][:, right])
+    )
     rows_first, rows_second, rows_weight = _source_positions(height, in_h)
     cols_first, cols_second, cols_weight = _source_positions(width, in_w)
     out = np.empty((height, width), dtype=np.uint8)
@@ -193,8 +233,16 @@ def upsampled_argmax(
                 upper_row, lower_row = row_first[ys] * in_w, rows_second[rows][ys] * in_w
                 left_col, right_col = col_first[xs], cols_second[cols][xs]
                 wc, wr = cols_weight[cols][xs, None], rows_weight[rows][ys, None]
-                upper = _lerp(np.take(corners, upper_row + left_col, axis=0), np.take(corners, upper_row + right_col, axis=0), wc)
-                lower = _lerp(np.take(corners, lower_row + left_col, axis=0), np.take(corners, lower_row + right_col, axis=0), wc)
+                upper = _lerp(
+                    np.take(corners, upper_row + left_col, axis=0),
+                    np.take(corners, upper_row + right_col, axis=0),
+                    wc,
+                )
+                lower = _lerp(
+                    np.take(corners, lower_row + left_col, axis=0),
+                    np.take(corners, lower_row + right_col, axis=0),
+                    wc,
+                )
                 strip[ys, xs] = _lerp(upper, lower, wr).argmax(1)
             out[rows, cols] = strip
     return out
@@ -213,6 +261,10 @@ def resized_nearest(mask: np.ndarray, width: int, height: int) -> np.ndarray:
     centre), by indexing: no copy of a full-size source is made, whatever its size."""
     if mask.shape == (height, width):
         return mask
-    rows = np.minimum(((np.arange(height) + 0.5) * (mask.shape[0] / height)).astype(np.int64), mask.shape[0] - 1)
-    cols = np.minimum(((np.arange(width) + 0.5) * (mask.shape[1] / width)).astype(np.int64), mask.shape[1] - 1)
+    rows = np.minimum(
+        ((np.arange(height) + 0.5) * (mask.shape[0] / height)).astype(np.int64), mask.shape[0] - 1
+    )
+    cols = np.minimum(
+        ((np.arange(width) + 0.5) * (mask.shape[1] / width)).astype(np.int64), mask.shape[1] - 1
+    )
     return np.take(np.take(mask, rows, axis=0), cols, axis=1)

@@ -114,8 +114,12 @@ def protocol_record(split: dict[str, Any]) -> dict[str, Any]:
     """``scored_split``, ``selected_on`` and, where they coincide, the note saying so."""
     scored = scored_side(split)
     record: dict[str, Any] = {"scored_split": scored, "selected_on": "val"}
-    record["protocol_note"] = SELECTED_ON_SCORED_NOTE if scored == "val" else (
-        "best epoch chosen on the validation split; figures scored on the untouched test split"
+    record["protocol_note"] = (
+        SELECTED_ON_SCORED_NOTE
+        if scored == "val"
+        else (
+            "best epoch chosen on the validation split; figures scored on the untouched test split"
+        )
     )
     return record
 
@@ -147,11 +151,15 @@ def fold_name(value: str) -> str:
     """
     name = _UNSAFE.sub("_", value).strip("_")
     if not name:
-        raise SplitError(f"the value {value!r} has no letter or digit to name a fold directory after")
+        raise SplitError(
+            f"the value {value!r} has no letter or digit to name a fold directory after"
+        )
     return name
 
 
-def fold_names(ids: Sequence[str], groups: Sequence[str], values: Sequence[str], *, column: str) -> dict[str, str]:
+def fold_names(
+    ids: Sequence[str], groups: Sequence[str], values: Sequence[str], *, column: str
+) -> dict[str, str]:
     """The folds of the leave-one-``column``-out family: fold name → held-out value, sorted by name.
 
     Raises :class:`SplitError` where no honest family exists: images without a value (they would
@@ -182,7 +190,9 @@ def fold_names(ids: Sequence[str], groups: Sequence[str], values: Sequence[str],
     for value in sorted(set(values)):
         name = fold_name(value)
         if name in folds:
-            raise SplitError(f"the {column} values {folds[name]!r} and {value!r} both give the fold name {name!r}")
+            raise SplitError(
+                f"the {column} values {folds[name]!r} and {value!r} both give the fold name {name!r}"
+            )
         folds[name] = value
     if len(folds) < 2:
         raise SplitError(
@@ -224,16 +234,22 @@ def leave_one_out_split(
     if not test:  # unreachable while folds come from the data; kept as the contract
         raise SplitError(f"the {column} fold {fold!r} ({held_out!r}) has no images")
     if not rest:
-        raise SplitError(f"holding out the {column} fold {fold!r} ({held_out!r}) leaves nothing to train on")
+        raise SplitError(
+            f"holding out the {column} fold {fold!r} ({held_out!r}) leaves nothing to train on"
+        )
     try:
-        inner = grouped_split([i for i, _ in rest], [g for _, g in rest], val_fraction=val_fraction, seed=seed)
+        inner = grouped_split(
+            [i for i, _ in rest], [g for _, g in rest], val_fraction=val_fraction, seed=seed
+        )
     except SplitError as error:
         raise SplitError(
             f"holding out the {column} fold {fold!r} ({held_out!r}) leaves too little to carve an inner "
             f"validation split from: {error}"
         ) from error
     test_groups = sorted({g for g, v in zip(groups, values) if v == held_out})
-    assert not set(test_groups) & (set(inner["train_groups"]) | set(inner["val_groups"])), "one value per group"
+    assert not set(test_groups) & (set(inner["train_groups"]) | set(inner["val_groups"])), (
+        "one value per group"
+    )
     return {
         "family": column,
         "fold": fold,

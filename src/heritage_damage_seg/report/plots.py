@@ -32,8 +32,8 @@ from heritage_damage_seg.classes import (  # noqa: E402
     PALETTE_HEX,
     colour_lut,
 )
+from heritage_damage_seg.data.split import split_word  # noqa: E402
 from heritage_damage_seg.io import atomic_path  # noqa: E402
-from heritage_damage_seg.split import split_word  # noqa: E402
 
 PathLike = str | os.PathLike[str]
 
@@ -44,7 +44,11 @@ BACKGROUND_DARK = np.array([170, 170, 170], dtype=np.uint8)
 CORRECT = "#009E73"
 WRONG = "#D55E00"
 TP_COLOUR, FP_COLOUR, FN_COLOUR = "#009E73", "#E69F00", "#CC79A7"
-LEVELS = ((0.5, "#009E73", "IoU ≥ 0.5"), (0.25, "#E69F00", "0.25 ≤ IoU < 0.5"), (0.0, "#CC3311", "IoU < 0.25"))
+LEVELS = (
+    (0.5, "#009E73", "IoU ≥ 0.5"),
+    (0.25, "#E69F00", "0.25 ≤ IoU < 0.5"),
+    (0.0, "#CC3311", "IoU < 0.25"),
+)
 
 CELL_INCHES = 2.2  # one image panel in the sample figures
 WIDE = (12.0, 7.0)
@@ -104,7 +108,9 @@ def validation_support(masks: np.ndarray) -> np.ndarray:
     return np.bincount(flat[flat != IGNORE_INDEX], minlength=NUM_CLASSES)[:NUM_CLASSES]
 
 
-def focus_classes(masks: np.ndarray, configured: Sequence[int | str] | None, n: int = 6) -> list[int]:
+def focus_classes(
+    masks: np.ndarray, configured: Sequence[int | str] | None, n: int = 6
+) -> list[int]:
     """The classes for the TP/FP/FN views: the configured ones (ids or names), else the ``n`` damage
     classes with most validation pixels (ties and absent classes filled in by id)."""
     if configured:
@@ -113,7 +119,9 @@ def focus_classes(masks: np.ndarray, configured: Sequence[int | str] | None, n: 
             if isinstance(item, str) and not item.isdigit():
                 lookup = {name.lower(): i for i, name in enumerate(CLASS_NAMES)}
                 if item.lower() not in lookup:
-                    raise ValueError(f"unknown class {item!r}; expected one of {', '.join(CLASS_NAMES)}")
+                    raise ValueError(
+                        f"unknown class {item!r}; expected one of {', '.join(CLASS_NAMES)}"
+                    )
                 chosen.append(lookup[item.lower()])
             else:
                 class_id = int(item)
@@ -126,7 +134,9 @@ def focus_classes(masks: np.ndarray, configured: Sequence[int | str] | None, n: 
     return ranked[:n]
 
 
-def class_samples(masks: np.ndarray, ids: Sequence[str], class_id: int, n: int, seed: int) -> list[str]:
+def class_samples(
+    masks: np.ndarray, ids: Sequence[str], class_id: int, n: int, seed: int
+) -> list[str]:
     """Up to ``n`` validation ids whose ground truth contains ``class_id`` (seeded); if none does,
     a seeded sample of all ids (the view then shows only false positives)."""
     present = [i for i, mask in zip(ids, masks) if (mask == class_id).any()]
@@ -153,7 +163,9 @@ def colourise(mask: np.ndarray) -> np.ndarray:
     return checker(colour_lut()[mask], mask == IGNORE_INDEX)
 
 
-def overlay(image: np.ndarray, prediction: np.ndarray, truth: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+def overlay(
+    image: np.ndarray, prediction: np.ndarray, truth: np.ndarray, alpha: float = 0.5
+) -> np.ndarray:
     """The prediction blended onto the image where the artwork is (truth ≠ 255); Background left as is."""
     blended = image.astype(np.float32)
     colours = colour_lut()[prediction].astype(np.float32)
@@ -166,7 +178,9 @@ def _hex_rgb(hex_colour: str) -> np.ndarray:
     return np.array([int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)], dtype=np.float32)
 
 
-def _paint(image: np.ndarray, layers: Sequence[tuple[np.ndarray, str]], alpha: float = 0.75) -> np.ndarray:
+def _paint(
+    image: np.ndarray, layers: Sequence[tuple[np.ndarray, str]], alpha: float = 0.75
+) -> np.ndarray:
     """A faded greyscale copy of ``image`` with each boolean layer painted in its colour."""
     grey = image.astype(np.float32).mean(axis=2, keepdims=True).repeat(3, axis=2)
     out = 0.35 * grey + 0.65 * 255.0 * 0.55
@@ -184,13 +198,18 @@ def _show(ax: Any, picture: np.ndarray, title: str | None = None) -> None:
 
 
 def _palette_legend() -> list[Patch]:
-    handles = [Patch(facecolor=PALETTE_HEX[c], edgecolor="#555555", label=f"{c} {CLASS_NAMES[c]}") for c in range(NUM_CLASSES)]
+    handles = [
+        Patch(facecolor=PALETTE_HEX[c], edgecolor="#555555", label=f"{c} {CLASS_NAMES[c]}")
+        for c in range(NUM_CLASSES)
+    ]
     handles.append(_background_patch())
     return handles
 
 
 def _background_patch() -> Patch:
-    return Patch(facecolor="#E1E1E1", edgecolor="#888888", hatch="++", label="Background (255, not scored)")
+    return Patch(
+        facecolor="#E1E1E1", edgecolor="#888888", hatch="++", label="Background (255, not scored)"
+    )
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -207,7 +226,9 @@ def plot_confusion_matrix(metrics: dict[str, Any], path: PathLike, dpi: int = 10
     cm = np.asarray(metrics["confusion_matrix"], dtype=np.float64)
     support = cm.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        normalised = np.where(support[:, None] > 0, cm / np.where(support[:, None] > 0, support[:, None], 1), np.nan)
+        normalised = np.where(
+            support[:, None] > 0, cm / np.where(support[:, None] > 0, support[:, None], 1), np.nan
+        )
     fig = plt.figure(figsize=figure_size("confusion_matrix"))
     ax = fig.add_axes((0.2, 0.13, 0.68, 0.8))
     colourbar_axes = fig.add_axes((0.9, 0.13, 0.02, 0.8))
@@ -217,11 +238,25 @@ def plot_confusion_matrix(metrics: dict[str, Any], path: PathLike, dpi: int = 10
         for col in range(NUM_CLASSES):
             value = normalised[row, col]
             if np.isfinite(value) and value >= 0.005:
-                ax.text(col, row, f"{100 * value:.0f}", ha="center", va="center", fontsize=8,
-                        color="white" if value > 0.55 else "#222222")
+                ax.text(
+                    col,
+                    row,
+                    f"{100 * value:.0f}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if value > 0.55 else "#222222",
+                )
             elif not np.isfinite(value) and col == 0:
-                ax.text(NUM_CLASSES / 2 - 0.5, row, f"no pixels of this class in {word}", ha="center",
-                        va="center", fontsize=8, color="#777777")
+                ax.text(
+                    NUM_CLASSES / 2 - 0.5,
+                    row,
+                    f"no pixels of this class in {word}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="#777777",
+                )
     labels_y = [f"{CLASS_NAMES[c]} ({int(support[c]):,} px)" for c in range(NUM_CLASSES)]
     ax.set_xticks(range(NUM_CLASSES), CLASS_NAMES, rotation=45, ha="right", fontsize=9)
     ax.set_yticks(range(NUM_CLASSES), labels_y, fontsize=9)
@@ -247,17 +282,43 @@ def plot_per_class_iou(metrics: dict[str, Any], path: PathLike, dpi: int = 100) 
     fig = _new_figure("per_class_iou")
     ax = fig.add_subplot()
     y = np.arange(len(names))
-    ax.barh(y, [v or 0.0 for v in ious], color=[_level_colour(v) if v is not None else "#FFFFFF" for v in ious],
-            edgecolor="#444444", linewidth=0.5)
+    ax.barh(
+        y,
+        [v or 0.0 for v in ious],
+        color=[_level_colour(v) if v is not None else "#FFFFFF" for v in ious],
+        edgecolor="#444444",
+        linewidth=0.5,
+    )
     for row, value in zip(y, ious):
         label = "n/a (absent)" if value is None else f"{value:.3f}"
-        ax.text((value or 0.0) + 0.01, row, label, va="center", fontsize=8, color="#777777" if value is None else "#222222")
+        ax.text(
+            (value or 0.0) + 0.01,
+            row,
+            label,
+            va="center",
+            fontsize=8,
+            color="#777777" if value is None else "#222222",
+        )
     handles = [Patch(facecolor=colour, label=label) for _, colour, label in LEVELS]
     if metrics.get("mIoU") is not None:
-        handles.append(ax.axvline(metrics["mIoU"], color="#0072B2", linestyle="--", label=f"mIoU {metrics['mIoU']:.3f}"))
+        handles.append(
+            ax.axvline(
+                metrics["mIoU"],
+                color="#0072B2",
+                linestyle="--",
+                label=f"mIoU {metrics['mIoU']:.3f}",
+            )
+        )
     if metrics.get("damage_mIoU") is not None:
-        handles.append(ax.axvline(metrics["damage_mIoU"], color="#56B4E9", linestyle=":", linewidth=2,
-                                  label=f"damage mIoU {metrics['damage_mIoU']:.3f}"))
+        handles.append(
+            ax.axvline(
+                metrics["damage_mIoU"],
+                color="#56B4E9",
+                linestyle=":",
+                linewidth=2,
+                label=f"damage mIoU {metrics['damage_mIoU']:.3f}",
+            )
+        )
     ax.set_yticks(y, names)
     ax.invert_yaxis()
     ax.set_xlim(0, 1.08)
@@ -280,7 +341,9 @@ def plot_class_distribution(metrics: dict[str, Any], path: PathLike, dpi: int = 
     height = 0.4
     floor = 1e-4
     ax.barh(y - height / 2, np.maximum(truth, floor), height, color="#0072B2", label="ground truth")
-    ax.barh(y + height / 2, np.maximum(predicted, floor), height, color="#E69F00", label="prediction")
+    ax.barh(
+        y + height / 2, np.maximum(predicted, floor), height, color="#E69F00", label="prediction"
+    )
     for row in y:
         for offset, value in ((-height / 2, truth[row]), (height / 2, predicted[row])):
             if value == 0:
@@ -289,14 +352,18 @@ def plot_class_distribution(metrics: dict[str, Any], path: PathLike, dpi: int = 
     ax.set_xlim(floor, 200)
     ax.set_yticks(y, CLASS_NAMES)
     ax.invert_yaxis()
-    ax.set_xlabel(f"share of scored {split_word(metrics)} pixels (%, log scale; Background excluded)")
+    ax.set_xlabel(
+        f"share of scored {split_word(metrics)} pixels (%, log scale; Background excluded)"
+    )
     ax.set_title(f"{metrics.get('encoder', '')}: class distribution, ground truth vs prediction")
     ax.legend(loc="lower right")
     ax.grid(axis="x", which="major", alpha=0.3)
     _save(fig, path, dpi)
 
 
-def plot_training_curves(history: pd.DataFrame, path: PathLike, encoder: str = "", dpi: int = 100) -> None:
+def plot_training_curves(
+    history: pd.DataFrame, path: PathLike, encoder: str = "", dpi: int = 100
+) -> None:
     """Training loss, validation mIoU / damage mIoU and learning rate per epoch."""
     fig = _new_figure("training_curves")
     axes = fig.subplots(1, 3)
@@ -305,9 +372,16 @@ def plot_training_curves(history: pd.DataFrame, path: PathLike, encoder: str = "
     axes[0].plot(epoch, history["train_loss"], color="#0072B2", **style)
     axes[0].set_title("training loss (weighted Dice)")
     axes[1].plot(epoch, history["val_mIoU"], color="#0072B2", label="val mIoU", **style)
-    axes[1].plot(epoch, history["val_damage_mIoU"], color="#D55E00", label="val damage mIoU", **style)
+    axes[1].plot(
+        epoch, history["val_damage_mIoU"], color="#D55E00", label="val damage mIoU", **style
+    )
     best = int(history["val_mIoU"].idxmax())
-    axes[1].axvline(history["epoch"][best], color="#999999", linestyle=":", label=f"best epoch {history['epoch'][best]}")
+    axes[1].axvline(
+        history["epoch"][best],
+        color="#999999",
+        linestyle=":",
+        label=f"best epoch {history['epoch'][best]}",
+    )
     axes[1].set_title("validation mIoU")
     axes[1].legend(fontsize=8)
     axes[2].plot(epoch, history["lr"], color="#009E73", **style)
@@ -329,15 +403,23 @@ def plot_training_curves(history: pd.DataFrame, path: PathLike, encoder: str = "
 
 
 def plot_prediction_grid(
-    ids: Sequence[str], images: np.ndarray, masks: np.ndarray, predictions: np.ndarray,
-    path: PathLike, encoder: str = "", dpi: int = 100, split: str = "test",
+    ids: Sequence[str],
+    images: np.ndarray,
+    masks: np.ndarray,
+    predictions: np.ndarray,
+    path: PathLike,
+    encoder: str = "",
+    dpi: int = 100,
+    split: str = "test",
 ) -> None:
     """One row per sample: Input | Ground truth | Prediction | Overlay, with the palette legend.
     ``split``: the word for the scored split the samples come from."""
     rows = len(ids)
     fig = _new_figure("prediction_grid", rows)
     axes = np.atleast_2d(fig.subplots(rows, 4, squeeze=False))
-    for row, (sample_id, image, truth, prediction) in enumerate(zip(ids, images, masks, predictions)):
+    for row, (sample_id, image, truth, prediction) in enumerate(
+        zip(ids, images, masks, predictions)
+    ):
         scored = truth != IGNORE_INDEX
         accuracy = (prediction[scored] == truth[scored]).mean() if scored.any() else float("nan")
         shown = np.where(scored, prediction, IGNORE_INDEX).astype(np.uint8)
@@ -347,20 +429,29 @@ def plot_prediction_grid(
         _show(axes[row, 2], colourise(shown), titles[2])
         _show(axes[row, 3], overlay(image, prediction, truth), titles[3])
         axes[row, 0].set_ylabel(f"{sample_id}\nacc {100 * accuracy:.0f}%", fontsize=8)
-    fig.legend(handles=_palette_legend(), loc="outside lower center", ncol=3, fontsize=8, frameon=False)
+    fig.legend(
+        handles=_palette_legend(), loc="outside lower center", ncol=3, fontsize=8, frameon=False
+    )
     fig.suptitle(f"{encoder}: {rows} {split} samples (same for every encoder)", fontsize=11)
     _save(fig, path, dpi)
 
 
 def plot_error_maps(
-    ids: Sequence[str], images: np.ndarray, masks: np.ndarray, predictions: np.ndarray,
-    path: PathLike, encoder: str = "", dpi: int = 100,
+    ids: Sequence[str],
+    images: np.ndarray,
+    masks: np.ndarray,
+    predictions: np.ndarray,
+    path: PathLike,
+    encoder: str = "",
+    dpi: int = 100,
 ) -> None:
     """One row per sample: Input | Ground truth | where the prediction is correct, wrong or not scored."""
     rows = len(ids)
     fig = _new_figure("error_maps", rows)
     axes = fig.subplots(rows, 3, squeeze=False)
-    for row, (sample_id, image, truth, prediction) in enumerate(zip(ids, images, masks, predictions)):
+    for row, (sample_id, image, truth, prediction) in enumerate(
+        zip(ids, images, masks, predictions)
+    ):
         scored = truth != IGNORE_INDEX
         correct = scored & (prediction == truth)
         wrong = scored & (prediction != truth)
@@ -374,35 +465,66 @@ def plot_error_maps(
         _show(axes[row, 1], colourise(truth), titles[1])
         _show(axes[row, 2], error, titles[2])
         axes[row, 0].set_ylabel(sample_id, fontsize=8)
-        axes[row, 2].set_xlabel(f"{100 * accuracy:.1f}% of {int(scored.sum()):,} px correct", fontsize=8)
-    handles = [Patch(facecolor=CORRECT, label="correct"), Patch(facecolor=WRONG, label="wrong"), _background_patch()]
+        axes[row, 2].set_xlabel(
+            f"{100 * accuracy:.1f}% of {int(scored.sum()):,} px correct", fontsize=8
+        )
+    handles = [
+        Patch(facecolor=CORRECT, label="correct"),
+        Patch(facecolor=WRONG, label="wrong"),
+        _background_patch(),
+    ]
     fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     fig.suptitle(f"{encoder}: error maps", fontsize=11)
     _save(fig, path, dpi)
 
 
 def plot_class_focus(
-    class_id: int, ids: Sequence[str], images: np.ndarray, masks: np.ndarray, predictions: np.ndarray,
-    path: PathLike, encoder: str = "", iou: float | None = None, dpi: int = 100,
+    class_id: int,
+    ids: Sequence[str],
+    images: np.ndarray,
+    masks: np.ndarray,
+    predictions: np.ndarray,
+    path: PathLike,
+    encoder: str = "",
+    iou: float | None = None,
+    dpi: int = 100,
 ) -> None:
     """One class on a few samples: Input | Ground truth of the class | TP / FP / FN."""
     rows = len(ids)
     name = CLASS_NAMES[class_id]
     fig = _new_figure("class_focus", rows)
     axes = fig.subplots(rows, 3, squeeze=False)
-    for row, (sample_id, image, truth, prediction) in enumerate(zip(ids, images, masks, predictions)):
+    for row, (sample_id, image, truth, prediction) in enumerate(
+        zip(ids, images, masks, predictions)
+    ):
         scored = truth != IGNORE_INDEX
         is_class, said_class = truth == class_id, scored & (prediction == class_id)
         tp, fp, fn = is_class & said_class, said_class & ~is_class, is_class & ~said_class
         titles = ("Input", f"Ground truth: {name}", "TP / FP / FN") if row == 0 else (None,) * 3
         _show(axes[row, 0], image, titles[0])
-        _show(axes[row, 1], checker(_paint(image, [(is_class, PALETTE_HEX[class_id])], alpha=0.9), ~scored), titles[1])
-        _show(axes[row, 2], checker(_paint(image, [(tp, TP_COLOUR), (fp, FP_COLOUR), (fn, FN_COLOUR)], alpha=0.9), ~scored),
-              titles[2])
+        _show(
+            axes[row, 1],
+            checker(_paint(image, [(is_class, PALETTE_HEX[class_id])], alpha=0.9), ~scored),
+            titles[1],
+        )
+        _show(
+            axes[row, 2],
+            checker(
+                _paint(image, [(tp, TP_COLOUR), (fp, FP_COLOUR), (fn, FN_COLOUR)], alpha=0.9),
+                ~scored,
+            ),
+            titles[2],
+        )
         axes[row, 0].set_ylabel(sample_id, fontsize=8)
-        axes[row, 2].set_xlabel(f"TP {int(tp.sum())}  FP {int(fp.sum())}  FN {int(fn.sum())} px", fontsize=8)
-    handles = [Patch(facecolor=TP_COLOUR, label="TP"), Patch(facecolor=FP_COLOUR, label="FP"),
-               Patch(facecolor=FN_COLOUR, label="FN (missed)"), _background_patch()]
+        axes[row, 2].set_xlabel(
+            f"TP {int(tp.sum())}  FP {int(fp.sum())}  FN {int(fn.sum())} px", fontsize=8
+        )
+    handles = [
+        Patch(facecolor=TP_COLOUR, label="TP"),
+        Patch(facecolor=FP_COLOUR, label="FP"),
+        Patch(facecolor=FN_COLOUR, label="FN (missed)"),
+        _background_patch(),
+    ]
     fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=8, frameon=False)
     fig.suptitle(f"{encoder}: class {class_id} {name} (IoU {_fmt(iou)})", fontsize=11)
     _save(fig, path, dpi)
@@ -419,26 +541,68 @@ def plot_comparison_ci(comparison: dict[str, Any], path: PathLike, dpi: int = 10
     ax = fig.add_subplot()
     x = np.arange(len(models))
     confidence = comparison.get("bootstrap", {}).get("confidence", 0.95)
-    for offset, metric, colour, label in ((-0.12, "mIoU", "#0072B2", "mIoU"), (0.12, "damage_mIoU", "#D55E00", "damage mIoU")):
-        values = np.array([m[metric] if m[metric] is not None else np.nan for m in models], dtype=float)
-        low = np.array([m.get(f"{metric}_ci_low") if m.get(f"{metric}_ci_low") is not None else np.nan for m in models], dtype=float)
-        high = np.array([m.get(f"{metric}_ci_high") if m.get(f"{metric}_ci_high") is not None else np.nan for m in models], dtype=float)
+    for offset, metric, colour, label in (
+        (-0.12, "mIoU", "#0072B2", "mIoU"),
+        (0.12, "damage_mIoU", "#D55E00", "damage mIoU"),
+    ):
+        values = np.array(
+            [m[metric] if m[metric] is not None else np.nan for m in models], dtype=float
+        )
+        low = np.array(
+            [
+                m.get(f"{metric}_ci_low") if m.get(f"{metric}_ci_low") is not None else np.nan
+                for m in models
+            ],
+            dtype=float,
+        )
+        high = np.array(
+            [
+                m.get(f"{metric}_ci_high") if m.get(f"{metric}_ci_high") is not None else np.nan
+                for m in models
+            ],
+            dtype=float,
+        )
         errors = np.nan_to_num(np.vstack([values - low, high - values]), nan=0.0).clip(min=0)
-        ax.errorbar(x + offset, values, yerr=errors, fmt="o", color=colour, capsize=6, markersize=7,
-                    label=f"{label} ({100 * confidence:.0f}% bootstrap CI)")
+        ax.errorbar(
+            x + offset,
+            values,
+            yerr=errors,
+            fmt="o",
+            color=colour,
+            capsize=6,
+            markersize=7,
+            label=f"{label} ({100 * confidence:.0f}% bootstrap CI)",
+        )
         for xi, value, hi in zip(x + offset, values, high):
             if np.isfinite(value):
-                ax.annotate(f"{value:.3f}", (xi, hi if np.isfinite(hi) else value), textcoords="offset points",
-                            xytext=(0, 6), ha="center", fontsize=8, color=colour)
-    baselines = [m["trivial_baseline_mIoU"] for m in models if m.get("trivial_baseline_mIoU") is not None]
+                ax.annotate(
+                    f"{value:.3f}",
+                    (xi, hi if np.isfinite(hi) else value),
+                    textcoords="offset points",
+                    xytext=(0, 6),
+                    ha="center",
+                    fontsize=8,
+                    color=colour,
+                )
+    baselines = [
+        m["trivial_baseline_mIoU"] for m in models if m.get("trivial_baseline_mIoU") is not None
+    ]
     if baselines:
-        ax.axhline(baselines[0], color="#777777", linestyle=":", label=f"trivial 'all Clean' mIoU {baselines[0]:.3f} (its damage mIoU: 0)")
+        ax.axhline(
+            baselines[0],
+            color="#777777",
+            linestyle=":",
+            label=f"trivial 'all Clean' mIoU {baselines[0]:.3f} (its damage mIoU: 0)",
+        )
     ax.set_xticks(x, [m["encoder"] for m in models])
     ax.set_xlim(-0.6, len(models) - 0.4)
     ax.set_ylabel(f"{split_word(comparison)} score")
     ax.set_ylim(bottom=0)
     n = comparison.get("bootstrap", {}).get("n_resamples")
-    ax.set_title("mIoU per encoder, best first" + (f" ({n} resamples of the {split_word(comparison)} artworks)" if n else ""))
+    ax.set_title(
+        "mIoU per encoder, best first"
+        + (f" ({n} resamples of the {split_word(comparison)} artworks)" if n else "")
+    )
     ax.legend(loc="best", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     _save(fig, path, dpi)
@@ -447,8 +611,16 @@ def plot_comparison_ci(comparison: dict[str, Any], path: PathLike, dpi: int = 10
 def plot_iou_heatmap(comparison: dict[str, Any], path: PathLike, dpi: int = 100) -> None:
     """Models × classes IoU, annotated; grey where a class is absent (IoU undefined)."""
     models = comparison["models"]
-    values = np.array([[m["per_class_IoU"].get(name) if m["per_class_IoU"].get(name) is not None else np.nan
-                        for name in CLASS_NAMES] for m in models], dtype=float).reshape(len(models), NUM_CLASSES)
+    values = np.array(
+        [
+            [
+                m["per_class_IoU"].get(name) if m["per_class_IoU"].get(name) is not None else np.nan
+                for name in CLASS_NAMES
+            ]
+            for m in models
+        ],
+        dtype=float,
+    ).reshape(len(models), NUM_CLASSES)
     fig = _new_figure("iou_heatmap", columns=len(models))
     ax = fig.add_subplot()
     cmap = plt.get_cmap("viridis").with_extremes(bad="#DDDDDD")
@@ -456,8 +628,15 @@ def plot_iou_heatmap(comparison: dict[str, Any], path: PathLike, dpi: int = 100)
     for row in range(values.shape[0]):
         for col in range(values.shape[1]):
             value = values[row, col]
-            ax.text(col, row, "–" if not np.isfinite(value) else f"{value:.2f}", ha="center", va="center",
-                    fontsize=8, color="#222222" if not np.isfinite(value) or value > 0.6 else "white")
+            ax.text(
+                col,
+                row,
+                "–" if not np.isfinite(value) else f"{value:.2f}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="#222222" if not np.isfinite(value) or value > 0.6 else "white",
+            )
     ax.set_xticks(range(NUM_CLASSES), CLASS_NAMES, rotation=40, ha="right")
     ax.set_yticks(range(len(models)), [f"{m['encoder']} (mIoU {_fmt(m['mIoU'])})" for m in models])
     ax.set_title("IoU per class and encoder (– : class absent from truth and prediction)")
@@ -471,16 +650,32 @@ def plot_accuracy_vs_speed(comparison: dict[str, Any], path: PathLike, dpi: int 
     fig = _new_figure("accuracy_vs_speed")
     axes = fig.subplots(1, 2, sharey=True)
     colours = plt.get_cmap("tab10")
-    panels = (("train_imgs_per_s", "training throughput (images/s, median over epochs ≥ 2) →  faster"),
-              ("inference_ms_per_image", "inference time (ms per image) →  slower"))
+    panels = (
+        ("train_imgs_per_s", "training throughput (images/s, median over epochs ≥ 2) →  faster"),
+        ("inference_ms_per_image", "inference time (ms per image) →  slower"),
+    )
     for ax, (key, label) in zip(axes, panels):
         for i, m in enumerate(models):
             value = m["mIoU"] if m["mIoU"] is not None else np.nan
             low, high = m.get("mIoU_ci_low"), m.get("mIoU_ci_high")
-            yerr = None if low is None or high is None else [[max(value - low, 0)], [max(high - value, 0)]]
-            ax.errorbar([m[key]], [value], yerr=yerr, fmt="o", color=colours(i), capsize=5, markersize=8,
-                        label=m["encoder"])
-            ax.annotate(m["encoder"], (m[key], value), textcoords="offset points", xytext=(8, 4), fontsize=9)
+            yerr = (
+                None
+                if low is None or high is None
+                else [[max(value - low, 0)], [max(high - value, 0)]]
+            )
+            ax.errorbar(
+                [m[key]],
+                [value],
+                yerr=yerr,
+                fmt="o",
+                color=colours(i),
+                capsize=5,
+                markersize=8,
+                label=m["encoder"],
+            )
+            ax.annotate(
+                m["encoder"], (m[key], value), textcoords="offset points", xytext=(8, 4), fontsize=9
+            )
         ax.set_xlabel(label)
         ax.grid(alpha=0.3)
         span = [m[key] for m in models]
@@ -508,7 +703,9 @@ def load_samples(
     """
     from pathlib import Path
 
-    index = pd.read_csv(Path(cache_dir) / "index.csv", dtype={"id": str, "scan": str}, keep_default_na=False)
+    index = pd.read_csv(
+        Path(cache_dir) / "index.csv", dtype={"id": str, "scan": str}, keep_default_na=False
+    )
     position = {sample_id: i for i, sample_id in enumerate(index["id"])}
     rows = [position[str(sample_id)] for sample_id in ids]
     images = np.load(Path(cache_dir) / "images.npy", mmap_mode="r")
@@ -526,7 +723,7 @@ def _row_prediction(row: pd.Series, predictions_dir: Any, size: int) -> np.ndarr
     """The predicted mask of one cache row at the cache's ``size`` (see :func:`load_samples`)."""
     from PIL import Image
 
-    from heritage_damage_seg.dataset import cut_crop
+    from heritage_damage_seg.data.dataset import cut_crop
 
     own = predictions_dir / f"{row['id']}.png"
     if own.is_file():
@@ -538,6 +735,10 @@ def _row_prediction(row: pd.Series, predictions_dir: Any, size: int) -> np.ndarr
     if scan is not None and scan.is_file():
         with Image.open(scan) as image:
             scaled = (int(row["scaled_width"]), int(row["scaled_height"]))
-            whole = np.asarray(image if image.size == scaled else image.resize(scaled, Image.Resampling.NEAREST))
+            whole = np.asarray(
+                image if image.size == scaled else image.resize(scaled, Image.Resampling.NEAREST)
+            )
         return cut_crop(whole, int(row["crop_x"]), int(row["crop_y"]), size, IGNORE_INDEX)
-    raise FileNotFoundError(f"no prediction for {row['id']} in {predictions_dir}: rerun the evaluation")
+    raise FileNotFoundError(
+        f"no prediction for {row['id']} in {predictions_dir}: rerun the evaluation"
+    )

@@ -3,11 +3,11 @@ cache the training reads.
 
 A folder dataset is a folder of RGB images and a folder of single-channel index masks with the
 same file stem, plus an optional metadata CSV (id, group, material, content, type); a parquet
-dataset is ARTeFACT as published (see :mod:`heritage_damage_seg.parquet`). Both give the same
+dataset is ARTeFACT as published (see :mod:`heritage_damage_seg.data.parquet`). Both give the same
 cache: every image and mask resized once to the training resolution as uint8 arrays
 (``images.npy``: N×S×S×3, ``masks.npy``: N×S×S, in id order) and an ``index.csv``; every later
 stage reads only the cache, memory-mapped, so nothing is decoded twice. Scans of any size are
-decoded with bounded memory (:mod:`heritage_damage_seg.decode`). For native-resolution work
+decoded with bounded memory (:mod:`heritage_damage_seg.data.decode`). For native-resolution work
 (``evaluation.mode: native``) the index points at each sample's *working copy*: the original file,
 or, for scans whose longest side exceeds ``working_max_side``, files with an EXIF orientation or
 several pages, and every parquet row, a copy in ``working/`` (downscaled to that side where
@@ -15,7 +15,8 @@ larger; a PNG already in the chosen orientation for a tagged image).
 
 Every image mode is read as the same 8-bit sRGB pixels by every reader, and an EXIF-oriented
 image is lined up with its mask by one rule, ``prepare.exif_orientation``
-(:func:`heritage_damage_seg.decode.resolve_orientation`; README "Image formats and EXIF orientation").
+(:func:`heritage_damage_seg.data.decode.resolve_orientation`; README "Image formats and EXIF
+orientation").
 
 Two training *views* of the scans (``prepare.view``):
 
@@ -44,16 +45,26 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from heritage_damage_seg import decode, parquet
 from heritage_damage_seg.classes import IGNORE_INDEX
-from heritage_damage_seg.decode import VALID_MASK_VALUES, DatasetError  # noqa: F401 (re-exported)
+from heritage_damage_seg.data import decode, parquet
+from heritage_damage_seg.data.decode import VALID_MASK_VALUES, DatasetError  # noqa: F401 (re-exported)
 from heritage_damage_seg.io import atomic_path
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 AUGMENTED_COPY = re.compile(r"_aug\d+$")
-INDEX_COLUMNS = ("id", "group", "material", "content", "type", "height", "width", "image_path", "mask_path")
+INDEX_COLUMNS = (
+    "id",
+    "group",
+    "material",
+    "content",
+    "type",
+    "height",
+    "width",
+    "image_path",
+    "mask_path",
+)
 # Only in a crops-view index: the scan a row was cut from, the scale and size of the downscaled scan
 # it was cut from, and the crop's top-left corner in it (the rest of the crop is padding).
 CROP_COLUMNS = ("scan", "crop_scale", "scaled_width", "scaled_height", "crop_x", "crop_y")
@@ -160,9 +171,13 @@ def discover(images_dir: str | os.PathLike[str], masks_dir: str | os.PathLike[st
     if no_mask or no_image:
         problems = []
         if no_mask:
-            problems.append(f"{len(no_mask)} image(s) without a mask in {masks_dir}, e.g. {no_mask[:3]}")
+            problems.append(
+                f"{len(no_mask)} image(s) without a mask in {masks_dir}, e.g. {no_mask[:3]}"
+            )
         if no_image:
-            problems.append(f"{len(no_image)} mask(s) without an image in {images_dir}, e.g. {no_image[:3]}")
+            problems.append(
+                f"{len(no_image)} mask(s) without an image in {images_dir}, e.g. {no_image[:3]}"
+            )
         raise DatasetError("; ".join(problems) + ": add the missing files or remove the strays")
     return [Sample(stem, images[stem], masks[stem]) for stem in sorted(images)]
 
@@ -178,7 +193,8 @@ def read_image(
     """An 8-bit RGB image and its full-size (width, height), both in ``orientation`` (``apply``:
     the EXIF orientation as viewers show it, what ``predict`` wants of a new scan; a working copy
     carries no tag, so it reads the same either way). Every mode is converted as
-    :func:`heritage_damage_seg.decode.rgb_image` does (16-bit by its high byte, CMYK through its
+    :func:`heritage_damage_seg.data.decode.rgb_image` does (16-bit by its high byte, CMYK through
+    its
     profile, alpha dropped). With ``target_size`` the image is read reduced by the largest power of
     two (up to 8) that keeps both sides at least ``target_size``, far cheaper for a huge JPEG."""
     name = str(path)
@@ -189,8 +205,9 @@ def read_image(
         shrink = 1
         while shrink < 8 and min(head.width, head.height) // (2 * shrink) >= target_size:
             shrink *= 2
-        pixels, _ = decode.scaled_image(path, -(-head.width // shrink), -(-head.height // shrink), name,
-                                        orientation=orientation)
+        pixels, _ = decode.scaled_image(
+            path, -(-head.width // shrink), -(-head.height // shrink), name, orientation=orientation
+        )
     return Image.fromarray(pixels, mode="RGB"), (head.width, head.height)
 
 
@@ -223,8 +240,10 @@ def _checked_same_size(image_head: decode.Header, mask_head: decode.Header, name
         tag = ""
         if image_head.orientation != 1:
             stored, displayed = image_head.stored_size, image_head.displayed_size
-            tag = (f" ({stored[0]}×{stored[1]} as stored, {displayed[0]}×{displayed[1]} as displayed: EXIF orientation "
-                   f"{image_head.orientation}, see prepare.exif_orientation)")
+            tag = (
+                f" ({stored[0]}×{stored[1]} as stored, {displayed[0]}×{displayed[1]} as displayed: EXIF orientation "
+                f"{image_head.orientation}, see prepare.exif_orientation)"
+            )
         raise DatasetError(
             f"{name}: the image is {image_head.width}×{image_head.height}{tag} but its mask is "
             f"{mask_head.width}×{mask_head.height}: image and mask must have the same size"
@@ -236,17 +255,23 @@ def _orientation(image: decode.Source, mask: decode.Source, setting: str, name: 
     image_head = decode.header(image, f"{name} image", orientation="ignore")
     if image_head.orientation == 1:
         return "ignore"
-    return decode.resolve_orientation(image_head, decode.header(mask, f"{name} mask", orientation="ignore"),
-                                      setting, name)
+    return decode.resolve_orientation(
+        image_head, decode.header(mask, f"{name} mask", orientation="ignore"), setting, name
+    )
 
 
 def _working_copy(
-    image: decode.Source, mask: decode.Source, working: tuple[Path, Path] | None, working_max_side: int, name: str,
+    image: decode.Source,
+    mask: decode.Source,
+    working: tuple[Path, Path] | None,
+    working_max_side: int,
+    name: str,
     orientation: str,
 ) -> tuple[str, str]:
     if working is not None:
-        image_path, mask_path = decode.write_working_copy(image, mask, *working, working_max_side, name,
-                                                          orientation=orientation)
+        image_path, mask_path = decode.write_working_copy(
+            image, mask, *working, working_max_side, name, orientation=orientation
+        )
     else:
         image_path, mask_path = Path(os.fspath(image)), Path(os.fspath(mask))  # type: ignore[arg-type]
     return str(image_path), str(mask_path)
@@ -272,10 +297,20 @@ def prepare_pair(
     """
     orientation = _orientation(image, mask, exif_orientation, name)
     small_mask, mask_head = decode.scaled_mask(mask, size, size, f"{name} mask")
-    small_image, image_head = decode.scaled_image(image, size, size, f"{name} image", orientation=orientation)
+    small_image, image_head = decode.scaled_image(
+        image, size, size, f"{name} image", orientation=orientation
+    )
     _checked_same_size(image_head, mask_head, name)
     image_path, mask_path = _working_copy(image, mask, working, working_max_side, name, orientation)
-    return PreparedSample(position, small_image, small_mask, image_head.height, image_head.width, image_path, mask_path)
+    return PreparedSample(
+        position,
+        small_image,
+        small_mask,
+        image_head.height,
+        image_head.width,
+        image_path,
+        mask_path,
+    )
 
 
 def prepare_crops(
@@ -295,14 +330,17 @@ def prepare_crops(
 
     The scan is decoded once at ``view.scale`` of its native size (libvips: the native scan is
     never whole in memory; the mask by nearest neighbour, every pixel checked), and the crops are
-    cut from that at :func:`crop_offsets`; sides shorter than ``size`` are padded (:func:`cut_crop`).
+    cut from that at :func:`crop_offsets`; sides shorter than ``size`` are padded
+    (:func:`cut_crop`).
     """
     orientation = _orientation(image, mask, exif_orientation, name)
     head = decode.header(image, f"{name} image", orientation=orientation)
     width, height = scaled_size(head.width, head.height, view.scale)
     scaled_mask, mask_head = decode.scaled_mask(mask, width, height, f"{name} mask")
     _checked_same_size(head, mask_head, name)
-    scaled_image, _ = decode.scaled_image(image, width, height, f"{name} image", orientation=orientation)
+    scaled_image, _ = decode.scaled_image(
+        image, width, height, f"{name} image", orientation=orientation
+    )
     image_path, mask_path = _working_copy(image, mask, working, working_max_side, name, orientation)
     return [
         PreparedSample(
@@ -334,11 +372,30 @@ def _prepare(
 ) -> list[PreparedSample]:
     """The cache rows of one scan in the chosen view (see module docstring)."""
     if crops is None:
-        return [prepare_pair(scan_position, image, mask, size=size, name=name, working=working,
-                             working_max_side=working_max_side, exif_orientation=exif_orientation)]
-    return prepare_crops(scan_position * crops.per_image, image, mask, scan_id=scan_id, view=crops, size=size,
-                         name=name, working=working, working_max_side=working_max_side,
-                         exif_orientation=exif_orientation)
+        return [
+            prepare_pair(
+                scan_position,
+                image,
+                mask,
+                size=size,
+                name=name,
+                working=working,
+                working_max_side=working_max_side,
+                exif_orientation=exif_orientation,
+            )
+        ]
+    return prepare_crops(
+        scan_position * crops.per_image,
+        image,
+        mask,
+        scan_id=scan_id,
+        view=crops,
+        size=size,
+        name=name,
+        working=working,
+        working_max_side=working_max_side,
+        exif_orientation=exif_orientation,
+    )
 
 
 def _working_paths(work_dir: Path, sample_id: str) -> tuple[Path, Path]:
@@ -360,15 +417,26 @@ class _FileJob:
         copy = decode.needs_working_copy(head, self.working_max_side)
         working = _working_paths(self.work_dir, self.sample.id) if copy else None
         name = f"{self.sample.image} / {self.sample.mask}"
-        return _prepare(self.position, self.sample.id, self.sample.image, self.sample.mask, size=self.size,
-                        crops=self.crops, name=name, working=working, working_max_side=self.working_max_side,
-                        exif_orientation=self.exif_orientation)
+        return _prepare(
+            self.position,
+            self.sample.id,
+            self.sample.image,
+            self.sample.mask,
+            size=self.size,
+            crops=self.crops,
+            name=name,
+            working=working,
+            working_max_side=self.working_max_side,
+            exif_orientation=self.exif_orientation,
+        )
 
 
 @dataclass(frozen=True)
 class _RowGroupJob:
     group: parquet.RowGroup
-    positions: dict[str, int]  # id → position of the scan in id order, for the ids of this row group
+    positions: dict[
+        str, int
+    ]  # id → position of the scan in id order, for the ids of this row group
     size: int
     work_dir: Path
     working_max_side: int
@@ -379,9 +447,18 @@ class _RowGroupJob:
         return [
             sample
             for sample_id, image, mask, where in parquet.row_group_samples(self.group)
-            for sample in _prepare(self.positions[sample_id], sample_id, image, mask, size=self.size,
-                                   crops=self.crops, name=where, working=_working_paths(self.work_dir, sample_id),
-                                   working_max_side=self.working_max_side, exif_orientation=self.exif_orientation)
+            for sample in _prepare(
+                self.positions[sample_id],
+                sample_id,
+                image,
+                mask,
+                size=self.size,
+                crops=self.crops,
+                name=where,
+                working=_working_paths(self.work_dir, sample_id),
+                working_max_side=self.working_max_side,
+                exif_orientation=self.exif_orientation,
+            )
         ]
 
 
@@ -395,10 +472,14 @@ def read_metadata(path: str | os.PathLike[str] | None, ids: Sequence[str]) -> pd
     if path:
         path = Path(path)
         if not path.is_file():
-            raise DatasetError(f"metadata file {path} does not exist: fix dataset.metadata or set it to null")
+            raise DatasetError(
+                f"metadata file {path} does not exist: fix dataset.metadata or set it to null"
+            )
         meta = pd.read_csv(path, dtype=str, keep_default_na=False)
         if "id" not in meta.columns:
-            raise DatasetError(f"{path}: metadata needs an 'id' column (found {list(meta.columns)})")
+            raise DatasetError(
+                f"{path}: metadata needs an 'id' column (found {list(meta.columns)})"
+            )
         keep = [c for c in ("id", "group", "material", "content", "type") if c in meta.columns]
         frame = frame.merge(meta[keep], on="id", how="left")
     return _complete_metadata(frame)
@@ -423,12 +504,20 @@ def _crop_rows(scans: pd.DataFrame, crops: CropView | None) -> pd.DataFrame:
         return scans
     rows = scans.loc[scans.index.repeat(crops.per_image)].reset_index(drop=True)
     rows.insert(1, "scan", rows["id"])
-    rows["id"] = [crop_id(scan, k) for scan, k in zip(rows["scan"], np.tile(np.arange(crops.per_image), len(scans)))]
+    rows["id"] = [
+        crop_id(scan, k)
+        for scan, k in zip(rows["scan"], np.tile(np.arange(crops.per_image), len(scans)))
+    ]
     return rows
 
 
 def _write_cache(
-    out_dir: Path, index: pd.DataFrame, jobs: Iterable[Callable[[], list[PreparedSample]]], *, size: int, workers: int
+    out_dir: Path,
+    index: pd.DataFrame,
+    jobs: Iterable[Callable[[], list[PreparedSample]]],
+    *,
+    size: int,
+    workers: int,
 ) -> pd.DataFrame:
     n = len(index)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -436,10 +525,17 @@ def _write_cache(
     image_paths, mask_paths = [""] * n, [""] * n
     placements: list[CropPlacement | None] = [None] * n
     done, start = 0, time.perf_counter()
-    with atomic_path(out_dir / "images.npy") as images_tmp, atomic_path(out_dir / "masks.npy") as masks_tmp:
+    with (
+        atomic_path(out_dir / "images.npy") as images_tmp,
+        atomic_path(out_dir / "masks.npy") as masks_tmp,
+    ):
         # open_memmap writes straight to disk: the dataset never has to fit in RAM.
-        images = np.lib.format.open_memmap(images_tmp, mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
-        masks = np.lib.format.open_memmap(masks_tmp, mode="w+", dtype=np.uint8, shape=(n, size, size))
+        images = np.lib.format.open_memmap(
+            images_tmp, mode="w+", dtype=np.uint8, shape=(n, size, size, 3)
+        )
+        masks = np.lib.format.open_memmap(
+            masks_tmp, mode="w+", dtype=np.uint8, shape=(n, size, size)
+        )
         # Threads, not processes: libvips and PIL decode and resize with the GIL released, and a
         # forked copy of a process whose libvips thread pool runs can deadlock (spawned ones would
         # re-run a Snakemake script's top level).
@@ -449,19 +545,31 @@ def _write_cache(
             for prepared in results:
                 for sample in prepared:
                     i = sample.position
-                    images[i], masks[i], heights[i], widths[i] = sample.image, sample.mask, sample.height, sample.width
+                    images[i], masks[i], heights[i], widths[i] = (
+                        sample.image,
+                        sample.mask,
+                        sample.height,
+                        sample.width,
+                    )
                     image_paths[i], mask_paths[i] = sample.image_path, sample.mask_path
                     placements[i] = sample.crop
                     done += 1
                     if done % max(1, n // 10) == 0 or done == n:
                         elapsed = time.perf_counter() - start
-                        log.info("prepared %d/%d samples, %.1f samples/s, ETA %.0f s", done, n, done / elapsed,
-                                 (n - done) * elapsed / done)
+                        log.info(
+                            "prepared %d/%d samples, %.1f samples/s, ETA %.0f s",
+                            done,
+                            n,
+                            done / elapsed,
+                            (n - done) * elapsed / done,
+                        )
         finally:
             if pool:
                 pool.shutdown(cancel_futures=True)
         if done != n:
-            raise DatasetError(f"prepared {done} samples but the dataset lists {n}: the source changed while reading")
+            raise DatasetError(
+                f"prepared {done} samples but the dataset lists {n}: the source changed while reading"
+            )
         images.flush()
         masks.flush()
         del images, masks
@@ -471,9 +579,15 @@ def _write_cache(
     index["image_path"], index["mask_path"] = image_paths, mask_paths
     columns = list(INDEX_COLUMNS)
     if "scan" in index.columns:  # crops view: where each row was cut
-        fields = [(p.scale, p.scaled_width, p.scaled_height, p.x, p.y) for p in placements if p is not None]
+        fields = [
+            (p.scale, p.scaled_width, p.scaled_height, p.x, p.y)
+            for p in placements
+            if p is not None
+        ]
         if len(fields) != n:
-            raise DatasetError("a crops-view cache row was prepared without its crop position: rerun")
+            raise DatasetError(
+                "a crops-view cache row was prepared without its crop position: rerun"
+            )
         for column, values in zip(CROP_COLUMNS[1:], zip(*fields)):
             index[column] = values
         columns += CROP_COLUMNS
@@ -500,17 +614,27 @@ def build_cache(
     out_dir = Path(out_dir)
     work_dir = _working_dir(out_dir)
     index = _crop_rows(read_metadata(metadata, [s.id for s in samples]), crops)
-    log.info("preparing %d samples from %s at %d px (%s) with %d worker(s)", len(samples), images_dir, size,
-             _describe(crops), workers)
+    log.info(
+        "preparing %d samples from %s at %d px (%s) with %d worker(s)",
+        len(samples),
+        images_dir,
+        size,
+        _describe(crops),
+        workers,
+    )
     _checked_setting(exif_orientation)
-    jobs = [_FileJob(i, sample, size, work_dir, working_max_side, crops, exif_orientation)
-            for i, sample in enumerate(samples)]
+    jobs = [
+        _FileJob(i, sample, size, work_dir, working_max_side, crops, exif_orientation)
+        for i, sample in enumerate(samples)
+    ]
     return _write_cache(out_dir, index, jobs, size=size, workers=workers)
 
 
 def _checked_setting(exif_orientation: str) -> None:
     if exif_orientation not in decode.EXIF_SETTINGS:
-        raise ValueError(f"prepare.exif_orientation must be one of {decode.EXIF_SETTINGS}, got {exif_orientation!r}")
+        raise ValueError(
+            f"prepare.exif_orientation must be one of {decode.EXIF_SETTINGS}, got {exif_orientation!r}"
+        )
 
 
 def _describe(crops: CropView | None) -> str:
@@ -536,11 +660,24 @@ def build_cache_from_parquet(
     rows["position"] = np.arange(len(rows))
     out_dir = Path(out_dir)
     work_dir = _working_dir(out_dir)
-    log.info("preparing %d samples from %d parquet shard(s) at %d px (%s) with %d worker(s)", len(rows),
-             len(shards), size, _describe(crops), workers)
+    log.info(
+        "preparing %d samples from %d parquet shard(s) at %d px (%s) with %d worker(s)",
+        len(rows),
+        len(shards),
+        size,
+        _describe(crops),
+        workers,
+    )
     jobs = [
-        _RowGroupJob(parquet.RowGroup(Path(shard), int(number)), dict(zip(group["id"], group["position"])), size,
-                     work_dir, working_max_side, crops, exif_orientation)
+        _RowGroupJob(
+            parquet.RowGroup(Path(shard), int(number)),
+            dict(zip(group["id"], group["position"])),
+            size,
+            work_dir,
+            working_max_side,
+            crops,
+            exif_orientation,
+        )
         for (shard, number), group in rows.groupby(["shard", "row_group"], sort=True)
     ]
     index = _crop_rows(_complete_metadata(rows.drop(columns=["position"])), crops)
@@ -562,7 +699,11 @@ def dataset_format(path: str | os.PathLike[str], images_dir: str, chosen: str = 
     path = Path(path)
     if path.is_file() and path.suffix == ".parquet":
         return "parquet"
-    if path.is_dir() and not (path / images_dir).is_dir() and next(path.rglob("*.parquet"), None) is not None:
+    if (
+        path.is_dir()
+        and not (path / images_dir).is_dir()
+        and next(path.rglob("*.parquet"), None) is not None
+    ):
         return "parquet"
     return "folder"
 
@@ -586,7 +727,7 @@ class PreparedCache:
     def input_scale(self) -> float:
         """The scale of the native scans the crops were cut at (``crop_scale``); 1.0 in the resize
         view, which has no single scale (every scan is squeezed to ``size``², see
-        :mod:`heritage_damage_seg.scan_view`)."""
+        :mod:`heritage_damage_seg.model.scan_view`)."""
         return float(self.index["crop_scale"].iloc[0]) if self.view == "crops" else 1.0
 
     def scans(self) -> pd.Series:
@@ -597,7 +738,9 @@ class PreparedCache:
         lookup = {sample_id: i for i, sample_id in enumerate(self.index["id"])}
         missing = [i for i in ids if i not in lookup]
         if missing:
-            raise DatasetError(f"ids {missing[:5]} are in the split but not in the cache: rebuild the split")
+            raise DatasetError(
+                f"ids {missing[:5]} are in the split but not in the cache: rebuild the split"
+            )
         return np.array([lookup[i] for i in ids], dtype=np.int64)
 
 
@@ -605,7 +748,11 @@ def load_cache(cache_dir: str | os.PathLike[str]) -> PreparedCache:
     cache_dir = Path(cache_dir)
     images = np.load(cache_dir / "images.npy", mmap_mode="r")
     masks = np.load(cache_dir / "masks.npy", mmap_mode="r")
-    index = pd.read_csv(cache_dir / "index.csv", dtype={"id": str, "group": str, "scan": str}, keep_default_na=False)
+    index = pd.read_csv(
+        cache_dir / "index.csv", dtype={"id": str, "group": str, "scan": str}, keep_default_na=False
+    )
     if not (len(images) == len(masks) == len(index)):
-        raise DatasetError(f"{cache_dir}: images, masks and index disagree in length: delete the folder and rerun")
+        raise DatasetError(
+            f"{cache_dir}: images, masks and index disagree in length: delete the folder and rerun"
+        )
     return PreparedCache(images, masks, index)

@@ -17,11 +17,14 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from heritage_damage_seg.decode import DatasetError
+from heritage_damage_seg.data.decode import DatasetError
 
 METADATA_COLUMNS = ("id", "material", "content", "type", "group")
 IMAGE_COLUMN = "image"
-MASK_COLUMNS = ("annotation", "annotation_rgb")  # the index mask first; the colour rendering if absent
+MASK_COLUMNS = (
+    "annotation",
+    "annotation_rgb",
+)  # the index mask first; the colour rendering if absent
 
 
 def find_shards(path: str | os.PathLike[str]) -> list[Path]:
@@ -52,7 +55,9 @@ def read_metadata(shards: list[Path]) -> pd.DataFrame:
         try:
             parquet = pq.ParquetFile(shard)
         except Exception as err:  # pyarrow raises several types for a file that is not parquet
-            raise DatasetError(f"{shard}: cannot read as parquet ({err}): the download is incomplete or corrupt") from err
+            raise DatasetError(
+                f"{shard}: cannot read as parquet ({err}): the download is incomplete or corrupt"
+            ) from err
         names = set(parquet.schema_arrow.names)
         missing = {"id", IMAGE_COLUMN} - names
         if missing or not names & set(MASK_COLUMNS):
@@ -70,7 +75,9 @@ def read_metadata(shards: list[Path]) -> pd.DataFrame:
     table["id"] = table["id"].astype(str)
     duplicated = table.loc[table["id"].duplicated(keep=False), "id"].unique().tolist()
     if duplicated:
-        raise DatasetError(f"ids {duplicated[:5]} appear more than once in {shards[0].parent}: remove the duplicate rows or shards")
+        raise DatasetError(
+            f"ids {duplicated[:5]} appear more than once in {shards[0].parent}: remove the duplicate rows or shards"
+        )
     for column in ("material", "content", "type"):
         if column not in table.columns:
             table[column] = ""
@@ -110,8 +117,13 @@ def row_group_samples(group: RowGroup) -> Iterator[tuple[str, bytes, bytes, str]
             raise DatasetError(f"{where}: the image cell is empty: remove the row or fix the shard")
         mask = None
         for column in MASK_COLUMNS:
-            if column in cells and (mask := _encoded(cells[column][row], f"{where} {column}")) is not None:
+            if (
+                column in cells
+                and (mask := _encoded(cells[column][row], f"{where} {column}")) is not None
+            ):
                 break
         if mask is None:
-            raise DatasetError(f"{where}: neither annotation nor annotation_rgb holds a mask: remove the row")
+            raise DatasetError(
+                f"{where}: neither annotation nor annotation_rgb holds a mask: remove the row"
+            )
         yield str(sample_id), image, mask, where

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from heritage_damage_seg.bootstrap import bootstrap_models, per_unit
+from heritage_damage_seg.data.split import SELECTED_ON_SCORED_NOTE
+from heritage_damage_seg.evaluation.bootstrap import bootstrap_models, per_unit
 from heritage_damage_seg.io import read_json
-from heritage_damage_seg.split import SELECTED_ON_SCORED_NOTE
 
 
 def compare(
@@ -37,7 +37,8 @@ def compare(
     With ``per_image_files`` (each encoder's ``per_image_confusion.npz``), every model gains
     bootstrap confidence intervals for mIoU and damage mIoU, and the result a ``pairwise`` list:
     the difference between each pair of models (better-ranked first) with its interval and the
-    share of resamples the better-ranked model wins (see :mod:`heritage_damage_seg.bootstrap`).
+    share of resamples the better-ranked model wins (see
+    :mod:`heritage_damage_seg.evaluation.bootstrap`).
     The bootstrap resamples artwork groups: the matrices of all views and crops of an artwork are
     summed first (files without ``groups`` fall back to scans).
     """
@@ -45,17 +46,26 @@ def compare(
     for encoder, path in metrics_files.items():
         metrics = read_json(path)
         paths = history_files[encoder]
-        histories = [pd.read_csv(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
+        histories = [
+            pd.read_csv(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)
+        ]
         history = histories[0]  # the first seed's run: throughput and training time
         # Epoch 1 includes start-up (allocation, kernel selection); it is not the steady rate.
-        steady = history["train_imgs_per_s"].iloc[1:] if len(history) > 1 else history["train_imgs_per_s"]
+        steady = (
+            history["train_imgs_per_s"].iloc[1:]
+            if len(history) > 1
+            else history["train_imgs_per_s"]
+        )
         # The validation mIoU of each run's best epoch (the checkpoint kept is the epoch of highest
         # validation mIoU), averaged over seeds: what predict's best encoder is chosen on.
         best_val = [float(h["val_mIoU"].max()) for h in histories if "val_mIoU" in h]
         best_val = [v for v in best_val if np.isfinite(v)]
         val_miou = float(np.mean(best_val)) if best_val else float("nan")
         seeds = metrics.get("seeds") or {}
-        over_seeds = {m: seeds[m]["mean"] if seeds.get("n_seeds", 1) > 1 else metrics[m] for m in ("mIoU", "damage_mIoU")}
+        over_seeds = {
+            m: seeds[m]["mean"] if seeds.get("n_seeds", 1) > 1 else metrics[m]
+            for m in ("mIoU", "damage_mIoU")
+        }
         models.append(
             {
                 "encoder": encoder,
@@ -63,7 +73,9 @@ def compare(
                 "family": metrics["family"],
                 "mIoU": over_seeds["mIoU"],
                 "damage_mIoU": over_seeds["damage_mIoU"],
-                "seeds": seeds.get("seeds", [metrics.get("seed")] if metrics.get("seed") is not None else []),
+                "seeds": seeds.get(
+                    "seeds", [metrics.get("seed")] if metrics.get("seed") is not None else []
+                ),
                 "mIoU_seed_std": seeds.get("mIoU", {}).get("std"),
                 "damage_mIoU_seed_std": seeds.get("damage_mIoU", {}).get("std"),
                 "mIoU_per_seed": seeds.get("mIoU", {}).get("per_seed"),
@@ -84,9 +96,15 @@ def compare(
     models.sort(key=lambda m: -(m["mIoU"] if m["mIoU"] is not None else -1.0))
     scored = sorted({m["scored_split"] for m in models})
     if len(scored) > 1:
-        raise ValueError(f"the encoders were scored on different splits ({', '.join(scored)}): re-evaluate them")
+        raise ValueError(
+            f"the encoders were scored on different splits ({', '.join(scored)}): re-evaluate them"
+        )
     scored_split = scored[0] if scored else "test"
-    chosen = max(models, key=lambda m: m["val_mIoU"] if m["val_mIoU"] is not None else -1.0) if models else None
+    chosen = (
+        max(models, key=lambda m: m["val_mIoU"] if m["val_mIoU"] is not None else -1.0)
+        if models
+        else None
+    )
     result: dict[str, Any] = {
         "ranked_by": "mIoU",
         "scored_split": scored_split,
@@ -106,22 +124,39 @@ def compare(
         for model in models:  # ranked order: pairwise differences are better minus worse
             files = per_image_files[model["encoder"]]
             runs = []
-            for path in [files] if isinstance(files, (str, os.PathLike)) else files:  # one file per seed
+            for path in (
+                [files] if isinstance(files, (str, os.PathLike)) else files
+            ):  # one file per seed
                 unit, names, stack = _load_units(path)
                 units.add(unit)
                 if runs and names != runs[0][0]:
-                    raise ValueError(f"{path} scored other {unit}s than the first seed's run of {model['encoder']}")
+                    raise ValueError(
+                        f"{path} scored other {unit}s than the first seed's run of {model['encoder']}"
+                    )
                 runs.append((names, stack))
-            per_image[model["encoder"]] = (runs[0][0], runs[0][1] if len(runs) == 1 else np.stack([r[1] for r in runs]))
+            per_image[model["encoder"]] = (
+                runs[0][0],
+                runs[0][1] if len(runs) == 1 else np.stack([r[1] for r in runs]),
+            )
         if len(units) > 1:
-            raise ValueError("the encoders' per_image_confusion.npz files differ in kind: re-evaluate them")
-        bootstrap = bootstrap_models(per_image, n_resamples=n_resamples, seed=seed, confidence=confidence,
-                                     unit=units.pop() if units else "artwork", split=scored_split)
+            raise ValueError(
+                "the encoders' per_image_confusion.npz files differ in kind: re-evaluate them"
+            )
+        bootstrap = bootstrap_models(
+            per_image,
+            n_resamples=n_resamples,
+            seed=seed,
+            confidence=confidence,
+            unit=units.pop() if units else "artwork",
+            split=scored_split,
+        )
         for model in models:
             for metric, interval in bootstrap["models"][model["encoder"]].items():
                 model[f"{metric}_ci_low"] = interval["low"]
                 model[f"{metric}_ci_high"] = interval["high"]
-        result["bootstrap"] = {k: v for k, v in bootstrap.items() if k not in ("models", "pairwise")}
+        result["bootstrap"] = {
+            k: v for k, v in bootstrap.items() if k not in ("models", "pairwise")
+        }
         result["pairwise"] = bootstrap["pairwise"]
     return result
 

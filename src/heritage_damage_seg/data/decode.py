@@ -72,7 +72,9 @@ class DatasetError(ValueError):
 
 @dataclass(frozen=True)
 class Header:
-    width: int  # in the orientation read: displayed when the orientation tag is applied, else stored
+    width: (
+        int  # in the orientation read: displayed when the orientation tag is applied, else stored
+    )
     height: int
     mode: str  # PIL's mode: L, P, RGB, I;16, … (libvips' interpretation where PIL cannot open it)
     format: str  # PIL's format name: PNG, JPEG, … (libvips' loader where PIL cannot open it)
@@ -88,7 +90,11 @@ class Header:
     @property
     def stored_size(self) -> tuple[int, int]:
         """(width, height) of the pixels as stored in the file."""
-        return (self.height, self.width) if self.transform in TRANSPOSING else (self.width, self.height)
+        return (
+            (self.height, self.width)
+            if self.transform in TRANSPOSING
+            else (self.width, self.height)
+        )
 
     @property
     def displayed_size(self) -> tuple[int, int]:
@@ -117,12 +123,18 @@ def header(source: Source, name: str, *, orientation: str = "apply") -> Header:
     except (OSError, SyntaxError, Image.DecompressionBombError) as err:
         head = _vips_header(source)  # e.g. a TIFF layout PIL cannot read
         if head is None:
-            raise DatasetError(f"{name}: cannot read ({err}): the file is corrupt, truncated or not an image") from err
+            raise DatasetError(
+                f"{name}: cannot read ({err}): the file is corrupt, truncated or not an image"
+            ) from err
         width, height, mode, fmt, tag, pages, larger = head
     else:
-        if fmt in VIPS_FORMATS and (vips_head := _vips_header(source, check_pages=False)) is not None:
+        if (
+            fmt in VIPS_FORMATS
+            and (vips_head := _vips_header(source, check_pages=False)) is not None
+        ):
             # What libvips, which decodes these, reads: the stored size (PIL reports a TIFF with
-            # orientation 5–8 transposed) and the tag (a PNG's eXIf may follow its pixels, unseen by PIL).
+            # orientation 5–8 transposed) and the tag (a PNG's eXIf may follow its pixels, unseen by
+            # PIL).
             width, height, tag = vips_head[0], vips_head[1], vips_head[4]
     if larger is not None:
         raise DatasetError(
@@ -130,8 +142,12 @@ def header(source: Source, name: str, *, orientation: str = "apply") -> Header:
             f"first ({width}×{height}), which is then a preview, not the scan: save the scan as a single-page file"
         )
     if pages > 1:
-        key = name if isinstance(source, bytes) else os.fspath(source)  # once a file, whatever the caller calls it
-        _warn_once(key, f"{name}: a {pages}-page file: only its first page ({width}×{height}) is read")
+        key = (
+            name if isinstance(source, bytes) else os.fspath(source)
+        )  # once a file, whatever the caller calls it
+        _warn_once(
+            key, f"{name}: a {pages}-page file: only its first page ({width}×{height}) is read"
+        )
     if apply and tag in TRANSPOSING:
         width, height = height, width
     return Header(width, height, mode, fmt, tag, apply and tag != 1, pages)
@@ -189,14 +205,20 @@ def _vips_header(
     except pyvips.Error:
         return None
     # A format only libvips reads (PIL failed) keeps the loader's name: still decoded by libvips.
-    fmt = next((f for f in VIPS_FORMATS if loader.lower().startswith(f.lower()[:3])), f"vips:{loader}")
+    fmt = next(
+        (f for f in VIPS_FORMATS if loader.lower().startswith(f.lower()[:3])), f"vips:{loader}"
+    )
     return image.width, image.height, str(image.interpretation), fmt, tag, pages, larger
 
 
 def _new_vips(source: Source, **options: object) -> pyvips.Image:
     if isinstance(source, bytes):
-        return pyvips.Image.new_from_buffer(source, "", access="sequential", fail_on=FAIL_ON, **options)
-    return pyvips.Image.new_from_file(os.fspath(source), access="sequential", fail_on=FAIL_ON, **options)
+        return pyvips.Image.new_from_buffer(
+            source, "", access="sequential", fail_on=FAIL_ON, **options
+        )
+    return pyvips.Image.new_from_file(
+        os.fspath(source), access="sequential", fail_on=FAIL_ON, **options
+    )
 
 
 def orient(array: np.ndarray, orientation: int) -> np.ndarray:
@@ -234,7 +256,9 @@ def resolve_orientation(image: Header, mask: Header, setting: str, name: str) ->
       an error asks to set ``apply`` or ``ignore``. When neither fits: the size error.
     """
     if setting not in EXIF_SETTINGS:
-        raise ValueError(f"prepare.exif_orientation must be one of {EXIF_SETTINGS}, got {setting!r}")
+        raise ValueError(
+            f"prepare.exif_orientation must be one of {EXIF_SETTINGS}, got {setting!r}"
+        )
     if image.orientation == 1:
         return "ignore"
     if setting != "auto":
@@ -247,7 +271,8 @@ def resolve_orientation(image: Header, mask: Header, setting: str, name: str) ->
         return "apply"
     if mask_size == stored == displayed:
         raise DatasetError(
-            f"{name}: the image carries EXIF orientation {image.orientation} ({describe_orientation(image.orientation)}) "
+            f"{name}: the image carries EXIF orientation {image.orientation} "
+            f"({describe_orientation(image.orientation)}) "
             f"and its {mask.width}×{mask.height} mask fits both the stored and the displayed image: set "
             "prepare.exif_orientation to apply (masks drawn on the image as viewers show it) or ignore (drawn on the "
             "stored pixels)"
@@ -260,8 +285,16 @@ def resolve_orientation(image: Header, mask: Header, setting: str, name: str) ->
 
 
 def describe_orientation(tag: int) -> str:
-    return {1: "upright", 2: "mirrored", 3: "rotated 180°", 4: "flipped vertically", 5: "transposed",
-            6: "rotated 90° clockwise", 7: "transversed", 8: "rotated 90° counter-clockwise"}.get(tag, "upright")
+    return {
+        1: "upright",
+        2: "mirrored",
+        3: "rotated 180°",
+        4: "flipped vertically",
+        5: "transposed",
+        6: "rotated 90° clockwise",
+        7: "transversed",
+        8: "rotated 90° counter-clockwise",
+    }.get(tag, "upright")
 
 
 def _file_like(source: Source) -> str | os.PathLike[str] | io.BytesIO:
@@ -273,14 +306,18 @@ def _open_vips(source: Source, name: str) -> pyvips.Image:
     try:
         return _new_vips(source)
     except pyvips.Error as err:
-        raise DatasetError(f"{name}: cannot read ({err.message.strip()}): the file is corrupt or truncated") from err
+        raise DatasetError(
+            f"{name}: cannot read ({err.message.strip()}): the file is corrupt or truncated"
+        ) from err
 
 
 def _to_array(image: pyvips.Image, name: str) -> np.ndarray:
     try:
         data = image.write_to_memory()
     except pyvips.Error as err:
-        raise DatasetError(f"{name}: cannot decode ({err.message.strip()}): the file is corrupt or truncated") from err
+        raise DatasetError(
+            f"{name}: cannot decode ({err.message.strip()}): the file is corrupt or truncated"
+        ) from err
     return np.ndarray(buffer=data, dtype=np.uint8, shape=(image.height, image.width, image.bands))
 
 
@@ -330,7 +367,9 @@ def _streams(head: Header) -> bool:
 
 
 def _vips_error(name: str, err: pyvips.Error) -> DatasetError:
-    return DatasetError(f"{name}: cannot decode ({err.message.strip()}): the file is corrupt or truncated")
+    return DatasetError(
+        f"{name}: cannot decode ({err.message.strip()}): the file is corrupt or truncated"
+    )
 
 
 def _vips_scaled(source: Source, head: Header, width: int, height: int, name: str) -> pyvips.Image:
@@ -383,7 +422,9 @@ def _pil_pixels(source: Source, name: str) -> np.ndarray:
         with Image.open(_file_like(source)) as im:
             return np.asarray(_pil_rgb8(im), dtype=np.uint8)
     except (OSError, SyntaxError) as err:
-        raise DatasetError(f"{name}: cannot read image ({err}): the file is corrupt or truncated") from err
+        raise DatasetError(
+            f"{name}: cannot read image ({err}): the file is corrupt or truncated"
+        ) from err
 
 
 def vips_resized(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -392,10 +433,14 @@ def vips_resized(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
         return pixels
     image = pyvips.Image.new_from_array(np.ascontiguousarray(pixels), interpretation="srgb")
     small = image.resize(width / image.width, vscale=height / image.height)
-    return np.ndarray(buffer=small.write_to_memory(), dtype=np.uint8, shape=(small.height, small.width, 3))
+    return np.ndarray(
+        buffer=small.write_to_memory(), dtype=np.uint8, shape=(small.height, small.width, 3)
+    )
 
 
-def rgb_image(source: Source, name: str, *, orientation: str = "apply") -> tuple[np.ndarray, Header]:
+def rgb_image(
+    source: Source, name: str, *, orientation: str = "apply"
+) -> tuple[np.ndarray, Header]:
     """The whole image at full resolution as H×W×3 uint8 sRGB in ``orientation``, and its header:
     the one full-resolution reader (``predict``, native evaluation). libvips decodes straight into
     the returned array (3 B a pixel; PIL's RGB holds 4)."""
@@ -422,7 +467,9 @@ def check_mask_values(values: np.ndarray, name: str) -> None:
 
 def _rgb_mask_to_index(rgb: np.ndarray, name: str) -> np.ndarray:
     lut = {colour: i for i, colour in enumerate(PALETTE_RGB)} | {IGNORE_RGB: IGNORE_INDEX}
-    packed = (rgb[..., 0].astype(np.int32) << 16) | (rgb[..., 1].astype(np.int32) << 8) | rgb[..., 2]
+    packed = (
+        (rgb[..., 0].astype(np.int32) << 16) | (rgb[..., 1].astype(np.int32) << 8) | rgb[..., 2]
+    )
     index = np.full(packed.shape, -1, dtype=np.int32)
     for (r, g, b), class_id in lut.items():
         index[packed == ((r << 16) | (g << 8) | b)] = class_id
@@ -449,12 +496,16 @@ def full_mask(source: Source, name: str) -> np.ndarray:
             if im.mode in ("RGB", "RGBA"):
                 return _rgb_mask_to_index(np.asarray(im.convert("RGB")), name)
             if im.mode not in ("L", "P", "I", "I;16"):
-                raise DatasetError(f"{name}: mask mode {im.mode} is not an index mask (expected L or P)")
+                raise DatasetError(
+                    f"{name}: mask mode {im.mode} is not an index mask (expected L or P)"
+                )
             mask = np.asarray(im)
     except DatasetError:
         raise
     except (OSError, SyntaxError) as err:
-        raise DatasetError(f"{name}: cannot read mask ({err}): the file is corrupt or truncated") from err
+        raise DatasetError(
+            f"{name}: cannot read mask ({err}): the file is corrupt or truncated"
+        ) from err
     check_mask_values(np.unique(mask), name)
     return mask.astype(np.uint8)
 
@@ -464,19 +515,28 @@ def _mask_streams(head: Header) -> bool:
     return head.format in ("PNG", "TIFF") and head.mode == "L"
 
 
-def _vips_checked_mask(source: Source, head: Header, width: int, height: int, name: str) -> pyvips.Image:
+def _vips_checked_mask(
+    source: Source, head: Header, width: int, height: int, name: str
+) -> pyvips.Image:
     """Every pixel checked (a streaming histogram), then lazily resized by nearest neighbour."""
     try:
-        histogram = np.frombuffer(_open_vips(source, name).hist_find().write_to_memory(), dtype=np.uint32)
+        histogram = np.frombuffer(
+            _open_vips(source, name).hist_find().write_to_memory(), dtype=np.uint32
+        )
     except pyvips.Error as err:
-        raise DatasetError(f"{name}: cannot decode ({err.message.strip()}): the file is corrupt or truncated") from err
+        raise DatasetError(
+            f"{name}: cannot decode ({err.message.strip()}): the file is corrupt or truncated"
+        ) from err
     check_mask_values(np.flatnonzero(histogram), name)
-    return _open_vips(source, name).resize(width / head.width, vscale=height / head.height, kernel="nearest")
+    return _open_vips(source, name).resize(
+        width / head.width, vscale=height / head.height, kernel="nearest"
+    )
 
 
 def scaled_mask(source: Source, width: int, height: int, name: str) -> tuple[np.ndarray, Header]:
     """The mask checked over every pixel and resized to ``width``×``height`` by nearest neighbour.
-    Masks are read as stored: an orientation tag on a mask is ignored (see :func:`resolve_orientation`)."""
+    Masks are read as stored: an orientation tag on a mask is ignored (see
+    :func:`resolve_orientation`)."""
     head = header(source, name, orientation="ignore")
     if _mask_streams(head):
         return _to_array(_vips_checked_mask(source, head, width, height, name), name)[..., 0], head
@@ -493,12 +553,19 @@ def working_size(head: Header, max_side: int) -> tuple[int, int]:
 
 def needs_working_copy(head: Header, max_side: int) -> bool:
     """Whether a scan's file cannot serve as its own working copy: larger than ``max_side``, or one
-    whose reading needs a decision a later reader does not know (an orientation tag, several pages)."""
+    whose reading needs a decision a later reader does not know (an orientation tag, several
+    pages)."""
     return max(head.width, head.height) > max_side or head.orientation != 1 or head.pages > 1
 
 
 def write_working_copy(
-    image: Source, mask: Source, image_out: Path, mask_out: Path, max_side: int, name: str, *,
+    image: Source,
+    mask: Source,
+    image_out: Path,
+    mask_out: Path,
+    max_side: int,
+    name: str,
+    *,
     orientation: str = "apply",
 ) -> tuple[Path, Path]:
     """A copy of a sample for native-resolution work (``evaluation.mode: native``): the files as they
@@ -514,7 +581,12 @@ def write_working_copy(
     mask_head = header(mask, name, orientation="ignore")
     width, height = working_size(image_head, max_side)
     same_size = (width, height) == (image_head.width, image_head.height)
-    if same_size and image_head.orientation == 1 and image_head.pages == 1 and image_head.format in SUFFIX_OF_FORMAT:
+    if (
+        same_size
+        and image_head.orientation == 1
+        and image_head.pages == 1
+        and image_head.format in SUFFIX_OF_FORMAT
+    ):
         image_path = image_out.with_suffix(SUFFIX_OF_FORMAT[image_head.format])
         _write_verbatim(image, image_path)
     else:
@@ -543,7 +615,9 @@ def _save_png(image: pyvips.Image, path: Path, name: str) -> None:
         # keep="none": no EXIF (an orientation tag would be applied a second time), no profile.
         image.pngsave(str(path), compression=1, keep="none")
     except pyvips.Error as err:
-        raise DatasetError(f"{name}: cannot decode ({err.message.strip()}): the file is corrupt or truncated") from err
+        raise DatasetError(
+            f"{name}: cannot decode ({err.message.strip()}): the file is corrupt or truncated"
+        ) from err
 
 
 def _write_verbatim(source: Source, destination: Path) -> None:

@@ -3,7 +3,8 @@
 A family (``material`` or ``content``) has one fold per value of that index.csv column; each fold
 trains on all other values (its best epoch chosen on an inner validation carved from them by
 artwork) and is scored on the held-out one, which no choice ever sees (see
-:func:`heritage_damage_seg.split.leave_one_out_split`). One fold's mIoU says how a model does on
+:func:`heritage_damage_seg.data.split.leave_one_out_split`). One fold's mIoU says how a model does
+on
 one unseen material; the family's mean, spread and worst fold say how far it generalises, which a
 single random split cannot (its validation artworks share materials with the training ones).
 """
@@ -16,11 +17,21 @@ from typing import Any
 
 import pandas as pd
 
+from heritage_damage_seg.data.split import LOO_COLUMNS, SplitError, fold_names
 from heritage_damage_seg.io import atomic_path, read_json, write_json
 from heritage_damage_seg.seeds import mean_std
-from heritage_damage_seg.split import LOO_COLUMNS, SplitError, fold_names
 
-CSV_COLUMNS = ("encoder", "statistic", "fold", "held_out", "n_train", "n_val", "n_test", "mIoU", "damage_mIoU")
+CSV_COLUMNS = (
+    "encoder",
+    "statistic",
+    "fold",
+    "held_out",
+    "n_train",
+    "n_val",
+    "n_test",
+    "mIoU",
+    "damage_mIoU",
+)
 
 
 def loo_encoders(chosen: Sequence[str] | None, encoders: Sequence[str]) -> list[str]:
@@ -42,11 +53,14 @@ def loo_encoders(chosen: Sequence[str] | None, encoders: Sequence[str]) -> list[
 def describe_folds(index: pd.DataFrame, family: str) -> dict[str, Any]:
     """The content of ``results/loo_{family}/folds.json``: every fold with its image and group counts.
 
-    Checked with :func:`~heritage_damage_seg.split.fold_names`, so a family that cannot be built
+    Checked with :func:`~heritage_damage_seg.data.split.fold_names`, so a family that cannot be
+    built
     (missing values, a group spanning two values, a single value) fails here, before any training.
     """
     if family not in LOO_COLUMNS:
-        raise SplitError(f"unknown leave-one-out family {family!r}; choose from {', '.join(LOO_COLUMNS)}")
+        raise SplitError(
+            f"unknown leave-one-out family {family!r}; choose from {', '.join(LOO_COLUMNS)}"
+        )
     ids, groups, values = (index[c].astype(str).tolist() for c in ("id", "group", family))
     folds = fold_names(ids, groups, values, column=family)
     rows = []
@@ -90,10 +104,18 @@ def summarise(
                 f"{split_files[fold['fold']]} holds out {split.get('held_out')!r} ({split.get('n_test')} images), "
                 f"folds.json says {fold['held_out']!r} ({fold['n_test']}): rerun the {family} family"
             )
-        fold_rows.append({"fold": fold["fold"], "held_out": fold["held_out"], "n_train": split["n_train"],
-                          "n_val": split["n_val"], "n_test": split["n_test"],
-                          "n_train_groups": len(split["train_groups"]), "n_val_groups": len(split["val_groups"]),
-                          "n_test_groups": len(split["test_groups"])})  # fmt: skip
+        fold_rows.append(
+            {
+                "fold": fold["fold"],
+                "held_out": fold["held_out"],
+                "n_train": split["n_train"],
+                "n_val": split["n_val"],
+                "n_test": split["n_test"],
+                "n_train_groups": len(split["train_groups"]),
+                "n_val_groups": len(split["val_groups"]),
+                "n_test_groups": len(split["test_groups"]),
+            }
+        )
     encoders = []
     for encoder, per_fold in metrics_files.items():
         scored = []
@@ -104,8 +126,13 @@ def summarise(
                     f"{per_fold[fold['fold']]} scored {metrics['n_images']} images, the fold holds out "
                     f"{fold['n_test']}: rerun it"
                 )
-            scored.append({**{k: fold[k] for k in ("fold", "held_out", "n_train", "n_val", "n_test")},
-                           "mIoU": metrics["mIoU"], "damage_mIoU": metrics["damage_mIoU"]})  # fmt: skip
+            scored.append(
+                {
+                    **{k: fold[k] for k in ("fold", "held_out", "n_train", "n_val", "n_test")},
+                    "mIoU": metrics["mIoU"],
+                    "damage_mIoU": metrics["damage_mIoU"],
+                }
+            )
         entry: dict[str, Any] = {"encoder": encoder, "folds": scored}
         for metric in ("mIoU", "damage_mIoU"):
             entry[f"{metric}_mean"], entry[f"{metric}_std"] = mean_std([s[metric] for s in scored])
@@ -132,14 +159,24 @@ def summary_table(summary: Mapping[str, Any]) -> pd.DataFrame:
         for fold in entry["folds"]:
             rows.append({"encoder": entry["encoder"], "statistic": "fold", **fold})
         for statistic in ("mean", "std"):
-            rows.append({"encoder": entry["encoder"], "statistic": statistic,
-                         "mIoU": entry[f"mIoU_{statistic}"], "damage_mIoU": entry[f"damage_mIoU_{statistic}"]})  # fmt: skip
+            rows.append(
+                {
+                    "encoder": entry["encoder"],
+                    "statistic": statistic,
+                    "mIoU": entry[f"mIoU_{statistic}"],
+                    "damage_mIoU": entry[f"damage_mIoU_{statistic}"],
+                }
+            )
         if entry["worst_fold"] is not None:
             rows.append({"encoder": entry["encoder"], "statistic": "worst", **entry["worst_fold"]})
-    return pd.DataFrame(rows, columns=list(CSV_COLUMNS)).astype({"n_train": "Int64", "n_val": "Int64", "n_test": "Int64"})
+    return pd.DataFrame(rows, columns=list(CSV_COLUMNS)).astype(
+        {"n_train": "Int64", "n_val": "Int64", "n_test": "Int64"}
+    )
 
 
-def write_summary(summary: Mapping[str, Any], json_file: str | os.PathLike[str], csv_file: str | os.PathLike[str]) -> None:
+def write_summary(
+    summary: Mapping[str, Any], json_file: str | os.PathLike[str], csv_file: str | os.PathLike[str]
+) -> None:
     write_json(json_file, summary)
     with atomic_path(csv_file) as tmp:
         summary_table(summary).to_csv(tmp, index=False)

@@ -34,20 +34,33 @@ import torch
 from torch import nn
 
 from heritage_damage_seg import device as devices
-from heritage_damage_seg import scan_view
-from heritage_damage_seg.batches import Augmentation, ResidentSplit, augment, to_model_input
 from heritage_damage_seg.classes import CLASS_NAMES, NUM_CLASSES
-from heritage_damage_seg.dataset import load_cache
+from heritage_damage_seg.data.dataset import load_cache
 from heritage_damage_seg.io import atomic_path, read_json, sha256
-from heritage_damage_seg.losses import build_loss
 from heritage_damage_seg.metrics import confusion_matrix, summarise
-from heritage_damage_seg.models import IMAGENET_MEAN, IMAGENET_STD, build_model, count_parameters
+from heritage_damage_seg.model import scan_view
+from heritage_damage_seg.model.inputs import to_model_input
+from heritage_damage_seg.model.losses import build_loss
+from heritage_damage_seg.model.models import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    build_model,
+    count_parameters,
+)
+from heritage_damage_seg.training.batches import Augmentation, ResidentSplit, augment
 
 log = logging.getLogger(__name__)
 
 HISTORY_COLUMNS = (
-    "epoch", "train_loss", "val_mIoU", "val_damage_mIoU", "lr", "train_imgs_per_s", "epoch_seconds", "peak_memory_mb",
-)  # fmt: skip
+    "epoch",
+    "train_loss",
+    "val_mIoU",
+    "val_damage_mIoU",
+    "lr",
+    "train_imgs_per_s",
+    "epoch_seconds",
+    "peak_memory_mb",
+)
 
 
 # Version of the resumable checkpoint (model_last.pt) layout; another version is not resumed.
@@ -70,12 +83,16 @@ class TrainSettings:
     dice_smooth: float = 1.0
     mixed_precision: bool = True
     channels_last: bool = True
-    augmentation: dict[str, Any] = field(default_factory=dict)  # Augmentation's fields; {} = flips only
+    augmentation: dict[str, Any] = field(
+        default_factory=dict
+    )  # Augmentation's fields; {} = flips only
     seed: int = 42
     encoder_weights: str | None = None
     eval_batch_size: int = 32
     device: str = "auto"
-    compile: bool = False  # torch.compile the training forward (GPU: faster steps after a compile of minutes)
+    compile: bool = (
+        False  # torch.compile the training forward (GPU: faster steps after a compile of minutes)
+    )
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -88,7 +105,11 @@ def seed_everything(seed: int) -> torch.Generator:
 
 @torch.no_grad()
 def validation_confusion(
-    model: nn.Module, split: ResidentSplit, batch_size: int, amp_dtype: torch.dtype | None, channels_last: bool
+    model: nn.Module,
+    split: ResidentSplit,
+    batch_size: int,
+    amp_dtype: torch.dtype | None,
+    channels_last: bool,
 ) -> torch.Tensor:
     """Dataset-level confusion matrix of the model's arg-max predictions over ``split`` (on device)."""
     model.eval()
@@ -142,7 +163,9 @@ def train(
             "use more artworks or change split.val_fraction"
         )
 
-    model = build_model(settings.encoder, image_size=cache.size, encoder_weights=settings.encoder_weights)
+    model = build_model(
+        settings.encoder, image_size=cache.size, encoder_weights=settings.encoder_weights
+    )
     model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -169,12 +192,23 @@ def train(
     log.info(
         "training %s (%.1f M parameters) on %s, precision %s: %d train / %d val images at %d px, "
         "batch %d, %d steps/epoch, %d epochs, max lr %.3g, class weights %s",
-        settings.encoder, n_params / 1e6, devices.describe(device), amp_dtype or "fp32", len(train_split),
-        len(val_split), cache.size, batch_size, steps_per_epoch, settings.epochs, settings.learning_rate,
+        settings.encoder,
+        n_params / 1e6,
+        devices.describe(device),
+        amp_dtype or "fp32",
+        len(train_split),
+        len(val_split),
+        cache.size,
+        batch_size,
+        steps_per_epoch,
+        settings.epochs,
+        settings.learning_rate,
         weights["method"],
-    )  # fmt: skip
+    )
 
-    encoder_file = settings.encoder_weights if settings.encoder_weights not in (None, "imagenet") else None
+    encoder_file = (
+        settings.encoder_weights if settings.encoder_weights not in (None, "imagenet") else None
+    )
     fingerprint = run_fingerprint(
         settings,
         {
@@ -228,14 +262,23 @@ def train(
         if best_epoch:
             best_state = state.get("best_model_state_dict") or state["model_state_dict"]
             # Snakemake deleted the failed job's outputs: put back what the checkpoint knows.
-            _save(metadata(best_epoch, best_miou) | {"model_state_dict": best_state}, best_checkpoint)
+            _save(
+                metadata(best_epoch, best_miou) | {"model_state_dict": best_state}, best_checkpoint
+            )
         if history:
             _write_history(history, history_file)
-        where = f"epoch {position['epoch']} step {position['step']}/{steps_per_epoch}" if position else f"epoch {completed}"
+        where = (
+            f"epoch {position['epoch']} step {position['step']}/{steps_per_epoch}"
+            if position
+            else f"epoch {completed}"
+        )
         log.info(
             "resumed at %s from %s (best val mIoU so far %.2f%% at epoch %d)",
-            where, last_checkpoint, 100 * best_miou if best_epoch else float("nan"), best_epoch,
-        )  # fmt: skip
+            where,
+            last_checkpoint,
+            100 * best_miou if best_epoch else float("nan"),
+            best_epoch,
+        )
 
     def save_last(position: dict[str, Any] | None = None) -> None:
         checkpoint = metadata(completed, history[-1]["val_mIoU"] if history else float("nan")) | {
@@ -273,7 +316,9 @@ def train(
                 seen = 0
             last_progress = epoch_start
             for step, (images, masks) in enumerate(
-                train_split.batches(batch_size, order=order, drop_last=True, start_batch=first_step),
+                train_split.batches(
+                    batch_size, order=order, drop_last=True, start_batch=first_step
+                ),
                 start=first_step + 1,
             ):
                 images, masks = augment(images, masks, generator, augmentation)
@@ -288,19 +333,38 @@ def train(
                 loss_sum += loss.detach()
                 seen += images.shape[0]
                 if stop.signum is not None and step < steps_per_epoch:
-                    save_last({"epoch": epoch, "step": step, "order": order, "loss_sum": loss_sum.cpu(), "seen": seen})
+                    save_last(
+                        {
+                            "epoch": epoch,
+                            "step": step,
+                            "order": order,
+                            "loss_sum": loss_sum.cpu(),
+                            "seen": seen,
+                        }
+                    )
                     stop.exit(f"epoch {epoch} step {step}/{steps_per_epoch}", last_checkpoint)
                 now = time.perf_counter()
                 if now - last_progress > 30:
-                    log.info("  epoch %d step %d/%d, %.1f img/s", epoch, step, steps_per_epoch, seen / (now - epoch_start))
+                    log.info(
+                        "  epoch %d step %d/%d, %.1f img/s",
+                        epoch,
+                        step,
+                        steps_per_epoch,
+                        seen / (now - epoch_start),
+                    )
                     last_progress = now
             devices.synchronize(device)
             train_seconds = time.perf_counter() - epoch_start
             mean_loss = float(loss_sum) / steps_per_epoch  # the one host read of the epoch
             if not math.isfinite(mean_loss) or not _parameters_finite(model):
-                what = f"training loss is {mean_loss}" if not math.isfinite(mean_loss) else "model weights are not finite"
+                what = (
+                    f"training loss is {mean_loss}"
+                    if not math.isfinite(mean_loss)
+                    else "model weights are not finite"
+                )
                 kept = (
-                    f"the last good checkpoint ({last_checkpoint}, epoch {completed}; best from epoch {best_epoch}) kept"
+                    f"the last good checkpoint ({last_checkpoint}, epoch {completed}; "
+                    f"best from epoch {best_epoch}) kept"
                     if completed
                     else "nothing saved"
                 )
@@ -309,14 +373,20 @@ def train(
                     f"(encoders.{settings.encoder}.learning_rate or training.base_learning_rate) or check "
                     "the data; a run with other settings starts afresh."
                 )
-            summary = summarise(validation_confusion(model, val_split, settings.eval_batch_size, amp_dtype, channels_last))
+            summary = summarise(
+                validation_confusion(
+                    model, val_split, settings.eval_batch_size, amp_dtype, channels_last
+                )
+            )
             val_miou = summary["mIoU"] if summary["mIoU"] is not None else float("nan")
             epoch_seconds = time.perf_counter() - epoch_start
             row = {
                 "epoch": epoch,
                 "train_loss": mean_loss,
                 "val_mIoU": val_miou,
-                "val_damage_mIoU": summary["damage_mIoU"] if summary["damage_mIoU"] is not None else float("nan"),
+                "val_damage_mIoU": summary["damage_mIoU"]
+                if summary["damage_mIoU"] is not None
+                else float("nan"),
                 "lr": scheduler.get_last_lr()[0],
                 "train_imgs_per_s": seen / train_seconds,
                 "epoch_seconds": epoch_seconds,
@@ -327,17 +397,32 @@ def train(
             improved = val_miou > best_miou
             if improved:
                 best_miou, best_epoch = val_miou, epoch
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                best_state = {
+                    k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
+                }
                 _save(metadata(epoch, val_miou) | {"model_state_dict": best_state}, best_checkpoint)
             save_last()
             _write_history(history, history_file)
             elapsed = time.perf_counter() - started
-            eta = elapsed / max(1, epoch - (state["epoch"] if state else 0)) * (settings.epochs - epoch)
+            eta = (
+                elapsed
+                / max(1, epoch - (state["epoch"] if state else 0))
+                * (settings.epochs - epoch)
+            )
             log.info(
                 "epoch %d/%d loss %.4f val mIoU %.2f%% (best %.2f%% @%d) lr %.2e %.1f img/s %.1fs ETA %s%s",
-                epoch, settings.epochs, mean_loss, 100 * val_miou, 100 * best_miou, best_epoch, row["lr"],
-                row["train_imgs_per_s"], epoch_seconds, _format_duration(eta), " *" if improved else "",
-            )  # fmt: skip
+                epoch,
+                settings.epochs,
+                mean_loss,
+                100 * val_miou,
+                100 * best_miou,
+                best_epoch,
+                row["lr"],
+                row["train_imgs_per_s"],
+                epoch_seconds,
+                _format_duration(eta),
+                " *" if improved else "",
+            )
             if stop.signum is not None and epoch < settings.epochs:
                 stop.exit(f"the end of epoch {epoch}", last_checkpoint)
     if best_epoch == 0:
@@ -345,7 +430,12 @@ def train(
             f"no epoch gave a finite validation mIoU, so there is no best checkpoint: check the data "
             f"and the split ({split_file})"
         )
-    log.info("done in %s; best val mIoU %.2f%% at epoch %d", _format_duration(time.perf_counter() - started), 100 * best_miou, best_epoch)
+    log.info(
+        "done in %s; best val mIoU %.2f%% at epoch %d",
+        _format_duration(time.perf_counter() - started),
+        100 * best_miou,
+        best_epoch,
+    )
     return {"best_val_mIoU": best_miou, "best_epoch": best_epoch, "parameters": n_params}
 
 
@@ -367,7 +457,9 @@ class StopRequest:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():  # signals only reach the main thread
+        if (
+            threading.current_thread() is not threading.main_thread()
+        ):  # signals only reach the main thread
             yield
             return
         previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
@@ -383,8 +475,11 @@ class StopRequest:
         log.warning(
             "%s received: saved the position at %s to %s; exiting with status %d so that a rerun "
             "(snakemake --retries, or a SLURM requeue) resumes from there",
-            name, where, checkpoint, 128 + self.signum,
-        )  # fmt: skip
+            name,
+            where,
+            checkpoint,
+            128 + self.signum,
+        )
         raise SystemExit(128 + self.signum)
 
 
@@ -400,7 +495,11 @@ def rng_states(generator: torch.Generator) -> dict[str, Any]:
 
 def restore_rng_states(states: dict[str, Any], generator: torch.Generator) -> None:
     torch.set_rng_state(states["torch"])
-    if states["cuda"] and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+    if (
+        states["cuda"]
+        and torch.cuda.is_available()
+        and len(states["cuda"]) == torch.cuda.device_count()
+    ):
         torch.cuda.set_rng_state_all(states["cuda"])
     np.random.set_state(states["numpy"])
     random.setstate(states["python"])
@@ -412,11 +511,16 @@ def restore_rng_states(states: dict[str, Any], generator: torch.Generator) -> No
 RESUME_NEUTRAL_SETTINGS = frozenset({"device", "eval_batch_size", "compile"})
 
 
-def run_fingerprint(settings: TrainSettings, files: dict[str, str | os.PathLike[str]]) -> dict[str, Any]:
+def run_fingerprint(
+    settings: TrainSettings, files: dict[str, str | os.PathLike[str]]
+) -> dict[str, Any]:
     """What a checkpoint must have been trained with to be resumed: the settings and the SHA-256
     of every input file."""
     chosen = {k: v for k, v in asdict(settings).items() if k not in RESUME_NEUTRAL_SETTINGS}
-    return {"settings": json.loads(json.dumps(chosen, default=str)), "files": {k: sha256(v) for k, v in files.items()}}
+    return {
+        "settings": json.loads(json.dumps(chosen, default=str)),
+        "files": {k: sha256(v) for k, v in files.items()},
+    }
 
 
 def encoder_weights_record(weights: str | None) -> dict[str, Any]:
@@ -424,8 +528,16 @@ def encoder_weights_record(weights: str | None) -> dict[str, Any]:
     if weights is None:
         return {"source": "random initialisation", "file": None, "sha256": None}
     if weights == "imagenet":
-        return {"source": "imagenet (downloaded by smp/timm in the training process)", "file": None, "sha256": None}
-    source = "imagenet (fetched once by the encoder_weights rule)" if str(weights).endswith(".imagenet.pth") else "local file"
+        return {
+            "source": "imagenet (downloaded by smp/timm in the training process)",
+            "file": None,
+            "sha256": None,
+        }
+    source = (
+        "imagenet (fetched once by the encoder_weights rule)"
+        if str(weights).endswith(".imagenet.pth")
+        else "local file"
+    )
     return {"source": source, "file": str(weights), "sha256": sha256(weights)}
 
 
@@ -438,11 +550,15 @@ def fingerprint_difference(old: dict[str, Any] | None, new: dict[str, Any]) -> s
         for key, value in new["settings"].items()
         if old["settings"].get(key) != value
     ]
-    changes += [f"{name} changed" for name, sha in new["files"].items() if old["files"].get(name) != sha]
+    changes += [
+        f"{name} changed" for name, sha in new["files"].items() if old["files"].get(name) != sha
+    ]
     return ", ".join(changes) or None
 
 
-def load_resumable(path: str | os.PathLike[str], fingerprint: dict[str, Any]) -> dict[str, Any] | None:
+def load_resumable(
+    path: str | os.PathLike[str], fingerprint: dict[str, Any]
+) -> dict[str, Any] | None:
     """The checkpoint at ``path`` if it was written by this same run (settings and inputs), else
     None with the reason logged: a checkpoint of another configuration is never resumed."""
     path = Path(path)
@@ -454,11 +570,18 @@ def load_resumable(path: str | os.PathLike[str], fingerprint: dict[str, Any]) ->
         log.warning("not resuming from %s: cannot read it (%s); starting from epoch 1", path, err)
         return None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        log.warning("not resuming from %s: not a resumable checkpoint of this version; starting from epoch 1", path)
+        log.warning(
+            "not resuming from %s: not a resumable checkpoint of this version; starting from epoch 1",
+            path,
+        )
         return None
     reason = fingerprint_difference(state.get("fingerprint"), fingerprint)
     if reason:
-        log.warning("not resuming from %s: it was trained with other settings or inputs (%s); starting from epoch 1", path, reason)
+        log.warning(
+            "not resuming from %s: it was trained with other settings or inputs (%s); starting from epoch 1",
+            path,
+            reason,
+        )
         return None
     return state
 

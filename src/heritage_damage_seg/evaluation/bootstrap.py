@@ -26,7 +26,9 @@ from heritage_damage_seg.classes import DAMAGE_CLASSES
 METRICS: tuple[str, ...] = ("mIoU", "damage_mIoU")
 
 
-def per_unit(ids: Sequence[str], units: Sequence[str], confusion: np.ndarray) -> tuple[list[str], np.ndarray]:
+def per_unit(
+    ids: Sequence[str], units: Sequence[str], confusion: np.ndarray
+) -> tuple[list[str], np.ndarray]:
     """The ``(N, C, C)`` confusion matrices of ``ids`` summed per resampling unit (``units[i]`` is
     the artwork group, or the scan, of ``ids[i]``): the units, sorted, and their ``(U, C, C)``
     matrices. Rows that are their own unit (``units == ids``) come back as they are, sorted."""
@@ -124,12 +126,19 @@ def bootstrap_models(
     the same order, for every model). A resample then draws the artworks *and* the seeds with
     replacement (the same draws for every model), and its figure is the mean over the drawn seeds
     of each seed's figure on the drawn artworks; the estimate is the mean over seeds. The intervals
-    and ``a_wins_share`` then cover both the choice of test artworks and training randomness. Pairs are ordered as given, so
+    and ``a_wins_share`` then cover both the choice of test artworks and training randomness. Pairs
+    are ordered as given, so
     pass the models ranked best first: ``a_wins_share`` is the share of resamples in which model
     ``a`` scores strictly higher than ``b``.
     """
     if not per_image:
-        return {"n_resamples": n_resamples, "seed": seed, "confidence": confidence, "models": {}, "pairwise": []}
+        return {
+            "n_resamples": n_resamples,
+            "seed": seed,
+            "confidence": confidence,
+            "models": {},
+            "pairwise": [],
+        }
     names = list(per_image)
     reference = sorted(per_image[names[0]][0])
     stacks = {}
@@ -142,7 +151,9 @@ def bootstrap_models(
         stacks[name] = confusion[:, order] if confusion.ndim == 4 else confusion[None, order]
     n_seeds = {stack.shape[0] for stack in stacks.values()}
     if len(n_seeds) > 1:
-        raise ValueError(f"the models were trained with different numbers of seeds: {sorted(n_seeds)}")
+        raise ValueError(
+            f"the models were trained with different numbers of seeds: {sorted(n_seeds)}"
+        )
     n_seeds_value = n_seeds.pop()
     weights = resample_weights(len(reference), n_resamples, seed).astype(np.float64)
     drawn_seeds = seed_weights(n_seeds_value, n_resamples, seed).astype(np.float64)
@@ -161,14 +172,21 @@ def bootstrap_models(
             for metric in METRICS:
                 per_seed_samples[metric].append(figures[metric])
                 per_seed_point[metric].append(float(full[metric][0]))
-        samples[name] = {m: _seed_mean(np.stack(per_seed_samples[m], axis=1), drawn_seeds) for m in METRICS}
+        samples[name] = {
+            m: _seed_mean(np.stack(per_seed_samples[m], axis=1), drawn_seeds) for m in METRICS
+        }
         point[name] = {
-            m: float(_seed_mean(np.asarray([per_seed_point[m]]), np.ones((1, n_seeds_value)))[0]) for m in METRICS
+            m: float(_seed_mean(np.asarray([per_seed_point[m]]), np.ones((1, n_seeds_value)))[0])
+            for m in METRICS
         }
         models[name] = {}
         for metric in METRICS:
             low, high = _interval(samples[name][metric], confidence)
-            models[name][metric] = {"estimate": _none_if_nan(point[name][metric]), "low": low, "high": high}
+            models[name][metric] = {
+                "estimate": _none_if_nan(point[name][metric]),
+                "low": low,
+                "high": high,
+            }
 
     pairwise = []
     for a, b in combinations(names, 2):
@@ -195,7 +213,11 @@ def bootstrap_models(
         "n_seeds": n_seeds_value,
         "scored_split": split,
         "method": f"percentile bootstrap over {split} {unit}s (all rows of each {unit} summed)"
-        + (f" × {n_seeds_value} training seeds (drawn with replacement; mean over the drawn seeds)" if n_seeds_value > 1 else "")
+        + (
+            f" × {n_seeds_value} training seeds (drawn with replacement; mean over the drawn seeds)"
+            if n_seeds_value > 1
+            else ""
+        )
         + ", paired across models",
         "models": models,
         "pairwise": pairwise,

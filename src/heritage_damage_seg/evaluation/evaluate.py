@@ -1,14 +1,14 @@
 """Evaluating a trained model on the split it is reported on: metrics.json, per-image confusion
 matrices and the predicted masks as index PNGs.
 
-The scored side is ``test`` (:func:`heritage_damage_seg.split.scored_side`): the best epoch was
+The scored side is ``test`` (:func:`heritage_damage_seg.data.split.scored_side`): the best epoch was
 chosen on ``val``, so the figures are not tuned on the images they report. Only a split without a
 test side (``split.test_fraction: 0``, the seed's protocol) is scored on ``val``, and metrics.json
 then says in words that the figures were selected on the split they report (``scored_split``,
 ``selected_on``, ``protocol_note``).
 
 Two modes (``evaluation_mode`` in metrics.json says which ran); both apply the model as it was
-trained (:class:`~heritage_damage_seg.scan_view.ModelView`), they differ in what is scored:
+trained (:class:`~heritage_damage_seg.model.scan_view.ModelView`), they differ in what is scored:
 
 * ``cache`` (the seed's figures): the model's own inputs, the cached ``image_size``² images, against
   the cached masks (nearest-neighbour resized); predictions are at the cache's resolution. In the
@@ -47,15 +47,16 @@ from PIL import Image
 from torch import nn
 
 from heritage_damage_seg import device as devices
-from heritage_damage_seg.batches import ResidentSplit, to_model_input
 from heritage_damage_seg.classes import NUM_CLASSES
-from heritage_damage_seg.dataset import PreparedCache, load_cache, read_mask
+from heritage_damage_seg.data.dataset import PreparedCache, load_cache, read_mask
+from heritage_damage_seg.data.split import protocol_record
 from heritage_damage_seg.io import atomic_path, read_json, write_json
 from heritage_damage_seg.metrics import confusion_matrix, summarise, trivial_baseline_cm
-from heritage_damage_seg.models import ENCODERS, count_parameters, load_checkpoint
-from heritage_damage_seg.scan_view import ModelView, of_cache
-from heritage_damage_seg.sliding import SlidingSettings
-from heritage_damage_seg.split import protocol_record
+from heritage_damage_seg.model.inputs import to_model_input
+from heritage_damage_seg.model.models import ENCODERS, count_parameters, load_checkpoint
+from heritage_damage_seg.model.scan_view import ModelView, of_cache
+from heritage_damage_seg.model.sliding import SlidingSettings
+from heritage_damage_seg.training.batches import ResidentSplit
 
 EVALUATION_MODES = ("cache", "native")
 THIN_CLASSES = ("Scratch", "Hair", "Cracks")
@@ -113,7 +114,9 @@ def evaluate(
     protocol = protocol_record(split)
     scored_ids = split[protocol["scored_split"]]
     if not scored_ids:
-        raise ValueError(f"{split_file}: the {protocol['scored_split']} side is empty: nothing to score")
+        raise ValueError(
+            f"{split_file}: the {protocol['scored_split']} side is empty: nothing to score"
+        )
     val = ResidentSplit(cache.images, cache.masks, cache.positions(scored_ids), device)
     predictions_dir = Path(predictions_dir)
     predictions_dir.mkdir(parents=True, exist_ok=True)
@@ -127,19 +130,41 @@ def evaluate(
         scored = _score_native(model, view, rows, predictions_dir, sliding, device, amp_dtype)
     else:
         scored = _score_cache(model, cache, val, predictions_dir, batch_size, device, amp_dtype)
-    metrics = _metrics(checkpoint_path, checkpoint, model, view, cache, mode, sliding, scored, batch_size, device,
-                       amp_dtype)  # fmt: skip
+    metrics = _metrics(
+        checkpoint_path,
+        checkpoint,
+        model,
+        view,
+        cache,
+        mode,
+        sliding,
+        scored,
+        batch_size,
+        device,
+        amp_dtype,
+    )
     metrics = {**protocol, **metrics}
     with atomic_path(per_image_confusion_file) as tmp, open(tmp, "wb") as handle:
-        np.savez_compressed(handle, ids=scored.ids.astype(str), scans=scored.scans.astype(str),
-                            groups=scored.groups.astype(str), confusion=scored.per_image)  # fmt: skip
+        np.savez_compressed(
+            handle,
+            ids=scored.ids.astype(str),
+            scans=scored.scans.astype(str),
+            groups=scored.groups.astype(str),
+            confusion=scored.per_image,
+        )
     write_json(metrics_file, metrics)
     log.info(
         "%s (%s split, %s, scored %s): mIoU %.2f%% (damage %.2f%%), trivial baseline %.2f%%, %.2f ms/image on %s",
-        metrics["encoder"], metrics["scored_split"], mode, metrics["resolution"], 100 * (metrics["mIoU"] or 0),
-        100 * (metrics["damage_mIoU"] or 0), 100 * (metrics["trivial_baseline"]["mIoU"] or 0),
-        metrics["inference_ms_per_image"], metrics["device"],
-    )  # fmt: skip
+        metrics["encoder"],
+        metrics["scored_split"],
+        mode,
+        metrics["resolution"],
+        100 * (metrics["mIoU"] or 0),
+        100 * (metrics["damage_mIoU"] or 0),
+        100 * (metrics["trivial_baseline"]["mIoU"] or 0),
+        metrics["inference_ms_per_image"],
+        metrics["device"],
+    )
     return metrics
 
 
@@ -166,7 +191,9 @@ def _score_cache(
         forward_seconds += time.perf_counter() - start
         for prediction, mask in zip(predictions, masks):
             per_image[done] = confusion_matrix(prediction, mask).cpu().numpy()
-            _save_prediction(predictions_dir / f"{ids[done]}.png", prediction.to(torch.uint8).cpu().numpy())
+            _save_prediction(
+                predictions_dir / f"{ids[done]}.png", prediction.to(torch.uint8).cpu().numpy()
+            )
             done += 1
     if cache.view == "crops":
         description = f"{cache.size}x{cache.size} crops at {cache.input_scale:g} x native"
@@ -174,7 +201,14 @@ def _score_cache(
         description = f"{cache.size}x{cache.size} (each scan and mask resized to the training size)"
     resolution = {"description": description, "at_native": False}
     groups = rows["group"].astype(str).to_numpy()
-    return Scored(ids, cache.scans().iloc[val.positions].to_numpy(), groups, per_image, forward_seconds, resolution)
+    return Scored(
+        ids,
+        cache.scans().iloc[val.positions].to_numpy(),
+        groups,
+        per_image,
+        forward_seconds,
+        resolution,
+    )
 
 
 def _score_native(
@@ -196,20 +230,37 @@ def _score_native(
         native = (int(row.width), int(row.height))
         devices.synchronize(device)
         start = time.perf_counter()
-        prediction = view.predict(model, row.image_path, name=row.image_path, native_size=native, settings=sliding,
-                                  device=device, amp_dtype=amp_dtype)  # fmt: skip
+        prediction = view.predict(
+            model,
+            row.image_path,
+            name=row.image_path,
+            native_size=native,
+            settings=sliding,
+            device=device,
+            amp_dtype=amp_dtype,
+        )
         devices.synchronize(device)
         forward_seconds += time.perf_counter() - start
         mask = read_mask(row.mask_path)
         if mask.shape != prediction.shape:
-            raise ValueError(f"{row.image_path} and {row.mask_path} differ in size: rebuild the cache")
-        per_image[n] = confusion_matrix(torch.from_numpy(prediction), torch.from_numpy(mask)).numpy()
+            raise ValueError(
+                f"{row.image_path} and {row.mask_path} differ in size: rebuild the cache"
+            )
+        per_image[n] = confusion_matrix(
+            torch.from_numpy(prediction), torch.from_numpy(mask)
+        ).numpy()
         _save_prediction(predictions_dir / f"{ids[n]}.png", prediction)
         fractions.append(mask.shape[1] / native[0])
         if (n + 1) % max(1, len(ids) // 10) == 0 or n + 1 == len(ids):
             log.info("native evaluation: %d/%d scans, %.1f s", n + 1, len(ids), forward_seconds)
-    return Scored(ids, ids, scans["group"].astype(str).to_numpy(), per_image, forward_seconds,
-                  _native_resolution(fractions))
+    return Scored(
+        ids,
+        ids,
+        scans["group"].astype(str).to_numpy(),
+        per_image,
+        forward_seconds,
+        _native_resolution(fractions),
+    )
 
 
 def _native_resolution(fractions: list[float]) -> dict[str, Any]:
@@ -281,12 +332,16 @@ def _metrics(
     }
 
 
-def mode_difference(cache_metrics: dict[str, Any], native_metrics: dict[str, Any]) -> list[dict[str, Any]]:
+def mode_difference(
+    cache_metrics: dict[str, Any], native_metrics: dict[str, Any]
+) -> list[dict[str, Any]]:
     """Per class: IoU scored on the cache and at native resolution, and native − cache
     (percentage points; ``None`` where either is undefined). Thin classes are flagged."""
     for metrics, expected in ((cache_metrics, "cache"), (native_metrics, "native")):
         if metrics.get("evaluation_mode") != expected:
-            raise ValueError(f"expected metrics of mode '{expected}', got '{metrics.get('evaluation_mode')}'")
+            raise ValueError(
+                f"expected metrics of mode '{expected}', got '{metrics.get('evaluation_mode')}'"
+            )
     rows = []
     for name in [*cache_metrics["per_class"], "mIoU", "damage_mIoU"]:
         if name in cache_metrics["per_class"]:

@@ -1,6 +1,6 @@
 """Damage maps for new scans at native resolution, the model applied as it was trained.
 
-Each scan goes through the checkpoint's :class:`~heritage_damage_seg.scan_view.ModelView`: a
+Each scan goes through the checkpoint's :class:`~heritage_damage_seg.model.scan_view.ModelView`: a
 resize-view model sees the whole scan squeezed to its training size (as its training cache did)
 and its logits are brought back to the scan's size; a crops-view model sees the scan downscaled
 by its ``input_scale`` through the sliding window. Either way the scan is decoded by libvips at the
@@ -33,16 +33,23 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from heritage_damage_seg import decode
 from heritage_damage_seg import device as devices
-from heritage_damage_seg.classes import CLASS_NAMES, DAMAGE_CLASSES, IGNORE_INDEX, NUM_CLASSES, colour_lut, slug
-from heritage_damage_seg.dataset import IMAGE_SUFFIXES
+from heritage_damage_seg.classes import (
+    CLASS_NAMES,
+    DAMAGE_CLASSES,
+    IGNORE_INDEX,
+    NUM_CLASSES,
+    colour_lut,
+    slug,
+)
+from heritage_damage_seg.data import decode
+from heritage_damage_seg.data.dataset import IMAGE_SUFFIXES
 from heritage_damage_seg.inference.confidence import predict_with_confidence
 from heritage_damage_seg.inference.products import PRODUCT_COLUMNS, ProductSettings, RunProducts
 from heritage_damage_seg.io import atomic_path, read_json, write_json
-from heritage_damage_seg.models import load_checkpoint
-from heritage_damage_seg.scan_view import ModelView, resized_nearest
-from heritage_damage_seg.sliding import SlidingSettings, megapixels
+from heritage_damage_seg.model.models import load_checkpoint
+from heritage_damage_seg.model.scan_view import ModelView, resized_nearest
+from heritage_damage_seg.model.sliding import SlidingSettings, megapixels
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +81,9 @@ def best_checkpoint(results_dir: str | os.PathLike[str] = "results") -> Path:
         raise PredictError(f"{comparison} names no best encoder")
     checkpoint = results_dir / best / "model_best.pt"
     if not checkpoint.is_file():
-        raise PredictError(f"the best encoder's checkpoint {checkpoint} does not exist: rerun its training")
+        raise PredictError(
+            f"the best encoder's checkpoint {checkpoint} does not exist: rerun its training"
+        )
     return checkpoint
 
 
@@ -84,19 +93,24 @@ def list_images(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
     for item in map(Path, inputs):
         if item.is_dir():
             images.extend(
-                p for p in sorted(item.iterdir())
+                p
+                for p in sorted(item.iterdir())
                 if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-            )  # fmt: skip
+            )
         elif item.is_file():
             images.append(item)
         else:
             raise PredictError(f"{item} is neither an image file nor a folder")
     if not images:
-        raise PredictError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(map(str, inputs))}")
+        raise PredictError(
+            f"no images ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(map(str, inputs))}"
+        )
     stems = [p.stem for p in images]
     duplicates = sorted({s for s in stems if stems.count(s) > 1})
     if duplicates:
-        raise PredictError(f"several inputs share the file stem(s) {duplicates[:5]}: their outputs would collide")
+        raise PredictError(
+            f"several inputs share the file stem(s) {duplicates[:5]}: their outputs would collide"
+        )
     return images
 
 
@@ -164,7 +178,9 @@ def overlay_image(
     font_size = max(11, min(24, size[1] // 30))
     font = _font(font_size)
     line = font_size + 6
-    entries = [(CLASS_NAMES[c], colour_lut()[c], f"{areas[f'{slug(c)}_pct']:.2f}%") for c in present]
+    entries = [
+        (CLASS_NAMES[c], colour_lut()[c], f"{areas[f'{slug(c)}_pct']:.2f}%") for c in present
+    ]
     if (mask == IGNORE_INDEX).any():
         entries.append(("outside artwork", colour_lut()[IGNORE_INDEX], ""))
     legend_w = 14 * font_size
@@ -176,7 +192,11 @@ def overlay_image(
     draw.text((x0, 4), f"damaged {areas['damaged_pct']:.2f}%", fill=(0, 0, 0), font=font)
     for i, (name, colour, pct) in enumerate(entries, start=1):
         y = 4 + i * line
-        draw.rectangle((x0, y + 2, x0 + font_size, y + 2 + font_size), fill=tuple(int(v) for v in colour), outline=(0, 0, 0))
+        draw.rectangle(
+            (x0, y + 2, x0 + font_size, y + 2 + font_size),
+            fill=tuple(int(v) for v in colour),
+            outline=(0, 0, 0),
+        )
         draw.text((x0 + font_size + 6, y), f"{name} {pct}".strip(), fill=(0, 0, 0), font=font)
     return canvas
 
@@ -189,7 +209,9 @@ def _artwork_mask(folder: Path | None, stem: str, shape: tuple[int, int]) -> np.
             with Image.open(path) as im:
                 inside = np.asarray(im.convert("L")) > 0
             if inside.shape != shape:
-                raise PredictError(f"artwork mask {path} is {inside.shape[::-1]} but the scan is {shape[::-1]}")
+                raise PredictError(
+                    f"artwork mask {path} is {inside.shape[::-1]} but the scan is {shape[::-1]}"
+                )
             return inside
     log.warning("no artwork mask for %s in %s: every pixel is scored", stem, folder)
     return None
@@ -248,9 +270,13 @@ def predict_folder(
     run_products = RunProducts(out_dir, products)
     log.info(
         "predicting %d image(s) with %s (%s) as it was trained: %s%s; on %s",
-        len(images), checkpoint, meta["encoder"], view.describe(), ", 8-view TTA" if settings.tta_flip else "",
+        len(images),
+        checkpoint,
+        meta["encoder"],
+        view.describe(),
+        ", 8-view TTA" if settings.tta_flip else "",
         devices.describe(device),
-    )  # fmt: skip
+    )
     rows: list[dict[str, Any]] = []
     failed: dict[str, str] = {}
     started = time.perf_counter()
@@ -259,12 +285,27 @@ def predict_folder(
         t0 = time.perf_counter()
         try:
             row = _predict_one(
-                model, view, path, masks_dir, overlays_dir, settings=settings, device=device,
-                amp_dtype=amp_dtype, artwork_dir=artwork_dir, overlay_max_side=overlay_max_side,
+                model,
+                view,
+                path,
+                masks_dir,
+                overlays_dir,
+                settings=settings,
+                device=device,
+                amp_dtype=amp_dtype,
+                artwork_dir=artwork_dir,
+                overlay_max_side=overlay_max_side,
                 products=run_products,
-            )  # fmt: skip
-        except (OSError, ValueError, RuntimeError, MemoryError, Image.DecompressionBombError) as err:
-            # ValueError covers DatasetError/PredictError; RuntimeError an out-of-memory on the device;
+            )
+        except (
+            OSError,
+            ValueError,
+            RuntimeError,
+            MemoryError,
+            Image.DecompressionBombError,
+        ) as err:
+            # ValueError covers DatasetError/PredictError; RuntimeError an out-of-memory on the
+            # device;
             # DecompressionBombError a scan above dataset.Image.MAX_IMAGE_PIXELS (250 MP).
             failed[path.name] = f"{type(err).__name__}: {err}"
             log.error("[%d/%d] %s FAILED, skipped: %s", i, len(images), path.name, err)
@@ -277,15 +318,27 @@ def predict_folder(
         elapsed = time.perf_counter() - started
         log.info(
             "[%d/%d] %s %d×%d: damaged %.2f%% in %.1fs | %.2f images/s, %.2f MP/s, ETA %s",
-            i, len(images), path.name, row["width"], row["height"], row["damaged_pct"], seconds,
-            i / elapsed, megapixels_done / elapsed, _duration(elapsed / i * (len(images) - i)),
-        )  # fmt: skip
-    csv_rows = [{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in row.items()} for row in rows]
+            i,
+            len(images),
+            path.name,
+            row["width"],
+            row["height"],
+            row["damaged_pct"],
+            seconds,
+            i / elapsed,
+            megapixels_done / elapsed,
+            _duration(elapsed / i * (len(images) - i)),
+        )
+    csv_rows = [
+        {k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows
+    ]
     with atomic_path(out_dir / "damage_areas.csv") as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=AREA_COLUMNS)
         writer.writeheader()
         writer.writerows(csv_rows)
-    run_products.finish(csv_rows, title=f"Damage viewer: {out_dir.resolve().name} ({meta['encoder']})")
+    run_products.finish(
+        csv_rows, title=f"Damage viewer: {out_dir.resolve().name} ({meta['encoder']})"
+    )
     summary = PredictSummary(
         checkpoint=str(checkpoint),
         encoder=str(meta["encoder"]),
@@ -296,8 +349,13 @@ def predict_folder(
         seconds=round(time.perf_counter() - started, 3),
         device=devices.describe(device),
         precision=str(amp_dtype or "fp32"),
-        settings=asdict(settings) | {"overlay_max_side": overlay_max_side, "artwork_masks": str(artwork_dir) if artwork_dir else None,
-                                     "scan_view": view.record(), "products": products.record()},
+        settings=asdict(settings)
+        | {
+            "overlay_max_side": overlay_max_side,
+            "artwork_masks": str(artwork_dir) if artwork_dir else None,
+            "scan_view": view.record(),
+            "products": products.record(),
+        },
     )
     write_json(out_dir / "prediction.json", asdict(summary))
     if failed:
@@ -322,11 +380,25 @@ def _predict_one(
 ) -> dict[str, Any]:
     head = decode.header(path, str(path))
     height, width = head.height, head.width
-    log.info("%s: %d×%d (%.1f MP), %s", path.name, width, height, megapixels(height, width),
-             view.describe_cost(width, height, settings))  # fmt: skip
+    log.info(
+        "%s: %d×%d (%.1f MP), %s",
+        path.name,
+        width,
+        height,
+        megapixels(height, width),
+        view.describe_cost(width, height, settings),
+    )
     progress = _tile_row_progress(path.name)
-    mask, confidence = predict_with_confidence(view, model, path, name=str(path), settings=settings, device=device,
-                                               amp_dtype=amp_dtype, progress=progress)  # fmt: skip
+    mask, confidence = predict_with_confidence(
+        view,
+        model,
+        path,
+        name=str(path),
+        settings=settings,
+        device=device,
+        amp_dtype=amp_dtype,
+        progress=progress,
+    )
     inside = _artwork_mask(artwork_dir, path.stem, (height, width))
     if inside is not None:
         mask[~inside] = IGNORE_INDEX
@@ -339,8 +411,12 @@ def _predict_one(
     small_size = (max(1, round(width * scale)), max(1, round(height * scale)))
     small_image, _ = decode.scaled_image(path, *small_size, str(path))
     with atomic_path(overlays_dir / f"{path.stem}.png") as tmp:
-        overlay = overlay_image(np.asarray(small_image), resized_nearest(mask, *small_size),
-                                max_side=overlay_max_side, areas=areas)  # fmt: skip
+        overlay = overlay_image(
+            np.asarray(small_image),
+            resized_nearest(mask, *small_size),
+            max_side=overlay_max_side,
+            areas=areas,
+        )
         overlay.save(tmp, format="PNG")
     extra = products.add_scan(path, mask, confidence)
     return {"image": path.name, "status": "ok", "width": width, "height": height, **areas, **extra}

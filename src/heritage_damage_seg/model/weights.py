@@ -8,7 +8,8 @@ jobs read only that file (a compute node needs no network). Where the hub cannot
 rule fails at once, naming the file to put in place and the ``weights: <path>`` alternative.
 
 A local file (``weights: <path>``, or the fetched one) is checked against the encoder (names and
-shapes, :func:`heritage_damage_seg.models.load_encoder_weights`) before the first step, and its
+shapes, :func:`heritage_damage_seg.model.models.load_encoder_weights`) before the first step, and
+its
 SHA-256 goes into the checkpoint (``encoder_weights``) and the model card.
 """
 
@@ -35,7 +36,9 @@ def fetched_path(encoder: str) -> str:
     return FETCHED.format(encoder=encoder)
 
 
-def unavailable_message(encoder: str, smp_encoder: str, path: str | os.PathLike[str], error: BaseException) -> str:
+def unavailable_message(
+    encoder: str, smp_encoder: str, path: str | os.PathLike[str], error: BaseException
+) -> str:
     return (
         f"cannot fetch the ImageNet weights of {encoder} ({smp_encoder}) from the model hub "
         f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else 'no detail'}). "
@@ -56,23 +59,30 @@ def check_hub_reachable(timeout: float = 5.0) -> None:
 
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
         raise OSError("HF_HUB_OFFLINE is set")
-    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+    if any(
+        os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+    ):
         return
     endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    host, port = endpoint.hostname or "huggingface.co", endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    host, port = (
+        endpoint.hostname or "huggingface.co",
+        endpoint.port or (443 if endpoint.scheme == "https" else 80),
+    )
     with socket.create_connection((host, port), timeout=timeout):
         pass
 
 
-def fetch_imagenet(encoder: str, path: str | os.PathLike[str], *, image_size: int = 384) -> dict[str, Any]:
+def fetch_imagenet(
+    encoder: str, path: str | os.PathLike[str], *, image_size: int = 384
+) -> dict[str, Any]:
     """Downloads ``encoder``'s ImageNet weights with smp/timm's own loaders and saves the encoder's
     state dict to ``path`` (atomically). Raises :class:`WeightsUnavailable` where the hub cannot
     be reached. Returns the file's record (path, SHA-256, tensors)."""
     import segmentation_models_pytorch as smp
     import torch
 
-    from heritage_damage_seg.encoders import encoder_spec
     from heritage_damage_seg.io import atomic_path
+    from heritage_damage_seg.model.encoders import encoder_spec
 
     spec = encoder_spec(encoder)
     kwargs: dict[str, Any] = {"img_size": image_size} if spec.fixed_input_size else {}
@@ -80,12 +90,26 @@ def fetch_imagenet(encoder: str, path: str | os.PathLike[str], *, image_size: in
         check_hub_reachable()
         model = smp.Unet(spec.smp_encoder, encoder_weights="imagenet", classes=1, **kwargs)
     except Exception as error:  # network, DNS, offline mode, proxy: all say the same to the user
-        raise WeightsUnavailable(unavailable_message(encoder, spec.smp_encoder, path, error)) from error
+        raise WeightsUnavailable(
+            unavailable_message(encoder, spec.smp_encoder, path, error)
+        ) from error
     state = model.encoder.state_dict()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
-    record = {"encoder": encoder, "smp_encoder": spec.smp_encoder, "file": str(path), "sha256": sha256(path),
-              "tensors": len(state), "source": "imagenet (smp/timm hub loaders)"}  # fmt: skip
-    log.info("saved %d encoder tensors of %s to %s (sha256 %s)", len(state), encoder, path, record["sha256"])
+    record = {
+        "encoder": encoder,
+        "smp_encoder": spec.smp_encoder,
+        "file": str(path),
+        "sha256": sha256(path),
+        "tensors": len(state),
+        "source": "imagenet (smp/timm hub loaders)",
+    }
+    log.info(
+        "saved %d encoder tensors of %s to %s (sha256 %s)",
+        len(state),
+        encoder,
+        path,
+        record["sha256"],
+    )
     return record

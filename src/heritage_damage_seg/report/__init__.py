@@ -1,0 +1,1 @@
+"""Report: figures (PNG) and tables (HTML/CSV) of a run."""
