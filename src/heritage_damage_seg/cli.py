@@ -41,6 +41,33 @@ def _sliding_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--fp32", action="store_true", help="no bf16/fp16 autocast on the GPU")
 
 
+def _product_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("viewer, confidence and outlines")
+    group.add_argument(
+        "--viewer",
+        action="store_true",
+        help="also write the damage viewer, viewer/index.html (deep zoom; opens from disk)",
+    )
+    group.add_argument(
+        "--low-confidence",
+        type=float,
+        default=0.5,
+        help="confidence below which a pixel counts as unsure in damage_areas.csv (default 0.5)",
+    )
+    group.add_argument(
+        "--outline-tolerance",
+        type=float,
+        default=1.0,
+        help="simplification of the outlines in px, 0 = exact pixel edges (default 1.0)",
+    )
+    group.add_argument(
+        "--outline-min-area",
+        type=int,
+        default=16,
+        help="damage regions under this many px get no outline and are counted (default 16)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="heritage-damage-seg", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -49,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
         "predict",
         help="damage maps, overlays and areas for a folder or list of scans",
         description="Per image: masks/<stem>.png (class ids 0–15 at native resolution), "
-        "overlays/<stem>.png (ARTeFACT palette, legend), and a row of damage_areas.csv.",
+        "overlays/<stem>.png (ARTeFACT palette, legend), confidence/<stem>.png, outlines/<stem>.geojson "
+        "and .coco.json, and a row of damage_areas.csv; with --viewer the damage viewer viewer/index.html.",
     )
     predict.add_argument("inputs", nargs="+", help="image files and/or folders of images")
     predict.add_argument("-o", "--output", required=True, help="output folder")
@@ -68,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--overlay-max-side", type=int, default=2048, help="longest side of the overlays in px"
     )
     _sliding_arguments(predict)
+    _product_arguments(predict)
 
     export = commands.add_parser(
         "export", help="ONNX (+ TorchScript) and a model card for one checkpoint"
@@ -87,9 +116,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S"
     )
     if args.command == "predict":
+        from heritage_damage_seg.inference.outlines import OutlineSettings
         from heritage_damage_seg.inference.predict import PredictError, predict_folder
+        from heritage_damage_seg.inference.products import ProductSettings
 
         try:
+            products = ProductSettings(
+                viewer=args.viewer,
+                low_confidence=args.low_confidence,
+                outlines=OutlineSettings(args.outline_tolerance, args.outline_min_area),
+            )
             summary = predict_folder(
                 args.inputs,
                 args.output,
@@ -105,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 overlay_max_side=args.overlay_max_side,
                 mixed_precision=not args.fp32,
                 device_preference=args.device,
+                products=products,
             )
         except (PredictError, ValueError) as err:
             print(f"error: {err}", file=sys.stderr)

@@ -46,6 +46,7 @@ from heritage_damage_seg.data import decode
 from heritage_damage_seg.data.dataset import IMAGE_SUFFIXES
 from heritage_damage_seg.inference.confidence import predict_with_confidence
 from heritage_damage_seg.inference.products import PRODUCT_COLUMNS, ProductSettings, RunProducts
+from heritage_damage_seg.inference.progress import RunProgress
 from heritage_damage_seg.io import atomic_path, read_json, write_json
 from heritage_damage_seg.model.models import load_checkpoint
 from heritage_damage_seg.model.scan_view import ModelView, resized_nearest
@@ -267,7 +268,6 @@ def predict_folder(
     masks_dir.mkdir(parents=True, exist_ok=True)
     overlays_dir.mkdir(parents=True, exist_ok=True)
     artwork_dir = Path(artwork_masks) if artwork_masks else None
-    run_products = RunProducts(out_dir, products)
     log.info(
         "predicting %d image(s) with %s (%s) as it was trained: %s%s; on %s",
         len(images),
@@ -281,54 +281,58 @@ def predict_folder(
     failed: dict[str, str] = {}
     started = time.perf_counter()
     megapixels_done = 0.0
-    for i, path in enumerate(images, start=1):
-        t0 = time.perf_counter()
-        try:
-            row = _predict_one(
-                model,
-                view,
-                path,
-                masks_dir,
-                overlays_dir,
-                settings=settings,
-                device=device,
-                amp_dtype=amp_dtype,
-                artwork_dir=artwork_dir,
-                overlay_max_side=overlay_max_side,
-                products=run_products,
+    with RunProgress(images) as run_progress:
+        run_products = RunProducts(out_dir, products, progress=run_progress)
+        for i, path in enumerate(images, start=1):
+            t0 = time.perf_counter()
+            try:
+                with run_progress.scan(i - 1, path.name) as tile_rows:
+                    row = _predict_one(
+                        model,
+                        view,
+                        path,
+                        masks_dir,
+                        overlays_dir,
+                        settings=settings,
+                        device=device,
+                        amp_dtype=amp_dtype,
+                        artwork_dir=artwork_dir,
+                        overlay_max_side=overlay_max_side,
+                        products=run_products,
+                        progress=tile_rows,
+                    )
+            except (
+                OSError,
+                ValueError,
+                RuntimeError,
+                MemoryError,
+                Image.DecompressionBombError,
+            ) as err:
+                # ValueError covers DatasetError/PredictError; RuntimeError an out-of-memory on the
+                # device;
+                # DecompressionBombError a scan above dataset.Image.MAX_IMAGE_PIXELS (250 MP).
+                failed[path.name] = f"{type(err).__name__}: {err}"
+                log.error("[%d/%d] %s FAILED, skipped: %s", i, len(images), path.name, err)
+                rows.append({"image": path.name, "status": f"error: {err}"})
+                continue
+            seconds = time.perf_counter() - t0
+            row["seconds"] = round(seconds, 3)
+            rows.append(row)
+            megapixels_done += megapixels(row["height"], row["width"])
+            elapsed = time.perf_counter() - started
+            log.info(
+                "[%d/%d] %s %d×%d: damaged %.2f%% in %.1fs | %.2f images/s, %.2f MP/s, ETA %s",
+                i,
+                len(images),
+                path.name,
+                row["width"],
+                row["height"],
+                row["damaged_pct"],
+                seconds,
+                i / elapsed,
+                megapixels_done / elapsed,
+                _duration(elapsed / i * (len(images) - i)),
             )
-        except (
-            OSError,
-            ValueError,
-            RuntimeError,
-            MemoryError,
-            Image.DecompressionBombError,
-        ) as err:
-            # ValueError covers DatasetError/PredictError; RuntimeError an out-of-memory on the
-            # device;
-            # DecompressionBombError a scan above dataset.Image.MAX_IMAGE_PIXELS (250 MP).
-            failed[path.name] = f"{type(err).__name__}: {err}"
-            log.error("[%d/%d] %s FAILED, skipped: %s", i, len(images), path.name, err)
-            rows.append({"image": path.name, "status": f"error: {err}"})
-            continue
-        seconds = time.perf_counter() - t0
-        row["seconds"] = round(seconds, 3)
-        rows.append(row)
-        megapixels_done += megapixels(row["height"], row["width"])
-        elapsed = time.perf_counter() - started
-        log.info(
-            "[%d/%d] %s %d×%d: damaged %.2f%% in %.1fs | %.2f images/s, %.2f MP/s, ETA %s",
-            i,
-            len(images),
-            path.name,
-            row["width"],
-            row["height"],
-            row["damaged_pct"],
-            seconds,
-            i / elapsed,
-            megapixels_done / elapsed,
-            _duration(elapsed / i * (len(images) - i)),
-        )
     csv_rows = [
         {k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows
     ]
@@ -377,6 +381,7 @@ def _predict_one(
     artwork_dir: Path | None,
     overlay_max_side: int,
     products: RunProducts,
+    progress: Callable[[int, int], None],
 ) -> dict[str, Any]:
     head = decode.header(path, str(path))
     height, width = head.height, head.width
@@ -388,7 +393,6 @@ def _predict_one(
         megapixels(height, width),
         view.describe_cost(width, height, settings),
     )
-    progress = _tile_row_progress(path.name)
     mask, confidence = predict_with_confidence(
         view,
         model,
@@ -420,13 +424,3 @@ def _predict_one(
         overlay.save(tmp, format="PNG")
     extra = products.add_scan(path, mask, confidence)
     return {"image": path.name, "status": "ok", "width": width, "height": height, **areas, **extra}
-
-
-def _tile_row_progress(name: str) -> Callable[[int, int], None]:
-    """Logs about ten progress lines for a scan that takes many tile rows (crops view)."""
-
-    def progress(done: int, total: int) -> None:
-        if total >= 20 and (done % max(1, total // 10) == 0 or done == total):
-            log.info("  %s: tile row %d/%d", name, done, total)
-
-    return progress

@@ -5,9 +5,10 @@ pyramids in the damage viewer (``viewer/``), whose page is written once every sc
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from heritage_damage_seg.inference.outlines import (
     write_coco,
     write_geojson,
 )
+from heritage_damage_seg.inference.progress import RunProgress
 from heritage_damage_seg.inference.viewer import viewer_entry, write_scan_pyramids, write_viewer
 
 log = logging.getLogger(__name__)
@@ -54,53 +56,59 @@ class ProductSettings:
 class RunProducts:
     """The outputs of one prediction run in ``out_dir``: :meth:`add_scan` per scan, then :meth:`finish`."""
 
-    def __init__(self, out_dir: Path, settings: ProductSettings) -> None:
+    def __init__(
+        self, out_dir: Path, settings: ProductSettings, *, progress: RunProgress | None = None
+    ) -> None:
         self.out_dir = out_dir
         self.settings = settings
+        self.progress = progress
         self.tiles: dict[str, dict[str, Any]] = {}
         for folder in ("confidence", "outlines") + (("viewer",) if settings.viewer else ()):
             (out_dir / folder).mkdir(parents=True, exist_ok=True)
 
     def add_scan(self, scan: Path, mask: np.ndarray, confidence: np.ndarray) -> dict[str, Any]:
         """Writes the scan's confidence map, outlines and pyramids; returns its new CSV columns."""
-        height, width = mask.shape
-        started = time.perf_counter()
-        save_grey_png(confidence, self.out_dir / "confidence" / f"{scan.stem}.png")
-        row: dict[str, Any] = dict(
-            confidence_summary(mask, confidence, self.settings.low_confidence)
+        timings: list[str] = []
+        with self._step(scan, "confidence map", timings):
+            save_grey_png(confidence, self.out_dir / "confidence" / f"{scan.stem}.png")
+            row: dict[str, Any] = dict(
+                confidence_summary(mask, confidence, self.settings.low_confidence)
+            )
+        with self._step(scan, "outlines", timings):
+            row |= self._write_outlines(scan, mask)
+        if self.settings.viewer:
+            with self._step(scan, "viewer tiles", timings):
+                self.tiles[scan.name] = write_scan_pyramids(
+                    self.out_dir / "viewer", scan, mask, confidence
+                )
+        log.info(
+            "  %s: %d outline(s), %d region(s) under %d px dropped; %s",
+            scan.name,
+            row["regions"],
+            row["small_regions_dropped"],
+            self.settings.outlines.min_area,
+            ", ".join(timings),
         )
-        confidence_done = time.perf_counter()
+        return row
+
+    @contextlib.contextmanager
+    def _step(self, scan: Path, what: str, timings: list[str]) -> Iterator[None]:
+        if self.progress is not None:
+            self.progress.step(scan.name, what)
+        started = time.perf_counter()
+        yield
+        timings.append(f"{what} {time.perf_counter() - started:.1f}s")
+
+    def _write_outlines(self, scan: Path, mask: np.ndarray) -> dict[str, int]:
+        height, width = mask.shape
         outlines = damage_regions(mask, self.settings.outlines)
         for writer, suffix in ((write_geojson, ".geojson"), (write_coco, ".coco.json")):
-            writer(
-                self.out_dir / "outlines" / f"{scan.stem}{suffix}",
-                outlines,
-                scan=scan.name,
-                width=width,
-                height=height,
-            )
-        row |= {
+            path = self.out_dir / "outlines" / f"{scan.stem}{suffix}"
+            writer(path, outlines, scan=scan.name, width=width, height=height)
+        return {
             "regions": len(outlines.regions),
             "small_regions_dropped": sum(outlines.dropped.values()),
         }
-        outlines_done = time.perf_counter()
-        if self.settings.viewer:
-            self.tiles[scan.name] = write_scan_pyramids(
-                self.out_dir / "viewer", scan, mask, confidence
-            )
-        log.info(
-            "  %s: confidence map %.1fs, %d outline(s) (%d region(s) under %d px dropped) %.1fs%s",
-            scan.name,
-            confidence_done - started,
-            len(outlines.regions),
-            row["small_regions_dropped"],
-            self.settings.outlines.min_area,
-            outlines_done - confidence_done,
-            f", viewer tiles {time.perf_counter() - outlines_done:.1f}s"
-            if self.settings.viewer
-            else "",
-        )
-        return row
 
     def finish(self, csv_rows: Sequence[Mapping[str, Any]], *, title: str) -> Path | None:
         """The viewer's page over the scans that were predicted (``csv_rows``: as written to
