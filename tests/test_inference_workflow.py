@@ -73,3 +73,12 @@ def test_native_evaluation_predict_and_export_rules(tmp_path):
         == card["scan_view"]
     )
     assert "broken.jpg FAILED" in (run / "logs/predict.log").read_text()
+    # The rule also writes the confidence map, the outlines and the damage viewer (predict.viewer).
+    assert np.asarray(Image.open(run / "predict/confidence/new.png")).shape == (150, 97)
+    assert 0 < float(areas["new.png"]["mean_confidence"]) <= 1
+    assert (run / "predict/outlines/new.geojson").is_file()
+    assert (run / "predict/outlines/new.coco.json").is_file()
+    viewer = run / "predict/viewer"
+    assert (viewer / "index.html").is_file() and (viewer / "scans/new/scan_files").is_dir()
+    assert "new.png" in (viewer / "data.js").read_text()
+    assert "threadpool completed" not in (run / "logs/predict.log").read_text().split("new.png")[-1]

@@ -1,12 +1,20 @@
 rule predict:
-    """Damage maps at native resolution for the folder predict.input: index masks, overlays, areas."""
+    """Damage maps at native resolution for the folder predict.input: index masks, overlays, areas,
+    confidence maps, damage outlines (GeoJSON, COCO) and the damage viewer."""
     input:
         unpack(predict_checkpoint_inputs),
     output:
+        **(
+            {"viewer": directory("results/predict/viewer")}
+            if config["predict"]["viewer"]
+            else {}
+        ),
         areas="results/predict/damage_areas.csv",
         summary="results/predict/prediction.json",
         masks=directory("results/predict/masks"),
         overlays=directory("results/predict/overlays"),
+        confidence=directory("results/predict/confidence"),
+        outlines=directory("results/predict/outlines"),
     log:
         "results/logs/predict.log",
     benchmark:
@@ -23,6 +31,15 @@ rule predict:
         sliding=config["sliding"],
         artwork_masks=config["predict"]["artwork_masks"],
         overlay_max_side=config["predict"]["overlay_max_side"],
+        products={
+            key: config["predict"][key]
+            for key in (
+                "viewer",
+                "low_confidence",
+                "outline_tolerance",
+                "outline_min_area",
+            )
+        },
         mixed_precision=config["training"]["mixed_precision"],
         device=config["training"]["device"],
     script:

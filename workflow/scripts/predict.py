@@ -1,11 +1,14 @@
 import torch
 
+from heritage_damage_seg.inference.outlines import OutlineSettings
 from heritage_damage_seg.inference.predict import predict_folder
+from heritage_damage_seg.inference.products import ProductSettings
 from heritage_damage_seg.logs import logged
 from heritage_damage_seg.model.sliding import SlidingSettings
 
 with logged(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)
+    products = snakemake.params.products
     predict_folder(
         snakemake.params.inputs,
         snakemake.params.out_dir,
@@ -16,4 +19,9 @@ with logged(snakemake.log[0]):
         overlay_max_side=snakemake.params.overlay_max_side,
         mixed_precision=snakemake.params.mixed_precision,
         device_preference=snakemake.params.device,
+        products=ProductSettings(
+            viewer=products["viewer"],
+            low_confidence=products["low_confidence"],
+            outlines=OutlineSettings(products["outline_tolerance"], products["outline_min_area"]),
+        ),
     )
