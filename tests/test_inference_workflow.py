@@ -81,4 +81,3 @@ def test_native_evaluation_predict_and_export_rules(tmp_path):
     viewer = run / "predict/viewer"
     assert (viewer / "index.html").is_file() and (viewer / "scans/new/scan_files").is_dir()
     assert "new.png" in (viewer / "data.js").read_text()
-    assert "threadpool completed" not in (run / "logs/predict.log").read_text().split("new.png")[-1]
