@@ -24,6 +24,13 @@ from heritage_damage_seg.data import decode
 log = logging.getLogger(__name__)
 
 
+def _is_terminal(stream: object) -> bool:
+    """Whether ``stream`` is an interactive terminal (a Snakemake job's stderr is a log file, or
+    the tee of :func:`heritage_damage_seg.logs.logged`, which has no ``isatty``)."""
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty is not None and isatty())
+
+
 def _megapixels(path: Path) -> float:
     """The scan's size from its header; 0 for a file that cannot be read (it will fail later)."""
     try:
@@ -37,7 +44,7 @@ class RunProgress:
     """Use as a context manager around the run; :meth:`scan` for each scan."""
 
     def __init__(self, images: Sequence[Path], *, interactive: bool | None = None) -> None:
-        self.interactive = sys.stderr.isatty() if interactive is None else interactive
+        self.interactive = _is_terminal(sys.stderr) if interactive is None else interactive
         self.sizes = [_megapixels(p) for p in images] if self.interactive else [0.0] * len(images)
         self.bar: tqdm | None = None
         self._done = 0.0
