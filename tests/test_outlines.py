@@ -10,6 +10,7 @@ from shapely.geometry import shape
 from heritage_damage_seg.classes import IGNORE_INDEX, NUM_CLASSES
 from heritage_damage_seg.inference.outlines import (
     OutlineSettings,
+    coco_rle,
     damage_regions,
     write_coco,
     write_geojson,
@@ -143,3 +144,21 @@ def test_bad_settings_and_inputs_say_what_to_change():
         OutlineSettings(min_area=0)
     with pytest.raises(ValueError, match="uint8"):
         damage_regions(np.zeros((4, 4), dtype=np.int32))
+
+
+def test_rle_in_blocks_of_columns_equals_pycocotools_encoding_of_the_whole_mask():
+    mask_utils = pytest.importorskip("pycocotools.mask")
+    from shapely.geometry import box
+
+    height, width = 60, 50
+    ring = box(5, 0, 45, 60).difference(
+        box(15, 10, 35, 50)
+    )  # spans every row: runs join across columns
+    expected = np.zeros((height, width), dtype=np.uint8, order="F")
+    expected[:, 5:45] = 1
+    expected[10:50, 15:35] = 0
+    for block in (7 * height, 2**24):  # 7 columns a block, or all at once
+        rle = coco_rle(ring, height, width, block_pixels=block)
+        assert sum(rle["counts"]) == height * width
+        decoded = mask_utils.decode(mask_utils.frPyObjects(rle, height, width))
+        assert np.array_equal(decoded, expected)

@@ -100,10 +100,12 @@ def _polygonal(geometry: shapely.Geometry) -> Polygon | MultiPolygon:
 
 
 def _raw_regions(mask: np.ndarray) -> Iterator[tuple[int, Polygon | MultiPolygon]]:
-    """(class id, exact pixel-edge outline) of every 8-connected damage region."""
-    damage = (mask > 0) & (mask < NUM_CLASSES)
-    for geometry, value in rasterio.features.shapes(mask, mask=damage, connectivity=8):
-        yield int(value), _polygonal(shape(geometry))
+    """(class id, exact pixel-edge outline) of every 8-connected damage region. The whole map is
+    polygonised (no boolean mask of the damage: that would be another full-size array, and
+    rasterio copies it again) and the regions of Clean and 255 are skipped."""
+    for geometry, value in rasterio.features.shapes(mask, connectivity=8):
+        if 0 < value < NUM_CLASSES:
+            yield int(value), _polygonal(shape(geometry))
 
 
 def damage_regions(mask: np.ndarray, settings: OutlineSettings = OutlineSettings()) -> Outlines:
@@ -171,31 +173,50 @@ def _coco_polygons(outline: Polygon | MultiPolygon) -> list[list[float]]:
     return [np.asarray(p.exterior.coords)[:-1].ravel().tolist() for p in polygons]
 
 
-def coco_rle(outline: Polygon | MultiPolygon, height: int, width: int) -> dict[str, Any]:
-    """Uncompressed COCO RLE (column-major run lengths over the whole image, starting with a run
-    of 0s) of the pixels whose centre lies in ``outline``, rasterised in its bounding box only."""
-    x0, y0, x1, y1 = (int(v) for v in np.floor(outline.bounds))
-    x1, y1 = min(width, x1 + 1), min(height, y1 + 1)
-    crop = rasterio.features.rasterize(
+def _column_runs(
+    outline: Polygon | MultiPolygon, left: int, top: int, width: int, height: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Runs of pixels (centre inside ``outline``) down each column of the box ``left, top,
+    width × height``: (column, first row, end row) arrays in box coordinates, column by column."""
+    inside = rasterio.features.rasterize(
         [outline],
-        out_shape=(y1 - y0, x1 - x0),
-        transform=Affine.translation(x0, y0),
+        out_shape=(height, width),
+        transform=Affine.translation(left, top),
         fill=0,
         default_value=1,
         dtype="uint8",
     )
-    columns, rows = np.nonzero(crop.T)  # column-major order
-    index = (columns + x0).astype(np.int64) * height + (rows + y0)
-    if index.size == 0:
+    change = np.diff(inside.T.astype(np.int8), axis=1, prepend=0, append=0)  # column by column
+    starts, ends = np.nonzero(change == 1), np.nonzero(change == -1)
+    return starts[0], starts[1], ends[1]
+
+
+def coco_rle(
+    outline: Polygon | MultiPolygon, height: int, width: int, *, block_pixels: int = 2**24
+) -> dict[str, Any]:
+    """Uncompressed COCO RLE (column-major run lengths over the whole image, starting with a run
+    of 0s) of the pixels whose centre lies in ``outline``: rasterised in its bounding box, a block
+    of columns at a time (``block_pixels``), so a region the size of the scan costs no full-size
+    array."""
+    x0, y0, x1, y1 = (int(v) for v in np.floor(outline.bounds))
+    x1, y1 = min(width, x1 + 1), min(height, y1 + 1)
+    step = max(1, block_pixels // max(1, y1 - y0))
+    starts: list[np.ndarray] = []
+    ends: list[np.ndarray] = []
+    for left in range(x0, x1, step):
+        columns, first, end = _column_runs(outline, left, y0, min(step, x1 - left), y1 - y0)
+        starts.append((columns + left).astype(np.int64) * height + first + y0)
+        ends.append((columns + left).astype(np.int64) * height + end + y0)
+    start, stop = np.concatenate(starts), np.concatenate(ends)
+    if start.size == 0:
         return {"counts": [height * width], "size": [height, width]}
-    breaks = np.flatnonzero(np.diff(index) != 1)
-    starts = np.concatenate([index[:1], index[breaks + 1]])
-    ends = np.concatenate([index[breaks] + 1, index[-1:] + 1])
-    counts = np.empty(2 * len(starts) + 1, dtype=np.int64)
-    counts[0] = starts[0]
-    counts[1:-1:2] = ends - starts
-    counts[2:-1:2] = starts[1:] - ends[:-1]
-    counts[-1] = height * width - ends[-1]
+    joined = np.flatnonzero(start[1:] == stop[:-1])  # a run going on at the top of the next column
+    start, stop = np.delete(start, joined + 1), np.delete(stop, joined)
+    counts = np.empty(2 * len(start) + 1, dtype=np.int64)
+    counts[0] = start[0]
+    counts[1:-1:2] = stop - start
+    counts[2:-1:2] = start[1:] - stop[:-1]
+    counts[-1] = height * width - stop[-1]
     return {"counts": counts.tolist(), "size": [height, width]}
 
 
