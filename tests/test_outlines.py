@@ -162,3 +162,22 @@ def test_rle_in_blocks_of_columns_equals_pycocotools_encoding_of_the_whole_mask(
         assert sum(rle["counts"]) == height * width
         decoded = mask_utils.decode(mask_utils.frPyObjects(rle, height, width))
         assert np.array_equal(decoded, expected)
+
+
+def test_outlines_read_from_the_mask_png_equal_those_of_the_array(tmp_path):
+    from heritage_damage_seg.inference.confidence import save_grey_png
+
+    mask = painted_mask()
+    save_grey_png(mask, tmp_path / "mask.png")
+    settings = OutlineSettings(tolerance=1.0, min_area=4)
+    from_file, from_array = (
+        damage_regions(tmp_path / "mask.png", settings),
+        damage_regions(mask, settings),
+    )
+    assert [(r.class_id, r.pixels, r.outline.wkt) for r in from_file.regions] == [
+        (r.class_id, r.pixels, r.outline.wkt) for r in from_array.regions
+    ]
+    assert from_file.dropped == from_array.dropped
+    Image.fromarray(np.zeros((4, 4, 3), dtype=np.uint8)).save(tmp_path / "rgb.png")
+    with pytest.raises(ValueError, match="one-band 8-bit class map"):
+        damage_regions(tmp_path / "rgb.png")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,11 +37,15 @@ import numpy as np
 import rasterio.features
 import shapely
 from affine import Affine
+from rasterio.errors import NotGeoreferencedWarning
 from shapely.geometry import MultiPolygon, Polygon, mapping, shape
 from shapely.geometry.polygon import orient
 
 from heritage_damage_seg.classes import CLASS_NAMES, DAMAGE_CLASSES, NUM_CLASSES, PALETTE_HEX
 from heritage_damage_seg.io import atomic_path
+
+GDAL_CACHE_MB = 32
+"""GDAL's block cache while a mask file is polygonised (its default is 5 % of the RAM)."""
 
 
 @dataclass(frozen=True)
@@ -99,19 +104,38 @@ def _polygonal(geometry: shapely.Geometry) -> Polygon | MultiPolygon:
     return polygons[0] if len(polygons) == 1 else MultiPolygon(polygons)
 
 
-def _raw_regions(mask: np.ndarray) -> Iterator[tuple[int, Polygon | MultiPolygon]]:
-    """(class id, exact pixel-edge outline) of every 8-connected damage region. The whole map is
-    polygonised (no boolean mask of the damage: that would be another full-size array, and
-    rasterio copies it again) and the regions of Clean and 255 are skipped."""
-    for geometry, value in rasterio.features.shapes(mask, connectivity=8):
+def _polygonised(
+    source: np.ndarray | rasterio.Band,
+) -> Iterator[tuple[int, Polygon | MultiPolygon]]:
+    for geometry, value in rasterio.features.shapes(source, connectivity=8):
         if 0 < value < NUM_CLASSES:
             yield int(value), _polygonal(shape(geometry))
 
 
-def damage_regions(mask: np.ndarray, settings: OutlineSettings = OutlineSettings()) -> Outlines:
-    """The outlines of every damage region of ``mask`` (H×W class ids; 0 and 255 are no damage)."""
-    if mask.dtype != np.uint8 or mask.ndim != 2:
+def _raw_regions(mask: np.ndarray | Path) -> Iterator[tuple[int, Polygon | MultiPolygon]]:
+    """(class id, exact pixel-edge outline) of every 8-connected damage region. The whole map is
+    polygonised and the regions of Clean and 255 skipped (a boolean mask of the damage would be
+    another full-size array). An array is copied once by rasterio; a mask file (PNG) is read
+    line by line through a small GDAL cache, so the memory hardly depends on the scan's size."""
+    if isinstance(mask, np.ndarray):
+        yield from _polygonised(mask)
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)  # a scan's mask has no map
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), rasterio.open(mask) as dataset:
+            if dataset.count != 1 or dataset.dtypes[0] != "uint8":
+                raise ValueError(f"{mask}: expected a one-band 8-bit class map (masks/<stem>.png)")
+            yield from _polygonised(rasterio.band(dataset, 1))
+
+
+def damage_regions(
+    mask: np.ndarray | str | os.PathLike[str], settings: OutlineSettings = OutlineSettings()
+) -> Outlines:
+    """The outlines of every damage region of ``mask``: H×W uint8 class ids, or the PNG of them
+    that predict writes (read in bounded memory); 0 and 255 are no damage."""
+    if isinstance(mask, np.ndarray) and (mask.dtype != np.uint8 or mask.ndim != 2):
         raise ValueError(f"expected an H×W uint8 class map, got {mask.shape} {mask.dtype}")
+    mask = mask if isinstance(mask, np.ndarray) else Path(mask)
     outlines = Outlines()
     for class_id, outline in _raw_regions(mask):
         pixels = round(outline.area)

@@ -44,7 +44,7 @@ from heritage_damage_seg.classes import (
 )
 from heritage_damage_seg.data import decode
 from heritage_damage_seg.data.dataset import IMAGE_SUFFIXES
-from heritage_damage_seg.inference.confidence import predict_with_confidence
+from heritage_damage_seg.inference.confidence import predict_with_confidence, save_grey_png
 from heritage_damage_seg.inference.products import PRODUCT_COLUMNS, ProductSettings, RunProducts
 from heritage_damage_seg.inference.progress import RunProgress
 from heritage_damage_seg.io import atomic_path, read_json, write_json
@@ -407,8 +407,7 @@ def _predict_one(
     if inside is not None:
         mask[~inside] = IGNORE_INDEX
         confidence[~inside] = 0
-    with atomic_path(masks_dir / f"{path.stem}.png") as tmp:
-        Image.fromarray(mask, mode="L").save(tmp, format="PNG")
+    save_grey_png(mask, masks_dir / f"{path.stem}.png")  # from the array's memory: no copy
     areas = damage_areas(mask)
     # The overlay is drawn small: the scan is decoded straight to that size, never whole.
     scale = min(1.0, overlay_max_side / max(height, width))
@@ -422,5 +421,5 @@ def _predict_one(
             areas=areas,
         )
         overlay.save(tmp, format="PNG")
-    extra = products.add_scan(path, mask, confidence)
+    extra = products.add_scan(path, mask, confidence, masks_dir / f"{path.stem}.png")
     return {"image": path.name, "status": "ok", "width": width, "height": height, **areas, **extra}

@@ -66,8 +66,11 @@ class RunProducts:
         for folder in ("confidence", "outlines") + (("viewer",) if settings.viewer else ()):
             (out_dir / folder).mkdir(parents=True, exist_ok=True)
 
-    def add_scan(self, scan: Path, mask: np.ndarray, confidence: np.ndarray) -> dict[str, Any]:
-        """Writes the scan's confidence map, outlines and pyramids; returns its new CSV columns."""
+    def add_scan(
+        self, scan: Path, mask: np.ndarray, confidence: np.ndarray, mask_file: Path
+    ) -> dict[str, Any]:
+        """Writes the scan's confidence map, outlines (from ``mask_file``, the PNG of ``mask``:
+        read line by line) and pyramids; returns its new CSV columns."""
         timings: list[str] = []
         with self._step(scan, "confidence map", timings):
             save_grey_png(confidence, self.out_dir / "confidence" / f"{scan.stem}.png")
@@ -75,7 +78,7 @@ class RunProducts:
                 confidence_summary(mask, confidence, self.settings.low_confidence)
             )
         with self._step(scan, "outlines", timings):
-            row |= self._write_outlines(scan, mask)
+            row |= self._write_outlines(scan, mask_file, mask.shape)
         if self.settings.viewer:
             with self._step(scan, "viewer tiles", timings):
                 self.tiles[scan.name] = write_scan_pyramids(
@@ -99,9 +102,11 @@ class RunProducts:
         yield
         timings.append(f"{what} {time.perf_counter() - started:.1f}s")
 
-    def _write_outlines(self, scan: Path, mask: np.ndarray) -> dict[str, int]:
-        height, width = mask.shape
-        outlines = damage_regions(mask, self.settings.outlines)
+    def _write_outlines(
+        self, scan: Path, mask_file: Path, shape: tuple[int, int]
+    ) -> dict[str, int]:
+        height, width = shape
+        outlines = damage_regions(mask_file, self.settings.outlines)
         for writer, suffix in ((write_geojson, ".geojson"), (write_coco, ".coco.json")):
             path = self.out_dir / "outlines" / f"{scan.stem}{suffix}"
             writer(path, outlines, scan=scan.name, width=width, height=height)
