@@ -146,7 +146,7 @@ def test_bad_settings_and_inputs_say_what_to_change():
         damage_regions(np.zeros((4, 4), dtype=np.int32))
 
 
-def test_rle_in_blocks_of_columns_equals_pycocotools_encoding_of_the_whole_mask():
+def test_rle_in_bands_of_rows_equals_pycocotools_encoding_of_the_whole_mask():
     mask_utils = pytest.importorskip("pycocotools.mask")
     from shapely.geometry import box
 
@@ -157,7 +157,7 @@ def test_rle_in_blocks_of_columns_equals_pycocotools_encoding_of_the_whole_mask(
     expected = np.zeros((height, width), dtype=np.uint8, order="F")
     expected[:, 5:45] = 1
     expected[10:50, 15:35] = 0
-    for block in (7 * height, 2**24):  # 7 columns a block, or all at once
+    for block in (7 * width, 2**24):  # 7 rows a band, or all at once
         rle = coco_rle(ring, height, width, block_pixels=block)
         assert sum(rle["counts"]) == height * width
         decoded = mask_utils.decode(mask_utils.frPyObjects(rle, height, width))

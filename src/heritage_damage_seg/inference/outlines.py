@@ -199,9 +199,9 @@ def _coco_polygons(outline: Polygon | MultiPolygon) -> list[list[float]]:
 
 def _column_runs(
     outline: Polygon | MultiPolygon, left: int, top: int, width: int, height: int
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Runs of pixels (centre inside ``outline``) down each column of the box ``left, top,
-    width × height``: (column, first row, end row) arrays in box coordinates, column by column."""
+    width × height``: (column, first row, end row) arrays in box coordinates."""
     inside = rasterio.features.rasterize(
         [outline],
         out_shape=(height, width),
@@ -210,31 +210,35 @@ def _column_runs(
         default_value=1,
         dtype="uint8",
     )
-    change = np.diff(inside.T.astype(np.int8), axis=1, prepend=0, append=0)  # column by column
-    starts, ends = np.nonzero(change == 1), np.nonzero(change == -1)
-    return starts[0], starts[1], ends[1]
+    change = np.diff(inside.astype(np.int8), axis=0, prepend=0, append=0)
+    columns, first_rows = np.nonzero(change.T == 1)  # column by column, so the n-th end …
+    _, end_rows = np.nonzero(change.T == -1)  # … closes the n-th start
+    return columns, first_rows, end_rows
 
 
 def coco_rle(
-    outline: Polygon | MultiPolygon, height: int, width: int, *, block_pixels: int = 2**24
+    outline: Polygon | MultiPolygon, height: int, width: int, *, block_pixels: int = 2**22
 ) -> dict[str, Any]:
     """Uncompressed COCO RLE (column-major run lengths over the whole image, starting with a run
-    of 0s) of the pixels whose centre lies in ``outline``: rasterised in its bounding box, a block
-    of columns at a time (``block_pixels``), so a region the size of the scan costs no full-size
-    array."""
+    of 0s) of the pixels whose centre lies in ``outline``: rasterised in its bounding box, a band
+    of rows at a time (``block_pixels``; GDAL fills row by row), so a region the size of the scan
+    costs no full-size array. Runs cut by a band's edge, or going on from the bottom of a column
+    to the top of the next, are joined."""
     x0, y0, x1, y1 = (int(v) for v in np.floor(outline.bounds))
     x1, y1 = min(width, x1 + 1), min(height, y1 + 1)
-    step = max(1, block_pixels // max(1, y1 - y0))
+    step = max(1, block_pixels // max(1, x1 - x0))
     starts: list[np.ndarray] = []
     ends: list[np.ndarray] = []
-    for left in range(x0, x1, step):
-        columns, first, end = _column_runs(outline, left, y0, min(step, x1 - left), y1 - y0)
-        starts.append((columns + left).astype(np.int64) * height + first + y0)
-        ends.append((columns + left).astype(np.int64) * height + end + y0)
-    start, stop = np.concatenate(starts), np.concatenate(ends)
+    for top in range(y0, y1, step):
+        columns, first, end = _column_runs(outline, x0, top, x1 - x0, min(step, y1 - top))
+        offset = (columns + x0).astype(np.int64) * height + top
+        starts.append(offset + first)
+        ends.append(offset + end)
+    order = np.argsort(np.concatenate(starts), kind="stable")
+    start, stop = np.concatenate(starts)[order], np.concatenate(ends)[order]
     if start.size == 0:
         return {"counts": [height * width], "size": [height, width]}
-    joined = np.flatnonzero(start[1:] == stop[:-1])  # a run going on at the top of the next column
+    joined = np.flatnonzero(start[1:] == stop[:-1])
     start, stop = np.delete(start, joined + 1), np.delete(stop, joined)
     counts = np.empty(2 * len(start) + 1, dtype=np.int64)
     counts[0] = start[0]
