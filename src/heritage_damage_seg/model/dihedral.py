@@ -53,5 +53,6 @@ def dihedral_average(
         raise ValueError(f"dihedral TTA needs square tiles, got {tuple(x.shape[ROWS:])}")
     total = model(x).float()
     for view in DIHEDRAL_VIEWS[1:]:
-        total += view.invert(model(view.apply(x)).float())
+        # contiguous: a transposed view would send the convolutions down a slow strided path
+        total += view.invert(model(view.apply(x).contiguous()).float())
     return total / len(DIHEDRAL_VIEWS)
