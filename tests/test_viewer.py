@@ -28,11 +28,12 @@ BIG = (3000, 2000)  # a 6 MP scan: a pyramid of 5 levels above the overview
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
-    """A prediction run with the viewer over a multi-megapixel scan and a small JPEG."""
+    """A prediction run with the viewer over a multi-megapixel scan and a small JPEG whose name
+    needs escaping in a URL."""
     root = tmp_path_factory.mktemp("viewer_run")
     (root / "scans").mkdir()
     painted_scan(*BIG).save(root / "scans" / "big.png")
-    painted_scan(640, 480, seed=1).save(root / "scans" / "small.jpg", quality=90)
+    painted_scan(640, 480, seed=1).save(root / "scans" / "small scan #2 (100%).jpg", quality=90)
     checkpoint = save_random_checkpoint(
         root / "model.pt", scan_view=ModelView("resize", 64).record()
     )
@@ -185,9 +186,9 @@ def test_the_viewer_opens_from_disk_and_shows_each_class_on_and_off(run, browser
     browser.find_element("css selector", "input[name=layer][value=confidence]").click()
     wait_until_drawn(browser)
     assert np.abs(screen_colour(browser, x, y) - shown).sum() > 30
-    browser.find_element("partial link text", "small.jpg").click()
+    browser.find_element("partial link text", "small scan #2").click()  # a name to escape in URLs
     wait_until_drawn(browser)
-    assert browser.find_element("id", "scan-name").text == "small.jpg"
+    assert browser.find_element("id", "scan-name").text == "small scan #2 (100%).jpg"
     assert problems(browser) == []
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
@@ -133,8 +134,9 @@ class RunProducts:
         )
 
     @staticmethod
-    def _files(stem: str) -> dict[str, str]:
-        """The scan's other outputs, from ``viewer/index.html``."""
+    def _files(name: str) -> dict[str, str]:
+        """The scan's other outputs, from ``viewer/index.html`` (as URLs)."""
+        stem = quote(name)
         return {
             "mask": f"../masks/{stem}.png",
             "confidence": f"../confidence/{stem}.png",

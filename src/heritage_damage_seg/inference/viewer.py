@@ -31,6 +31,7 @@ import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import pyvips
@@ -135,7 +136,8 @@ def write_scan_pyramids(
     partial = final.with_name(f".{scan.stem}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    url = f"scans/{scan.stem}"
+    url = f"scans/{quote(scan.stem)}"  # a stem may hold spaces, '#' or '%'
+
     tiles = {
         "scan": deep_zoom(
             picture, partial / "scan", f"{url}/scan", tile_format="jpeg", region_shrink="mean"
