@@ -90,7 +90,8 @@ def strip_bytes(
     width: int, tile: int, num_classes: int, batch_size: int, tta_flip: bool = False
 ) -> int:
     """Float memory of the stitcher beyond the uint8 input and output: the logits + weight strip,
-    one batch of normalised input tiles and its logits (×2 with flip TTA)."""
+    one batch of normalised input tiles and its logits (×2 with TTA: the running sum of the 8
+    views beside the view being predicted)."""
     width = max(width, tile)
     # ×3: the strip itself, the copy of its open rows when it moves on (at most the strip), and
     # the normalised logits of the rows it hands out (at most the strip).
