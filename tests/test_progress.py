@@ -66,3 +66,13 @@ def test_a_log_file_gets_lines_and_no_bar(command):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "%|" not in result.stderr and "\r" not in result.stderr
     assert "ETA" in result.stderr and "[2/2] b.png" in result.stderr
+
+
+def test_without_a_readable_header_the_bar_counts_scans(tmp_path, capsys):
+    from heritage_damage_seg.inference.progress import RunProgress
+
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG truncated")
+    with RunProgress([tmp_path / "broken.png"], interactive=True) as progress:
+        with progress.scan(0, "broken.png") as tile_rows:
+            tile_rows(1, 2)
+    assert "1.0/1.0 scans" in capsys.readouterr().err

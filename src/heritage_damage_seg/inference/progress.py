@@ -46,6 +46,9 @@ class RunProgress:
     def __init__(self, images: Sequence[Path], *, interactive: bool | None = None) -> None:
         self.interactive = _is_terminal(sys.stderr) if interactive is None else interactive
         self.sizes = [_megapixels(p) for p in images] if self.interactive else [0.0] * len(images)
+        self.unit = "MP"
+        if not sum(self.sizes):  # no readable header (or no bar): count scans
+            self.sizes, self.unit = [1.0] * len(images), "scans"
         self.bar: tqdm | None = None
         self._done = 0.0
         self._current = 0.0
@@ -55,10 +58,10 @@ class RunProgress:
         if self.interactive:
             self.bar = self._stack.enter_context(
                 tqdm(
-                    total=round(sum(self.sizes), 1),
-                    unit="MP",
+                    total=sum(self.sizes),
+                    unit=self.unit,
                     dynamic_ncols=True,
-                    bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} MP "
+                    bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} {unit} "
                     "[{elapsed}<{remaining}, {rate_fmt}]",
                 )
             )
@@ -97,7 +100,7 @@ class RunProgress:
 
     def _move(self, position: float) -> None:
         if self.bar is not None:
-            self.bar.update(round(position, 1) - self.bar.n)
+            self.bar.update(position - self.bar.n)
 
 
 def _logged_rows(name: str) -> Callable[[int, int], None]:
