@@ -13,7 +13,8 @@ from heritage_damage_seg.data.dataset import build_cache
 from heritage_damage_seg.data.split import grouped_split
 from heritage_damage_seg.data.synthetic import generate_dataset
 from heritage_damage_seg.io import write_json
-from heritage_damage_seg.training.train import NonFiniteLossError, TrainSettings, train
+from heritage_damage_seg.training.settings import TrainSettings
+from heritage_damage_seg.training.train import NonFiniteLossError, train
 
 
 @pytest.fixture(scope="module")

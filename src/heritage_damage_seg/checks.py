@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from heritage_damage_seg.data.dataset import dataset_format
+from heritage_damage_seg.data.sources import dataset_format
 from heritage_damage_seg.model.encoders import ModelConfigError, check_image_size, encoder_spec
 
 

@@ -48,6 +48,7 @@ from PIL import Image
 from heritage_damage_seg.classes import IGNORE_INDEX
 from heritage_damage_seg.data import decode, parquet
 from heritage_damage_seg.data.decode import VALID_MASK_VALUES, DatasetError  # noqa: F401 (re-exported)
+from heritage_damage_seg.data.sources import find_shards
 from heritage_damage_seg.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -655,7 +656,7 @@ def build_cache_from_parquet(
 ) -> pd.DataFrame:
     """The same cache from ARTeFACT's parquet shards, one row group per job (see module docstring)."""
     _checked_setting(exif_orientation)
-    shards = parquet.find_shards(path)
+    shards = find_shards(path)
     rows = parquet.read_metadata(shards).sort_values("id", kind="stable").reset_index(drop=True)
     rows["position"] = np.arange(len(rows))
     out_dir = Path(out_dir)
@@ -689,23 +690,6 @@ def _working_dir(out_dir: Path) -> Path:
     for sub in ("images", "masks"):
         (work_dir / sub).mkdir(parents=True, exist_ok=True)
     return work_dir
-
-
-def dataset_format(path: str | os.PathLike[str], images_dir: str, chosen: str = "auto") -> str:
-    """``folder`` or ``parquet``; ``auto``: parquet when ``path`` is a .parquet file, or a folder
-    without ``images_dir`` that holds .parquet files (as the dataset hub downloads them)."""
-    if chosen != "auto":
-        return chosen
-    path = Path(path)
-    if path.is_file() and path.suffix == ".parquet":
-        return "parquet"
-    if (
-        path.is_dir()
-        and not (path / images_dir).is_dir()
-        and next(path.rglob("*.parquet"), None) is not None
-    ):
-        return "parquet"
-    return "folder"
 
 
 @dataclass(frozen=True)

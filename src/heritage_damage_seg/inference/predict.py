@@ -45,6 +45,7 @@ from heritage_damage_seg.classes import (
 from heritage_damage_seg.data import decode
 from heritage_damage_seg.data.dataset import IMAGE_SUFFIXES
 from heritage_damage_seg.io import atomic_path, read_json, write_json
+from heritage_damage_seg.logs import format_duration
 from heritage_damage_seg.model.models import load_checkpoint
 from heritage_damage_seg.model.scan_view import ModelView, resized_nearest
 from heritage_damage_seg.model.sliding import SlidingSettings, megapixels
@@ -214,11 +215,6 @@ def _artwork_mask(folder: Path | None, stem: str, shape: tuple[int, int]) -> np.
     return None
 
 
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
 @dataclass
 class PredictSummary:
     checkpoint: str
@@ -319,7 +315,7 @@ def predict_folder(
             seconds,
             i / elapsed,
             megapixels_done / elapsed,
-            _duration(elapsed / i * (len(images) - i)),
+            format_duration(elapsed / i * (len(images) - i)),
         )
     with atomic_path(out_dir / "damage_areas.csv") as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=AREA_COLUMNS)
@@ -348,7 +344,7 @@ def predict_folder(
     write_json(out_dir / "prediction.json", asdict(summary))
     if failed:
         log.error("%d of %d image(s) failed: %s", len(failed), len(images), ", ".join(failed))
-    log.info("done: %d image(s) in %s", summary.n_ok, _duration(summary.seconds))
+    log.info("done: %d image(s) in %s", summary.n_ok, format_duration(summary.seconds))
     return summary
 
 
