@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from common import save
 
+from heritage_damage_seg import device as devices
 from heritage_damage_seg.classes import NUM_CLASSES
 from heritage_damage_seg.device import autocast_dtype, describe, pick_device, synchronize
 from heritage_damage_seg.model.inputs import to_model_input
@@ -48,7 +49,7 @@ def measure(
     generator = torch.Generator().manual_seed(0)
 
     def step(x: torch.Tensor, y: torch.Tensor) -> None:
-        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+        with devices.autocast(device, amp):
             logits = forward(x)
         loss = loss_fn(logits, y)
         optimizer.zero_grad(set_to_none=True)

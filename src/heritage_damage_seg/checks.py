@@ -40,6 +40,12 @@ def check_config(config: dict[str, Any]) -> None:
                 raise ConfigError(
                     f"dataset.metadata: file {root / dataset['metadata']} does not exist: fix it or set it to null"
                 )
+    predicted = config["predict"]["encoder"]
+    if predicted != "best" and predicted not in config["encoders"]:
+        raise ConfigError(
+            f"predict.encoder: {predicted!r} is not among encoders ({', '.join(config['encoders'])}): "
+            "name one of them, or best"
+        )
     size = config["prepare"]["image_size"]
     for name, chosen in config["encoders"].items():
         try:

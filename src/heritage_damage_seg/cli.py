@@ -11,7 +11,10 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
+from heritage_damage_seg.inference.export import export_model
+from heritage_damage_seg.inference.predict import PredictError, predict_folder
 from heritage_damage_seg.model.sliding import BLENDS, SlidingSettings
 
 
@@ -85,8 +88,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S"
     )
     if args.command == "predict":
-        from heritage_damage_seg.inference.predict import PredictError, predict_folder
-
         try:
             summary = predict_folder(
                 args.inputs,
@@ -110,10 +111,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Failed images are reported and skipped; the exit status says whether any failed.
         return 1 if summary.failed else 0
     if args.command == "export":
-        from pathlib import Path
-
-        from heritage_damage_seg.inference.export import export_model
-
         metrics = args.metrics
         if metrics is None and (Path(args.checkpoint).parent / "metrics.json").is_file():
             metrics = str(Path(args.checkpoint).parent / "metrics.json")

@@ -15,6 +15,8 @@ from heritage_damage_seg.training.settings import TrainSettings
 check_config(config)
 
 ENCODER_NAMES = list(config["encoders"])
+# The training cache (rule prepare_cache) as every consumer lists it.
+CACHE_FILES = multiext("results/cache/", "images.npy", "masks.npy", "index.csv")
 # Seed repeats (training.seeds): the first seed's run is results/{encoder}/, the others
 # results/{encoder}/seed_<seed>/ (see heritage_damage_seg.seeds).
 SEEDS = training_seeds(config["training"])

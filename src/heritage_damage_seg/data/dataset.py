@@ -728,13 +728,31 @@ class PreparedCache:
         return np.array([lookup[i] for i in ids], dtype=np.int64)
 
 
+# Columns of index.csv read as text whatever they look like (an id "0012" or a group "1" stay so).
+INDEX_TEXT_COLUMNS = (
+    "id",
+    "group",
+    "scan",
+    "material",
+    "content",
+    "type",
+    "image_path",
+    "mask_path",
+)
+
+
+def read_index(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """The cache's ``index.csv``: ids, groups, metadata and paths as text, sizes as numbers."""
+    return pd.read_csv(
+        path, dtype={column: str for column in INDEX_TEXT_COLUMNS}, keep_default_na=False
+    )
+
+
 def load_cache(cache_dir: str | os.PathLike[str]) -> PreparedCache:
     cache_dir = Path(cache_dir)
     images = np.load(cache_dir / "images.npy", mmap_mode="r")
     masks = np.load(cache_dir / "masks.npy", mmap_mode="r")
-    index = pd.read_csv(
-        cache_dir / "index.csv", dtype={"id": str, "group": str, "scan": str}, keep_default_na=False
-    )
+    index = read_index(cache_dir / "index.csv")
     if not (len(images) == len(masks) == len(index)):
         raise DatasetError(
             f"{cache_dir}: images, masks and index disagree in length: delete the folder and rerun"

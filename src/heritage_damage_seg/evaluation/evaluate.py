@@ -153,7 +153,7 @@ def scored_rows(run: Evaluation, split_file: str | os.PathLike[str]) -> tuple[di
 def _warm_up(run: Evaluation, scored: ResidentSplit) -> None:
     """One untimed batch: the first call pays for allocator warm-up and kernel selection."""
     first_images, _ = next(scored.batches(run.batch_size))
-    with torch.autocast(run.device.type, dtype=run.amp_dtype, enabled=run.amp_dtype is not None):
+    with devices.autocast(run.device, run.amp_dtype):
         run.model(to_model_input(first_images))
 
 
@@ -235,7 +235,7 @@ def _score_cache(run: Evaluation, val: ResidentSplit, predictions_dir: Path) -> 
     for images, masks in val.batches(run.batch_size):
         devices.synchronize(device)
         start = time.perf_counter()
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        with devices.autocast(device, amp_dtype):
             predictions = model(to_model_input(images)).argmax(1)
         devices.synchronize(device)
         forward_seconds += time.perf_counter() - start

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from heritage_damage_seg import device as devices
 from heritage_damage_seg.model.inputs import to_model_input
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ def forward_tiles(
     """uint8 B×T×T×3 tiles → float32 logits B×C×T×T."""
     x = to_model_input(tiles)
     device_type = x.device.type
-    with torch.autocast(device_type, dtype=amp_dtype, enabled=amp_dtype is not None):
+    with devices.autocast(device_type, amp_dtype):
         logits = model(x).float()
         if tta_flip:
             logits += model(x.flip(3)).float().flip(3)

@@ -297,9 +297,7 @@ def train_one_epoch(run: Run, state: TrainingState, epoch: int, stop: StopReques
     for step, (images, masks) in enumerate(batches, start=position.step + 1):
         position.step = step
         images, masks = augment(images, masks, state.generator, run.augmentation)
-        with torch.autocast(
-            run.device.type, dtype=run.amp_dtype, enabled=run.amp_dtype is not None
-        ):
+        with devices.autocast(run.device, run.amp_dtype):
             logits = run.forward(to_model_input(images, run.channels_last))
         loss = run.loss_fn(logits, masks)
         state.optimizer.zero_grad(set_to_none=True)
@@ -368,7 +366,7 @@ def validation_confusion(
     model.eval()
     cm = torch.zeros(NUM_CLASSES, NUM_CLASSES, dtype=torch.int64, device=split.device)
     for images, masks in split.batches(batch_size):
-        with torch.autocast(split.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        with devices.autocast(split.device, amp_dtype):
             logits = model(to_model_input(images, channels_last))
         cm += confusion_matrix(logits.argmax(1), masks)
     return cm
