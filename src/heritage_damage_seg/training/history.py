@@ -19,6 +19,8 @@ HISTORY_COLUMNS = (
     "epoch_seconds",
     "peak_memory_mb",
 )
+# Measurements of the machine, not of the model: they differ between otherwise identical runs.
+TIMING_COLUMNS = ("train_imgs_per_s", "epoch_imgs_per_s", "epoch_seconds", "peak_memory_mb")
 
 
 def write_history(rows: Sequence[dict[str, float]], path: str | os.PathLike[str]) -> None:
