@@ -575,9 +575,19 @@ def _write_cache(
         masks.flush()
         del images, masks
     # The index last: its presence means the arrays it describes are complete.
+    return _write_index(out_dir, index, (heights, widths, image_paths, mask_paths), placements)
+
+
+def _write_index(
+    out_dir: Path,
+    index: pd.DataFrame,
+    measured: tuple[np.ndarray, np.ndarray, list[str], list[str]],
+    placements: list[CropPlacement | None],
+) -> pd.DataFrame:
+    """``index.csv``: the dataset's rows with each one's native size, working copies and (crops
+    view) where it was cut."""
     index = index.copy()
-    index["height"], index["width"] = heights, widths
-    index["image_path"], index["mask_path"] = image_paths, mask_paths
+    index["height"], index["width"], index["image_path"], index["mask_path"] = measured
     columns = list(INDEX_COLUMNS)
     if "scan" in index.columns:  # crops view: where each row was cut
         fields = [
@@ -585,7 +595,7 @@ def _write_cache(
             for p in placements
             if p is not None
         ]
-        if len(fields) != n:
+        if len(fields) != len(index):
             raise DatasetError(
                 "a crops-view cache row was prepared without its crop position: rerun"
             )

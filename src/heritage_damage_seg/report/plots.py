@@ -537,6 +537,7 @@ def plot_class_focus(
 # Comparison figures from model_comparison.json
 
 
+# long: one figure drawn top to bottom (panels, intervals, labels); split, it reads worse
 def plot_comparison_ci(comparison: dict[str, Any], path: PathLike, dpi: int = 100) -> None:
     """mIoU and damage mIoU per encoder with bootstrap confidence intervals."""
     models = comparison["models"]

@@ -533,14 +533,19 @@ def train(
             )
             if stop.requested and epoch < settings.epochs:
                 stop.exit(f"the end of epoch {epoch}", files.last_checkpoint)
+    return finish(run, state, time.perf_counter() - started)
+
+
+def finish(run: Run, state: TrainingState, seconds: float) -> dict[str, Any]:
+    """The run's summary; a run whose every validation was non-finite has no best checkpoint."""
     if state.best_epoch == 0:
         raise NonFiniteLossError(
             "no epoch gave a finite validation mIoU, so there is no best checkpoint: check the "
-            f"data and the split ({files.split_file})"
+            f"data and the split ({run.files.split_file})"
         )
     log.info(
         "done in %s; best val mIoU %.2f%% at epoch %d",
-        format_duration(time.perf_counter() - started),
+        format_duration(seconds),
         100 * state.best_miou,
         state.best_epoch,
     )
