@@ -7,6 +7,7 @@ import argparse
 import torch
 from common import best_of, save
 
+from heritage_damage_seg import device as devices
 from heritage_damage_seg.device import autocast_dtype, describe, pick_device
 from heritage_damage_seg.model.models import ENCODERS, build_model
 
@@ -31,7 +32,7 @@ def main() -> None:
 
             @torch.no_grad()
             def forward(model=model, x=x) -> None:
-                with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+                with devices.autocast(device, amp):
                     model(x).argmax(1)
 
             forward()

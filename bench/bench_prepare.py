@@ -43,10 +43,9 @@ OUR_LOAD = """
 import json, time, resource, numpy as np, torch
 from heritage_damage_seg.data.dataset import load_cache
 start = time.perf_counter(); cache = load_cache({cache!r})
-images = torch.from_numpy(np.ascontiguousarray(cache.images)); masks =
-torch.from_numpy(np.ascontiguousarray(cache.masks))
-print(json.dumps({{"seconds": time.perf_counter() - start, "held_mb": (images.nbytes + masks.nbytes)
-/ 2**20,
+images = torch.from_numpy(np.ascontiguousarray(cache.images))
+masks = torch.from_numpy(np.ascontiguousarray(cache.masks))
+print(json.dumps({{"seconds": time.perf_counter() - start, "held_mb": (images.nbytes + masks.nbytes) / 2**20,
                    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
 

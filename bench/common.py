@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# bench/results/, or where BENCH_RESULTS says (`bash bench/run.sh gpu` writes to results/gpu/).
+RESULTS = Path(os.environ.get("BENCH_RESULTS") or Path(__file__).resolve().parent / "results")
 
 
 def machine() -> str:
@@ -35,9 +36,16 @@ def best_of(repeats: int, fn: Callable[[], object]) -> float:
     return min(times)
 
 
-def run_child(code: str) -> dict:
-    """Runs Python ``code`` in a fresh process (so peak RSS is its own); the code prints one JSON line."""
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+def run_child(code: str, env: dict[str, str] | None = None) -> dict:
+    """Runs Python ``code`` in a fresh process (so peak RSS is its own); the code prints one JSON
+    line. ``env``: variables added to this process's environment for the child."""
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **env} if env else None,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -47,6 +55,9 @@ def child_peak_rss_mb() -> float:
 
 def save(name: str, result: dict) -> None:
     RESULTS.mkdir(exist_ok=True)
+    threads = os.environ.get("OMP_NUM_THREADS")
+    if threads and "command" in result:  # part of how the figures were made
+        result = result | {"command": f"OMP_NUM_THREADS={threads} {result['command']}"}
     result = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), **result}
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

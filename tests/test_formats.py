@@ -611,11 +611,9 @@ LARGE_SCRIPT = """
 import json, sys
 from heritage_damage_seg.data.dataset import build_cache
 root = sys.argv[1]
-index = build_cache(root + "/images", root + "/annotations", root + "/cache", size=384,
-working_max_side=4096)
+index = build_cache(root + "/images", root + "/annotations", root + "/cache", size=384, working_max_side=4096)
 hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")]
-print(json.dumps({"peak_mb": int(hwm[0].split()[1]) / 1024, "image_path":
-index.iloc[0].image_path}))
+print(json.dumps({"peak_mb": int(hwm[0].split()[1]) / 1024, "image_path": index.iloc[0].image_path}))
 """
 
 

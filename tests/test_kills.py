@@ -19,6 +19,8 @@ import pytest
 import torch
 from PIL import Image
 
+from heritage_damage_seg.training.history import TIMING_COLUMNS
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "tiny.yaml"
 SMALL = """
@@ -29,7 +31,7 @@ encoders: {convnext_tiny: {batch_size: 2}}
 TARGET = "results/convnext_tiny/metrics.json"
 # Timing and placement, not results: allowed to differ between an interrupted and a clean run.
 TIMING_METRICS = ("inference_ms_per_image", "device")
-TIMING_HISTORY = ("train_imgs_per_s", "epoch_seconds", "peak_memory_mb")
+TIMING_HISTORY = TIMING_COLUMNS
 
 pytestmark = pytest.mark.slow
 

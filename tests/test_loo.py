@@ -7,11 +7,16 @@ import pytest
 from conftest import snakemake
 
 from heritage_damage_seg.data.dataset import source_group
-from heritage_damage_seg.data.split import SplitError, fold_name, fold_names, leave_one_out_split
+from heritage_damage_seg.data.split import (
+    SplitError,
+    fold_name,
+    fold_names,
+    leave_one_out_split,
+    loo_encoders,
+)
 from heritage_damage_seg.data.synthetic import MATERIALS
 from heritage_damage_seg.evaluation.loo import (
     describe_folds,
-    loo_encoders,
     summarise,
     summary_table,
 )

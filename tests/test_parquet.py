@@ -22,9 +22,9 @@ from heritage_damage_seg.data.dataset import (
     DatasetError,
     build_cache,
     build_cache_from_parquet,
-    dataset_format,
     load_cache,
 )
+from heritage_damage_seg.data.sources import dataset_format
 
 IMAGE_STRUCT = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 SCHEMA = pa.schema(

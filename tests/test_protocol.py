@@ -14,7 +14,8 @@ from heritage_damage_seg.data.synthetic import generate_dataset
 from heritage_damage_seg.evaluation.evaluate import evaluate
 from heritage_damage_seg.io import read_json, write_json
 from heritage_damage_seg.training import train as train_module
-from heritage_damage_seg.training.train import TrainSettings, train
+from heritage_damage_seg.training.settings import TrainSettings
+from heritage_damage_seg.training.train import train
 
 
 @pytest.fixture(scope="module")

@@ -252,17 +252,14 @@ PREDICT_MEMORY_SCRIPT = textwrap.dedent(
     from heritage_damage_seg.inference.predict import predict_folder
 
     def status(key):  # kB → MiB
-        found = re.search(key + r":\\s+(\\d+)", open("/proc/self/status").read())
-        return int(found.group(1)) / 1024
+        return int(re.search(key + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024
 
     root = sys.argv[1]
-    model = root + "/model.pt"
-    predict_folder(root + "/warmup", root + "/out_warmup", checkpoint=model, device_preference="cpu")
+    predict_folder(root + "/warmup", root + "/out_warmup", checkpoint=root + "/model.pt", device_preference="cpu")
     open("/proc/self/clear_refs", "w").write("5")  # resets the peak RSS (VmHWM) to the current RSS
     before = status("VmRSS")
-    summary = predict_folder(root + "/scans", root + "/out", checkpoint=model, device_preference="cpu")
-    result = {"before": before, "peak": status("VmHWM"), "seconds": summary.seconds}
-    print(json.dumps(result | {"ok": summary.n_ok}))
+    summary = predict_folder(root + "/scans", root + "/out", checkpoint=root + "/model.pt", device_preference="cpu")
+    print(json.dumps({"before": before, "peak": status("VmHWM"), "seconds": summary.seconds, "ok": summary.n_ok}))
     """
 )
 

@@ -145,8 +145,7 @@ MEMORY_SCRIPT = textwrap.dedent(
     from heritage_damage_seg.model.sliding import SlidingSettings, predict_mask, strip_bytes
 
     def status(key):  # kB → bytes
-        return 1024 * int(re.search(key + r":\\s+(\\d+)",
-        open("/proc/self/status").read()).group(1))
+        return 1024 * int(re.search(key + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1))
 
     torch.set_num_threads(1)
     height, width, tile = int(sys.argv[1]), int(sys.argv[2]), 64
@@ -156,14 +155,12 @@ MEMORY_SCRIPT = textwrap.dedent(
     rng = np.random.default_rng(0)
     for row in range(0, height, 256):
         image[row : row + 256] = rng.integers(0, 256, image[row : row + 256].shape, dtype=np.uint8)
-    predict_mask(model, image[: 2 * tile], tile=tile, settings=settings)  # warm-up: allocator,
-    kernels
+    predict_mask(model, image[: 2 * tile], tile=tile, settings=settings)  # warm-up: allocator, kernels
     open("/proc/self/clear_refs", "w").write("5")  # resets the peak RSS (VmHWM) to the current RSS
     before = status("VmRSS")
     mask = predict_mask(model, image, tile=tile, settings=settings)
     print(json.dumps({
-        "before": before, "peak": status("VmHWM"), "bound": strip_bytes(width, tile, 16,
-        settings.batch_size),
+        "before": before, "peak": status("VmHWM"), "bound": strip_bytes(width, tile, 16, settings.batch_size),
         "mask": mask.nbytes, "image": image.nbytes,
     }))
     """

@@ -13,7 +13,9 @@ from heritage_damage_seg.data.dataset import build_cache
 from heritage_damage_seg.data.split import grouped_split
 from heritage_damage_seg.data.synthetic import generate_dataset
 from heritage_damage_seg.io import write_json
-from heritage_damage_seg.training.train import NonFiniteLossError, TrainSettings, train
+from heritage_damage_seg.training import train as train_module
+from heritage_damage_seg.training.settings import TrainSettings
+from heritage_damage_seg.training.train import NonFiniteLossError, train
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +100,31 @@ def test_a_diverging_run_stops_without_touching_the_good_checkpoints(inputs, tmp
         for v in checkpoint["model_state_dict"].values()
         if v.is_floating_point()
     )
+
+
+def test_validation_every_k_epochs_and_checkpoints_on_a_clock(inputs, tmp_path, monkeypatch):
+    """validate_every=2 validates epochs 2 and 3 (the last always); checkpoint_minutes=60 writes
+    model_last.pt and model_best.pt once, at the last epoch, instead of after every epoch."""
+    saved = []
+    original = train_module.save_checkpoint
+
+    def recording_save(checkpoint, path):
+        saved.append((Path(path).name, checkpoint["epoch"]))
+        original(checkpoint, path)
+
+    monkeypatch.setattr(train_module, "save_checkpoint", recording_save)
+    result = run(inputs, tmp_path, epochs=3, validate_every=2, checkpoint_minutes=60)
+    history = pd.read_csv(tmp_path / "history.csv")
+    assert history["val_mIoU"].isna().tolist() == [True, False, False]
+    assert (history["epoch_imgs_per_s"] <= history["train_imgs_per_s"]).all()
+    assert [name for name, _ in saved] == ["best.pt", "last.pt"]
+    assert result["best_epoch"] in (2, 3)
+    assert dict(saved) == {"best.pt": result["best_epoch"], "last.pt": 3}
+    best = torch.load(tmp_path / "best.pt", weights_only=False)
+    assert best["epoch"] == result["best_epoch"]
+
+    saved.clear()
+    every_epoch = tmp_path / "every_epoch"
+    every_epoch.mkdir()
+    run(inputs, every_epoch, epochs=3, validate_every=1, checkpoint_minutes=0)
+    assert [name for name, _ in saved if name == "last.pt"] == ["last.pt"] * 3

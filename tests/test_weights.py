@@ -18,7 +18,8 @@ from heritage_damage_seg.model.weights import (
     fetched_path,
     sha256,
 )
-from heritage_damage_seg.training.train import TrainSettings, train
+from heritage_damage_seg.training.settings import TrainSettings
+from heritage_damage_seg.training.train import train
 
 
 def test_an_unreachable_hub_fails_at_once_naming_the_file_and_the_alternative(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from heritage_damage_seg.data.dataset import dataset_format
+from heritage_damage_seg.data.sources import dataset_format
 from heritage_damage_seg.model.encoders import ModelConfigError, check_image_size, encoder_spec
 
 
@@ -40,6 +40,12 @@ def check_config(config: dict[str, Any]) -> None:
                 raise ConfigError(
                     f"dataset.metadata: file {root / dataset['metadata']} does not exist: fix it or set it to null"
                 )
+    predicted = config["predict"]["encoder"]
+    if predicted != "best" and predicted not in config["encoders"]:
+        raise ConfigError(
+            f"predict.encoder: {predicted!r} is not among encoders ({', '.join(config['encoders'])}): "
+            "name one of them, or best"
+        )
     size = config["prepare"]["image_size"]
     for name, chosen in config["encoders"].items():
         try:

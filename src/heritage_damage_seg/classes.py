@@ -29,6 +29,15 @@ NUM_CLASSES = len(CLASS_NAMES)
 CLEAN = 0
 DAMAGE_CLASSES: tuple[int, ...] = tuple(range(1, NUM_CLASSES))
 
+
+def class_id(name: str) -> int:
+    """The id of a class named in :data:`CLASS_NAMES`, e.g. ``class_id("Cracks")`` → 9, so code can
+    name a class instead of writing its number."""
+    if name not in CLASS_NAMES:
+        raise ValueError(f"unknown class name {name!r}; the classes are {CLASS_NAMES}")
+    return CLASS_NAMES.index(name)
+
+
 PALETTE_HEX: tuple[str, ...] = (
     "#000000",
     "#1CE6FF",

@@ -11,7 +11,12 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
+from heritage_damage_seg.inference.export import export_model
+from heritage_damage_seg.inference.outlines import OutlineSettings
+from heritage_damage_seg.inference.predict import PredictError, predict_folder
+from heritage_damage_seg.inference.products import ProductSettings
 from heritage_damage_seg.model.sliding import BLENDS, SlidingSettings
 
 
@@ -116,10 +121,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S"
     )
     if args.command == "predict":
-        from heritage_damage_seg.inference.outlines import OutlineSettings
-        from heritage_damage_seg.inference.predict import PredictError, predict_folder
-        from heritage_damage_seg.inference.products import ProductSettings
-
         try:
             products = ProductSettings(
                 viewer=args.viewer,
@@ -149,10 +150,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Failed images are reported and skipped; the exit status says whether any failed.
         return 1 if summary.failed else 0
     if args.command == "export":
-        from pathlib import Path
-
-        from heritage_damage_seg.inference.export import export_model
-
         metrics = args.metrics
         if metrics is None and (Path(args.checkpoint).parent / "metrics.json").is_file():
             metrics = str(Path(args.checkpoint).parent / "metrics.json")

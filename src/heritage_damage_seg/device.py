@@ -70,3 +70,9 @@ def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def autocast(device: torch.device | str, amp_dtype: torch.dtype | None) -> torch.autocast:
+    """Mixed precision in ``amp_dtype`` (:func:`autocast_dtype`); full fp32 where it is None."""
+    device_type = device if isinstance(device, str) else device.type
+    return torch.autocast(device_type, dtype=amp_dtype, enabled=amp_dtype is not None)

@@ -75,3 +75,10 @@ def logged(
             raise
         finally:
             root.removeHandler(handler)
+
+
+def format_duration(seconds: float) -> str:
+    """``1h02m03s`` / ``2m03s``: elapsed times and ETAs in logs."""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"

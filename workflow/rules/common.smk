@@ -1,19 +1,22 @@
 # Values derived from the validated config, shared by every stage.
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 from heritage_damage_seg.checks import check_config
-from heritage_damage_seg.data.dataset import dataset_format
-from heritage_damage_seg.data.parquet import find_shards
-from heritage_damage_seg.evaluation.loo import loo_encoders
+from heritage_damage_seg.data.sources import dataset_format, find_shards
+from heritage_damage_seg.data.split import loo_encoders
 from heritage_damage_seg.seeds import seed_run, training_seeds
 from heritage_damage_seg.model.weights import fetched_path
 from heritage_damage_seg.data.split import FOLD_NAME_PATTERN, LOO_COLUMNS
+from heritage_damage_seg.training.settings import TrainSettings
 
 # Paths, weights files and sizes the schema cannot check: fail now, naming the key.
 check_config(config)
 
 ENCODER_NAMES = list(config["encoders"])
+# The training cache (rule prepare_cache) as every consumer lists it.
+CACHE_FILES = multiext("results/cache/", "images.npy", "masks.npy", "index.csv")
 # Seed repeats (training.seeds): the first seed's run is results/{encoder}/, the others
 # results/{encoder}/seed_<seed>/ (see heritage_damage_seg.seeds).
 SEEDS = training_seeds(config["training"])
@@ -121,38 +124,9 @@ def encoder_weights_inputs(wildcards):
 
 
 def train_settings(encoder, seed=None):
-    """Training settings for one encoder; lr = base lr × batch / base batch unless set explicitly.
-    ``seed``: one of training.seeds (default: the first)."""
-    training = config["training"]
-    chosen = config["encoders"][encoder]
-    learning_rate = chosen.get("learning_rate") or (
-        training["base_learning_rate"]
-        * chosen["batch_size"]
-        / training["base_batch_size"]
-    )
-    return {
-        "encoder": encoder,
-        "epochs": training["epochs"],
-        "batch_size": chosen["batch_size"],
-        "learning_rate": learning_rate,
-        "weight_decay": training["weight_decay"],
-        "pct_start": training["pct_start"],
-        "loss": config["loss"]["type"],
-        "dice_smooth": config["loss"]["dice_smooth"],
-        "mixed_precision": training["mixed_precision"],
-        "channels_last": training["channels_last"],
-        "augmentation": training["augmentation"],
-        "seed": SEEDS[0] if seed is None else int(seed),
-        # imagenet: the file the local rule encoder_weights fetched once; training reads only it.
-        "encoder_weights": (
-            fetched_path(encoder)
-            if chosen.get("weights") == "imagenet"
-            else chosen.get("weights")
-        ),
-        "eval_batch_size": config["evaluation"]["batch_size"],
-        "device": training["device"],
-        "compile": training["compile"],
-    }
+    """One encoder's training settings (TrainSettings.from_config: lr scaling, seed, weights)."""
+    settings = TrainSettings.from_config(config, encoder, seed, fetched_path(encoder))
+    return asdict(settings)
 
 
 # Figures (workflow/rules/plots.smk): each is also an item of the HTML report.

@@ -21,11 +21,8 @@ rule evaluate:
     resources:
         **gpu_resources(30, timed=True),
     params:
-        batch_size=config["evaluation"]["batch_size"],
-        mixed_precision=config["training"]["mixed_precision"],
-        device=config["training"]["device"],
+        **EVALUATION_PARAMS,
         mode=EVALUATION_MODE,
-        sliding=config["sliding"],
     script:
         "../scripts/evaluate.py"
 
@@ -43,7 +40,7 @@ use rule evaluate as evaluate_seed with:
         "results/benchmarks/evaluate/{encoder}/seed_{seed}.tsv"
 
 
-rule evaluate_other_mode:
+use rule evaluate as evaluate_other_mode with:
     """The evaluation in the mode that evaluation.mode did not pick (for the per-class comparison)."""
     input:
         **evaluation_inputs(OTHER_MODE),
@@ -57,19 +54,12 @@ rule evaluate_other_mode:
         f"results/logs/evaluate_{OTHER_MODE}/{{encoder}}.log",
     benchmark:
         f"results/benchmarks/evaluate_{OTHER_MODE}/{{encoder}}.tsv"
-    conda:
-        "../../envs/pytorch.yaml"
-    threads: config["training"]["threads"]
+    # Not timed: its ms/image are not the benchmark's, so it may share the GPUs (gpu_jobs).
     resources:
         **gpu_resources(60, timed=False),
     params:
-        batch_size=config["evaluation"]["batch_size"],
-        mixed_precision=config["training"]["mixed_precision"],
-        device=config["training"]["device"],
+        **EVALUATION_PARAMS,
         mode=OTHER_MODE,
-        sliding=config["sliding"],
-    script:
-        "../scripts/evaluate.py"
 
 
 rule evaluation_modes:

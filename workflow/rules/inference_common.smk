@@ -5,6 +5,15 @@ EVALUATION_MODE = config["evaluation"]["mode"]
 OTHER_MODE = "native" if EVALUATION_MODE == "cache" else "cache"
 
 
+# What every evaluation job is told besides its mode (evaluate, evaluate_other_mode, loo_evaluate).
+EVALUATION_PARAMS = {
+    "batch_size": config["evaluation"]["batch_size"],
+    "mixed_precision": config["training"]["mixed_precision"],
+    "device": config["training"]["device"],
+    "sliding": config["sliding"],
+}
+
+
 def evaluation_inputs(mode, run="results/{encoder}", split="results/split.json"):
     """The native mode reads the working copies that index.csv points to: the dataset's own files,
     or copies in results/cache/working/ (parquet rows, scans above prepare.working_max_side).
@@ -13,7 +22,7 @@ def evaluation_inputs(mode, run="results/{encoder}", split="results/split.json")
     for a leave-one-out fold, see loo.smk)."""
     inputs = {
         "checkpoint": f"{run}/model_best.pt",
-        "cache": multiext("results/cache/", "images.npy", "masks.npy", "index.csv"),
+        "cache": CACHE_FILES,
         "split": split,
     }
     if mode == "native":
@@ -39,10 +48,7 @@ def predict_checkpoint_inputs(wildcards):
             "scans": predict["input"],
             "comparison": "results/model_comparison.json",
         }
-    if predict["encoder"] not in ENCODER_NAMES:
-        raise ValueError(
-            f"predict.encoder '{predict['encoder']}' is not one of the trained encoders {ENCODER_NAMES}"
-        )
+    # predict.encoder is one of encoders (checks.check_config, at parse time).
     return {
         "scans": predict["input"],
         "checkpoint": f"results/{predict['encoder']}/model_best.pt",

@@ -60,7 +60,7 @@ use rule class_weights as loo_class_weights with:
 
 use rule train as loo_train with:
     input:
-        cache=multiext("results/cache/", "images.npy", "masks.npy", "index.csv"),
+        cache=CACHE_FILES,
         split=rules.loo_split.output[0],
         class_weights=rules.loo_class_weights.output[0],
         encoder_weights=encoder_weights_inputs,

@@ -48,7 +48,7 @@ rule plot_samples:
     input:
         predictions=rules.evaluate.output.predictions,
         metrics=rules.evaluate.output.metrics,
-        cache=multiext("results/cache/", "images.npy", "masks.npy", "index.csv"),
+        cache=CACHE_FILES,
         split=rules.split.output[0],
     output:
         grid=encoder_report(

@@ -17,7 +17,7 @@ rule encoder_weights:
 rule train:
     """One encoder trained on the training split; best checkpoint by validation mIoU."""
     input:
-        cache=multiext("results/cache/", "images.npy", "masks.npy", "index.csv"),
+        cache=CACHE_FILES,
         split=rules.split.output[0],
         class_weights=rules.class_weights.output[0],
         encoder_weights=encoder_weights_inputs,

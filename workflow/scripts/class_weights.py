@@ -1,12 +1,12 @@
 import numpy as np
-import pandas as pd
 
 from heritage_damage_seg.data import class_weights
+from heritage_damage_seg.data.dataset import read_index
 from heritage_damage_seg.io import read_json, write_json
 from heritage_damage_seg.logs import logged
 
 with logged(snakemake.log[0]) as log:
-    index = pd.read_csv(snakemake.input.index, dtype={"id": str}, keep_default_na=False)
+    index = read_index(snakemake.input.index)
     train_ids = set(read_json(snakemake.input.split)["train"])
     positions = np.flatnonzero(index["id"].isin(train_ids).to_numpy())
     masks = np.load(snakemake.input.masks, mmap_mode="r")

@@ -1,11 +1,10 @@
-import pandas as pd
-
+from heritage_damage_seg.data.dataset import read_index
 from heritage_damage_seg.data.split import leave_one_out_split
 from heritage_damage_seg.io import write_json
 from heritage_damage_seg.logs import logged
 
 with logged(snakemake.log[0]) as log:
-    index = pd.read_csv(snakemake.input.index, dtype=str, keep_default_na=False)
+    index = read_index(snakemake.input.index)
     family = snakemake.wildcards.family
     split = leave_one_out_split(
         index["id"].tolist(),

@@ -1,13 +1,10 @@
-import pandas as pd
-
+from heritage_damage_seg.data.dataset import read_index
 from heritage_damage_seg.data.split import grouped_split
 from heritage_damage_seg.io import write_json
 from heritage_damage_seg.logs import logged
 
 with logged(snakemake.log[0]) as log:
-    index = pd.read_csv(
-        snakemake.input.index, dtype={"id": str, "group": str}, keep_default_na=False
-    )
+    index = read_index(snakemake.input.index)
     split = grouped_split(
         index["id"].tolist(),
         index["group"].tolist(),

@@ -12,7 +12,7 @@ resuming = Path(snakemake.params.last_checkpoint).exists()
 with logged(log_file, append=resuming, keep=log_file.with_name(log_file.name + ".attempts")):
     torch.set_num_threads(snakemake.threads)
     train(
-        TrainSettings(**snakemake.params.settings),
+        TrainSettings.from_record(snakemake.params.settings),
         cache_dir=Path(snakemake.input.cache[0]).parent,
         split_file=snakemake.input.split,
         class_weights_file=snakemake.input.class_weights,

@@ -48,6 +48,7 @@ from PIL import Image
 from heritage_damage_seg.classes import IGNORE_INDEX
 from heritage_damage_seg.data import decode, parquet
 from heritage_damage_seg.data.decode import VALID_MASK_VALUES, DatasetError  # noqa: F401 (re-exported)
+from heritage_damage_seg.data.sources import find_shards
 from heritage_damage_seg.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -574,9 +575,19 @@ def _write_cache(
         masks.flush()
         del images, masks
     # The index last: its presence means the arrays it describes are complete.
+    return _write_index(out_dir, index, (heights, widths, image_paths, mask_paths), placements)
+
+
+def _write_index(
+    out_dir: Path,
+    index: pd.DataFrame,
+    measured: tuple[np.ndarray, np.ndarray, list[str], list[str]],
+    placements: list[CropPlacement | None],
+) -> pd.DataFrame:
+    """``index.csv``: the dataset's rows with each one's native size, working copies and (crops
+    view) where it was cut."""
     index = index.copy()
-    index["height"], index["width"] = heights, widths
-    index["image_path"], index["mask_path"] = image_paths, mask_paths
+    index["height"], index["width"], index["image_path"], index["mask_path"] = measured
     columns = list(INDEX_COLUMNS)
     if "scan" in index.columns:  # crops view: where each row was cut
         fields = [
@@ -584,7 +595,7 @@ def _write_cache(
             for p in placements
             if p is not None
         ]
-        if len(fields) != n:
+        if len(fields) != len(index):
             raise DatasetError(
                 "a crops-view cache row was prepared without its crop position: rerun"
             )
@@ -655,7 +666,7 @@ def build_cache_from_parquet(
 ) -> pd.DataFrame:
     """The same cache from ARTeFACT's parquet shards, one row group per job (see module docstring)."""
     _checked_setting(exif_orientation)
-    shards = parquet.find_shards(path)
+    shards = find_shards(path)
     rows = parquet.read_metadata(shards).sort_values("id", kind="stable").reset_index(drop=True)
     rows["position"] = np.arange(len(rows))
     out_dir = Path(out_dir)
@@ -689,23 +700,6 @@ def _working_dir(out_dir: Path) -> Path:
     for sub in ("images", "masks"):
         (work_dir / sub).mkdir(parents=True, exist_ok=True)
     return work_dir
-
-
-def dataset_format(path: str | os.PathLike[str], images_dir: str, chosen: str = "auto") -> str:
-    """``folder`` or ``parquet``; ``auto``: parquet when ``path`` is a .parquet file, or a folder
-    without ``images_dir`` that holds .parquet files (as the dataset hub downloads them)."""
-    if chosen != "auto":
-        return chosen
-    path = Path(path)
-    if path.is_file() and path.suffix == ".parquet":
-        return "parquet"
-    if (
-        path.is_dir()
-        and not (path / images_dir).is_dir()
-        and next(path.rglob("*.parquet"), None) is not None
-    ):
-        return "parquet"
-    return "folder"
 
 
 @dataclass(frozen=True)
@@ -744,13 +738,31 @@ class PreparedCache:
         return np.array([lookup[i] for i in ids], dtype=np.int64)
 
 
+# Columns of index.csv read as text whatever they look like (an id "0012" or a group "1" stay so).
+INDEX_TEXT_COLUMNS = (
+    "id",
+    "group",
+    "scan",
+    "material",
+    "content",
+    "type",
+    "image_path",
+    "mask_path",
+)
+
+
+def read_index(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """The cache's ``index.csv``: ids, groups, metadata and paths as text, sizes as numbers."""
+    return pd.read_csv(
+        path, dtype={column: str for column in INDEX_TEXT_COLUMNS}, keep_default_na=False
+    )
+
+
 def load_cache(cache_dir: str | os.PathLike[str]) -> PreparedCache:
     cache_dir = Path(cache_dir)
     images = np.load(cache_dir / "images.npy", mmap_mode="r")
     masks = np.load(cache_dir / "masks.npy", mmap_mode="r")
-    index = pd.read_csv(
-        cache_dir / "index.csv", dtype={"id": str, "group": str, "scan": str}, keep_default_na=False
-    )
+    index = read_index(cache_dir / "index.csv")
     if not (len(images) == len(masks) == len(index)):
         raise DatasetError(
             f"{cache_dir}: images, masks and index disagree in length: delete the folder and rerun"

@@ -43,6 +43,7 @@ import pyvips
 from PIL import Image
 
 from heritage_damage_seg.classes import IGNORE_INDEX, IGNORE_RGB, NUM_CLASSES, PALETTE_RGB
+from heritage_damage_seg.data.sources import DatasetError
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +65,6 @@ EXIF_SETTINGS = ("auto", *ORIENTATIONS)
 TRANSPOSING = frozenset({5, 6, 7, 8})  # orientations whose displayed image swaps width and height
 # A multi-page file's later pages are compared with its first up to this many.
 MAX_PAGES_CHECKED = 64
-
-
-class DatasetError(ValueError):
-    """A problem with the user's data: the message names the file and what to do about it."""
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ columns of every shard (to fix the order of the cache), then, per worker, one ro
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,20 +24,6 @@ MASK_COLUMNS = (
     "annotation",
     "annotation_rgb",
 )  # the index mask first; the colour rendering if absent
-
-
-def find_shards(path: str | os.PathLike[str]) -> list[Path]:
-    """Every ``*.parquet`` file at ``path`` (a file, or a folder searched recursively), sorted."""
-    path = Path(path)
-    if path.is_file():
-        return [path]
-    shards = sorted(path.rglob("*.parquet")) if path.is_dir() else []
-    if not shards:
-        raise DatasetError(
-            f"no .parquet files found at {path}: set dataset.path to the folder the shards were downloaded to "
-            "(or dataset.format: folder for image/mask folders)"
-        )
-    return shards
 
 
 @dataclass(frozen=True)

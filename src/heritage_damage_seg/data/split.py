@@ -269,3 +269,19 @@ def leave_one_out_split(
         "val": inner["val"],
         "test": test,
     }
+
+
+def loo_encoders(chosen: Sequence[str] | None, encoders: Sequence[str]) -> list[str]:
+    """The encoders trained in every fold (config split.leave_one_out_encoders; null = all).
+
+    A family costs folds × encoders trainings, so it can be run for fewer encoders than the
+    default split; each must still be configured under ``encoders`` (its batch size, weights)."""
+    if chosen is None:
+        return list(encoders)
+    unknown = [e for e in chosen if e not in encoders]
+    if unknown:
+        raise SplitError(
+            f"split.leave_one_out_encoders: {', '.join(unknown)} not among the configured encoders "
+            f"({', '.join(encoders)}): add it under encoders or leave it out"
+        )
+    return list(chosen)

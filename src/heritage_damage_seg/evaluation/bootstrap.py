@@ -140,7 +140,49 @@ def bootstrap_models(
             "pairwise": [],
         }
     names = list(per_image)
-    reference = sorted(per_image[names[0]][0])
+    stacks = aligned_stacks(per_image, split)
+    n_units, n_seeds = next(iter(stacks.values())).shape[1], next(iter(stacks.values())).shape[0]
+    weights = resample_weights(n_units, n_resamples, seed).astype(np.float64)
+    drawn_seeds = seed_weights(n_seeds, n_resamples, seed).astype(np.float64)
+    point, samples = {}, {}
+    for name, stack in stacks.items():
+        point[name], samples[name] = _model_figures(stack, weights, drawn_seeds)
+    models = {
+        name: {
+            metric: {
+                "estimate": _none_if_nan(point[name][metric]),
+                **dict(zip(("low", "high"), _interval(samples[name][metric], confidence))),
+            }
+            for metric in METRICS
+        }
+        for name in names
+    }
+    pairwise = [_pair(a, b, point, samples, confidence) for a, b in combinations(names, 2)]
+    method = f"percentile bootstrap over {split} {unit}s (all rows of each {unit} summed)"
+    if n_seeds > 1:
+        method += f" × {n_seeds} training seeds (drawn with replacement; mean over the drawn seeds)"
+    return {
+        "n_images": n_units,  # resampling units (kept under its old name)
+        "n_units": n_units,
+        "n_resamples": n_resamples,
+        "seed": seed,
+        "confidence": confidence,
+        "unit": unit,
+        "n_seeds": n_seeds,
+        "scored_split": split,
+        "method": method + ", paired across models",
+        "models": models,
+        "pairwise": pairwise,
+    }
+
+
+def aligned_stacks(
+    per_image: dict[str, tuple[list[str], np.ndarray]], split: str
+) -> dict[str, np.ndarray]:
+    """Every model's matrices as (seeds, units, C, C), units in one sorted order; refuses models
+    scored on other units or trained with another number of seeds."""
+    names = list(per_image)
+    reference = sorted(str(i) for i in per_image[names[0]][0])
     stacks = {}
     for name, (ids, confusion) in per_image.items():
         ids = [str(i) for i in ids]
@@ -154,71 +196,50 @@ def bootstrap_models(
         raise ValueError(
             f"the models were trained with different numbers of seeds: {sorted(n_seeds)}"
         )
-    n_seeds_value = n_seeds.pop()
-    weights = resample_weights(len(reference), n_resamples, seed).astype(np.float64)
-    drawn_seeds = seed_weights(n_seeds_value, n_resamples, seed).astype(np.float64)
+    return stacks
 
-    point: dict[str, dict[str, float]] = {}
-    samples: dict[str, dict[str, np.ndarray]] = {}
-    models: dict[str, Any] = {}
-    for name, stack in stacks.items():
-        per_seed_samples: dict[str, list[np.ndarray]] = {metric: [] for metric in METRICS}
-        per_seed_point: dict[str, list[float]] = {metric: [] for metric in METRICS}
-        for run in stack:  # one training seed
-            flat = run.reshape(len(reference), -1).astype(np.float64)
-            resampled = (weights @ flat).reshape(n_resamples, *run.shape[1:])
-            figures = miou_from_confusions(resampled)
-            full = miou_from_confusions(run.sum(axis=0, keepdims=True))
-            for metric in METRICS:
-                per_seed_samples[metric].append(figures[metric])
-                per_seed_point[metric].append(float(full[metric][0]))
-        samples[name] = {
-            m: _seed_mean(np.stack(per_seed_samples[m], axis=1), drawn_seeds) for m in METRICS
-        }
-        point[name] = {
-            m: float(_seed_mean(np.asarray([per_seed_point[m]]), np.ones((1, n_seeds_value)))[0])
-            for m in METRICS
-        }
-        models[name] = {}
-        for metric in METRICS:
-            low, high = _interval(samples[name][metric], confidence)
-            models[name][metric] = {
-                "estimate": _none_if_nan(point[name][metric]),
-                "low": low,
-                "high": high,
-            }
 
-    pairwise = []
-    for a, b in combinations(names, 2):
-        entry: dict[str, Any] = {"a": a, "b": b}
+def _model_figures(
+    stack: np.ndarray, weights: np.ndarray, drawn_seeds: np.ndarray
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """One model's point estimate (mean over seeds of each seed's figure on all units) and its
+    resampled figures (per resample: the mean over the drawn seeds on the drawn units)."""
+    n_resamples, n_units, n_seeds = weights.shape[0], stack.shape[1], stack.shape[0]
+    per_seed_samples: dict[str, list[np.ndarray]] = {metric: [] for metric in METRICS}
+    per_seed_point: dict[str, list[float]] = {metric: [] for metric in METRICS}
+    for run in stack:  # one training seed
+        flat = run.reshape(n_units, -1).astype(np.float64)
+        figures = miou_from_confusions((weights @ flat).reshape(n_resamples, *run.shape[1:]))
+        full = miou_from_confusions(run.sum(axis=0, keepdims=True))
         for metric in METRICS:
-            difference = samples[a][metric] - samples[b][metric]
-            finite = difference[np.isfinite(difference)]
-            low, high = _interval(difference, confidence)
-            entry[metric] = {
-                "difference": _none_if_nan(point[a][metric] - point[b][metric]),
-                "low": low,
-                "high": high,
-                "a_wins_share": float((finite > 0).mean()) if finite.size else None,
-                "ties_share": float((finite == 0).mean()) if finite.size else None,
-            }
-        pairwise.append(entry)
-    return {
-        "n_images": len(reference),  # resampling units (kept under its old name)
-        "n_units": len(reference),
-        "n_resamples": n_resamples,
-        "seed": seed,
-        "confidence": confidence,
-        "unit": unit,
-        "n_seeds": n_seeds_value,
-        "scored_split": split,
-        "method": f"percentile bootstrap over {split} {unit}s (all rows of each {unit} summed)"
-        + (
-            f" × {n_seeds_value} training seeds (drawn with replacement; mean over the drawn seeds)"
-            if n_seeds_value > 1
-            else ""
-        )
-        + ", paired across models",
-        "models": models,
-        "pairwise": pairwise,
+            per_seed_samples[metric].append(figures[metric])
+            per_seed_point[metric].append(float(full[metric][0]))
+    samples = {m: _seed_mean(np.stack(per_seed_samples[m], axis=1), drawn_seeds) for m in METRICS}
+    point = {
+        m: float(_seed_mean(np.asarray([per_seed_point[m]]), np.ones((1, n_seeds)))[0])
+        for m in METRICS
     }
+    return point, samples
+
+
+def _pair(
+    a: str,
+    b: str,
+    point: dict[str, dict[str, float]],
+    samples: dict[str, dict[str, np.ndarray]],
+    confidence: float,
+) -> dict[str, Any]:
+    """``a`` − ``b`` on the shared resamples: the difference, its interval, who wins how often."""
+    entry: dict[str, Any] = {"a": a, "b": b}
+    for metric in METRICS:
+        difference = samples[a][metric] - samples[b][metric]
+        finite = difference[np.isfinite(difference)]
+        low, high = _interval(difference, confidence)
+        entry[metric] = {
+            "difference": _none_if_nan(point[a][metric] - point[b][metric]),
+            "low": low,
+            "high": high,
+            "a_wins_share": float((finite > 0).mean()) if finite.size else None,
+            "ties_share": float((finite == 0).mean()) if finite.size else None,
+        }
+    return entry

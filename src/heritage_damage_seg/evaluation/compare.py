@@ -42,64 +42,12 @@ def compare(
     The bootstrap resamples artwork groups: the matrices of all views and crops of an artwork are
     summed first (files without ``groups`` fall back to scans).
     """
-    models = []
-    for encoder, path in metrics_files.items():
-        metrics = read_json(path)
-        paths = history_files[encoder]
-        histories = [
-            pd.read_csv(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)
-        ]
-        history = histories[0]  # the first seed's run: throughput and training time
-        # Epoch 1 includes start-up (allocation, kernel selection); it is not the steady rate.
-        steady = (
-            history["train_imgs_per_s"].iloc[1:]
-            if len(history) > 1
-            else history["train_imgs_per_s"]
-        )
-        # The validation mIoU of each run's best epoch (the checkpoint kept is the epoch of highest
-        # validation mIoU), averaged over seeds: what predict's best encoder is chosen on.
-        best_val = [float(h["val_mIoU"].max()) for h in histories if "val_mIoU" in h]
-        best_val = [v for v in best_val if np.isfinite(v)]
-        val_miou = float(np.mean(best_val)) if best_val else float("nan")
-        seeds = metrics.get("seeds") or {}
-        over_seeds = {
-            m: seeds[m]["mean"] if seeds.get("n_seeds", 1) > 1 else metrics[m]
-            for m in ("mIoU", "damage_mIoU")
-        }
-        models.append(
-            {
-                "encoder": encoder,
-                "smp_encoder": metrics["smp_encoder"],
-                "family": metrics["family"],
-                "mIoU": over_seeds["mIoU"],
-                "damage_mIoU": over_seeds["damage_mIoU"],
-                "seeds": seeds.get(
-                    "seeds", [metrics.get("seed")] if metrics.get("seed") is not None else []
-                ),
-                "mIoU_seed_std": seeds.get("mIoU", {}).get("std"),
-                "damage_mIoU_seed_std": seeds.get("damage_mIoU", {}).get("std"),
-                "mIoU_per_seed": seeds.get("mIoU", {}).get("per_seed"),
-                "pixel_accuracy": metrics["pixel_accuracy"],
-                "trivial_baseline_mIoU": metrics["trivial_baseline"]["mIoU"],
-                "scored_split": metrics.get("scored_split", "val"),
-                "val_mIoU": val_miou if np.isfinite(val_miou) else None,
-                "per_class_IoU": {name: c["IoU"] for name, c in metrics["per_class"].items()},
-                "parameters": metrics["parameters"],
-                "train_imgs_per_s": float(steady.median()),
-                "train_seconds": float(history["epoch_seconds"].sum()),
-                "epochs": int(history["epoch"].max()),
-                "best_epoch": metrics["checkpoint_epoch"],
-                "inference_ms_per_image": metrics["inference_ms_per_image"],
-                "device": metrics["device"],
-            }
-        )
+    models = [
+        model_row(encoder, read_json(path), _as_list(history_files[encoder]))
+        for encoder, path in metrics_files.items()
+    ]
     models.sort(key=lambda m: -(m["mIoU"] if m["mIoU"] is not None else -1.0))
-    scored = sorted({m["scored_split"] for m in models})
-    if len(scored) > 1:
-        raise ValueError(
-            f"the encoders were scored on different splits ({', '.join(scored)}): re-evaluate them"
-        )
-    scored_split = scored[0] if scored else "test"
+    scored_split = _common_scored_split(models)
     chosen = (
         max(models, key=lambda m: m["val_mIoU"] if m["val_mIoU"] is not None else -1.0)
         if models
@@ -119,35 +67,13 @@ def compare(
         "models": models,
     }
     if per_image_files:
-        per_image = {}
-        units = set()
-        for model in models:  # ranked order: pairwise differences are better minus worse
-            files = per_image_files[model["encoder"]]
-            runs = []
-            for path in (
-                [files] if isinstance(files, (str, os.PathLike)) else files
-            ):  # one file per seed
-                unit, names, stack = _load_units(path)
-                units.add(unit)
-                if runs and names != runs[0][0]:
-                    raise ValueError(
-                        f"{path} scored other {unit}s than the first seed's run of {model['encoder']}"
-                    )
-                runs.append((names, stack))
-            per_image[model["encoder"]] = (
-                runs[0][0],
-                runs[0][1] if len(runs) == 1 else np.stack([r[1] for r in runs]),
-            )
-        if len(units) > 1:
-            raise ValueError(
-                "the encoders' per_image_confusion.npz files differ in kind: re-evaluate them"
-            )
+        per_image, unit = _per_unit_confusions(models, per_image_files)
         bootstrap = bootstrap_models(
             per_image,
             n_resamples=n_resamples,
             seed=seed,
             confidence=confidence,
-            unit=units.pop() if units else "artwork",
+            unit=unit,
             split=scored_split,
         )
         for model in models:
@@ -159,6 +85,92 @@ def compare(
         }
         result["pairwise"] = bootstrap["pairwise"]
     return result
+
+
+def _as_list(paths: str | os.PathLike[str] | list[str]) -> list[str]:
+    """One path, or one per seed (first seed first)."""
+    return [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+
+
+def best_val_miou(histories: list[pd.DataFrame]) -> float | None:
+    """The validation mIoU of each run's best epoch (the checkpoint kept), averaged over seeds:
+    what predict's best encoder is chosen on."""
+    best = [float(h["val_mIoU"].max()) for h in histories if "val_mIoU" in h]
+    best = [v for v in best if np.isfinite(v)]
+    return float(np.mean(best)) if best else None
+
+
+def model_row(encoder: str, metrics: dict[str, Any], history_paths: list[str]) -> dict[str, Any]:
+    """One encoder's row of the comparison: test figures (mean over seeds), the validation
+    figure it is chosen on, and the first seed's throughput and training time."""
+    histories = [pd.read_csv(p) for p in history_paths]
+    history = histories[0]
+    # Epoch 1 includes start-up (allocation, kernel selection); it is not the steady rate.
+    rates = history["train_imgs_per_s"]
+    steady = rates.iloc[1:] if len(history) > 1 else rates
+    seeds = metrics.get("seeds") or {}
+    over_seeds = {
+        m: seeds[m]["mean"] if seeds.get("n_seeds", 1) > 1 else metrics[m]
+        for m in ("mIoU", "damage_mIoU")
+    }
+    single_seed = [metrics["seed"]] if metrics.get("seed") is not None else []
+    return {
+        "encoder": encoder,
+        "smp_encoder": metrics["smp_encoder"],
+        "family": metrics["family"],
+        "mIoU": over_seeds["mIoU"],
+        "damage_mIoU": over_seeds["damage_mIoU"],
+        "seeds": seeds.get("seeds", single_seed),
+        "mIoU_seed_std": seeds.get("mIoU", {}).get("std"),
+        "damage_mIoU_seed_std": seeds.get("damage_mIoU", {}).get("std"),
+        "mIoU_per_seed": seeds.get("mIoU", {}).get("per_seed"),
+        "pixel_accuracy": metrics["pixel_accuracy"],
+        "trivial_baseline_mIoU": metrics["trivial_baseline"]["mIoU"],
+        "scored_split": metrics.get("scored_split", "val"),
+        "val_mIoU": best_val_miou(histories),
+        "per_class_IoU": {name: c["IoU"] for name, c in metrics["per_class"].items()},
+        "parameters": metrics["parameters"],
+        "train_imgs_per_s": float(steady.median()),
+        "train_seconds": float(history["epoch_seconds"].sum()),
+        "epochs": int(history["epoch"].max()),
+        "best_epoch": metrics["checkpoint_epoch"],
+        "inference_ms_per_image": metrics["inference_ms_per_image"],
+        "device": metrics["device"],
+    }
+
+
+def _common_scored_split(models: list[dict[str, Any]]) -> str:
+    scored = sorted({m["scored_split"] for m in models})
+    if len(scored) > 1:
+        raise ValueError(
+            f"the encoders were scored on different splits ({', '.join(scored)}): re-evaluate them"
+        )
+    return scored[0] if scored else "test"
+
+
+def _per_unit_confusions(
+    models: list[dict[str, Any]], per_image_files: dict[str, str | list[str]]
+) -> tuple[dict[str, tuple[list[str], np.ndarray]], str]:
+    """Each encoder's confusion matrices summed per resampling unit (seeds stacked), in ranked
+    order (pairwise differences are better minus worse), and the unit's kind."""
+    per_image, units = {}, set()
+    for model in models:
+        runs = []
+        for path in _as_list(per_image_files[model["encoder"]]):  # one file per seed
+            unit, names, stack = _load_units(path)
+            units.add(unit)
+            if runs and names != runs[0][0]:
+                raise ValueError(
+                    f"{path} scored other {unit}s than the first seed's run of {model['encoder']}"
+                )
+            runs.append((names, stack))
+        stacked = runs[0][1] if len(runs) == 1 else np.stack([r[1] for r in runs])
+        per_image[model["encoder"]] = (runs[0][0], stacked)
+    if len(units) > 1:
+        raise ValueError(
+            "the encoders' per_image_confusion.npz files differ in kind: re-evaluate them"
+        )
+    return per_image, units.pop() if units else "artwork"
 
 
 def _load_units(path: str | os.PathLike[str]) -> tuple[str, list[str], np.ndarray]:

@@ -76,25 +76,36 @@ class Scored:
     resolution: dict[str, Any]
 
 
-@torch.no_grad()
-def evaluate(
+@dataclass
+class Evaluation:
+    """A trained model, checked against the cache it is scored on, on its device."""
+
+    checkpoint_path: str
+    checkpoint: dict[str, Any]
+    model: nn.Module
+    view: ModelView
+    cache: PreparedCache
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    batch_size: int
+    mode: str
+    sliding: SlidingSettings
+
+
+def load_evaluation(
     checkpoint_path: str | os.PathLike[str],
-    *,
     cache_dir: str | os.PathLike[str],
-    split_file: str | os.PathLike[str],
-    metrics_file: str | os.PathLike[str],
-    per_image_confusion_file: str | os.PathLike[str],
-    predictions_dir: str | os.PathLike[str],
-    batch_size: int = 16,
-    mixed_precision: bool = True,
-    device_preference: str = "auto",
-    mode: str = "cache",
-    sliding: SlidingSettings | None = None,
-) -> dict[str, Any]:
+    *,
+    batch_size: int,
+    mixed_precision: bool,
+    device_preference: str,
+    mode: str,
+    sliding: SlidingSettings | None,
+) -> Evaluation:
+    """The model and its cache, refusing a cache of another size or view than it was trained on."""
     if mode not in EVALUATION_MODES:
         raise ValueError(f"evaluation mode '{mode}' must be one of {', '.join(EVALUATION_MODES)}")
     device = devices.pick_device(device_preference)
-    amp_dtype = devices.autocast_dtype(device, mixed_precision)
     model, checkpoint = load_checkpoint(checkpoint_path, device)
     view = ModelView.from_checkpoint(checkpoint, str(checkpoint_path))
     cache = load_cache(cache_dir)
@@ -110,6 +121,22 @@ def evaluate(
             f"as: {cache_view.describe()}. Retrain on this cache, or rebuild it with the model's "
             "prepare.view and prepare.crop_scale"
         )
+    return Evaluation(
+        str(checkpoint_path),
+        checkpoint,
+        model,
+        view,
+        cache,
+        device,
+        devices.autocast_dtype(device, mixed_precision),
+        batch_size,
+        mode,
+        sliding or SlidingSettings(batch_size=batch_size),
+    )
+
+
+def scored_rows(run: Evaluation, split_file: str | os.PathLike[str]) -> tuple[dict, ResidentSplit]:
+    """The protocol record and the scored side (``test``; ``val`` under the seed's protocol)."""
     split = read_json(split_file)
     protocol = protocol_record(split)
     scored_ids = split[protocol["scored_split"]]
@@ -117,34 +144,62 @@ def evaluate(
         raise ValueError(
             f"{split_file}: the {protocol['scored_split']} side is empty: nothing to score"
         )
-    val = ResidentSplit(cache.images, cache.masks, cache.positions(scored_ids), device)
+    cache = run.cache
+    return protocol, ResidentSplit(
+        cache.images, cache.masks, cache.positions(scored_ids), run.device
+    )
+
+
+def _warm_up(run: Evaluation, scored: ResidentSplit) -> None:
+    """One untimed batch: the first call pays for allocator warm-up and kernel selection."""
+    first_images, _ = next(scored.batches(run.batch_size))
+    with devices.autocast(run.device, run.amp_dtype):
+        run.model(to_model_input(first_images))
+
+
+@torch.no_grad()
+def evaluate(
+    checkpoint_path: str | os.PathLike[str],
+    *,
+    cache_dir: str | os.PathLike[str],
+    split_file: str | os.PathLike[str],
+    metrics_file: str | os.PathLike[str],
+    per_image_confusion_file: str | os.PathLike[str],
+    predictions_dir: str | os.PathLike[str],
+    batch_size: int = 16,
+    mixed_precision: bool = True,
+    device_preference: str = "auto",
+    mode: str = "cache",
+    sliding: SlidingSettings | None = None,
+) -> dict[str, Any]:
+    """Scores the checkpoint on the split's scored side in ``mode``; writes metrics.json, the
+    per-image confusion matrices and the predicted masks (see the module docstring)."""
+    run = load_evaluation(
+        checkpoint_path,
+        cache_dir,
+        batch_size=batch_size,
+        mixed_precision=mixed_precision,
+        device_preference=device_preference,
+        mode=mode,
+        sliding=sliding,
+    )
+    protocol, rows = scored_rows(run, split_file)
     predictions_dir = Path(predictions_dir)
     predictions_dir.mkdir(parents=True, exist_ok=True)
-    # One untimed batch first: the first call pays for allocator warm-up and kernel selection.
-    first_images, _ = next(val.batches(batch_size))
-    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-        model(to_model_input(first_images))
-    sliding = sliding or SlidingSettings(batch_size=batch_size)
+    _warm_up(run, rows)
     if mode == "native":
-        rows = cache.index.iloc[val.positions]
-        scored = _score_native(model, view, rows, predictions_dir, sliding, device, amp_dtype)
+        scored = _score_native(run, run.cache.index.iloc[rows.positions], predictions_dir)
     else:
-        scored = _score_cache(model, cache, val, predictions_dir, batch_size, device, amp_dtype)
-    metrics = _metrics(
-        checkpoint_path,
-        checkpoint,
-        model,
-        view,
-        cache,
-        mode,
-        sliding,
-        scored,
-        batch_size,
-        device,
-        amp_dtype,
-    )
-    metrics = {**protocol, **metrics}
-    with atomic_path(per_image_confusion_file) as tmp, open(tmp, "wb") as handle:
+        scored = _score_cache(run, rows, predictions_dir)
+    metrics = {**protocol, **_metrics(run, scored)}
+    _write_per_image(scored, per_image_confusion_file)
+    write_json(metrics_file, metrics)
+    _log_metrics(metrics)
+    return metrics
+
+
+def _write_per_image(scored: Scored, path: str | os.PathLike[str]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez_compressed(
             handle,
             ids=scored.ids.astype(str),
@@ -152,12 +207,15 @@ def evaluate(
             groups=scored.groups.astype(str),
             confusion=scored.per_image,
         )
-    write_json(metrics_file, metrics)
+
+
+def _log_metrics(metrics: dict[str, Any]) -> None:
     log.info(
-        "%s (%s split, %s, scored %s): mIoU %.2f%% (damage %.2f%%), trivial baseline %.2f%%, %.2f ms/image on %s",
+        "%s (%s split, %s, scored %s): mIoU %.2f%% (damage %.2f%%), trivial baseline %.2f%%, "
+        "%.2f ms/image on %s",
         metrics["encoder"],
         metrics["scored_split"],
-        mode,
+        metrics["evaluation_mode"],
         metrics["resolution"],
         100 * (metrics["mIoU"] or 0),
         100 * (metrics["damage_mIoU"] or 0),
@@ -165,27 +223,19 @@ def evaluate(
         metrics["inference_ms_per_image"],
         metrics["device"],
     )
-    return metrics
 
 
-def _score_cache(
-    model: nn.Module,
-    cache: PreparedCache,
-    val: ResidentSplit,
-    predictions_dir: Path,
-    batch_size: int,
-    device: torch.device,
-    amp_dtype: torch.dtype | None,
-) -> Scored:
+def _score_cache(run: Evaluation, val: ResidentSplit, predictions_dir: Path) -> Scored:
     """The cached rows of the scored split, batch by batch; only the forward passes are timed."""
+    model, cache, device, amp_dtype = run.model, run.cache, run.device, run.amp_dtype
     rows = cache.index.iloc[val.positions]
     ids = rows["id"].to_numpy()
     per_image = np.zeros((len(val), NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
     forward_seconds, done = 0.0, 0
-    for images, masks in val.batches(batch_size):
+    for images, masks in val.batches(run.batch_size):
         devices.synchronize(device)
         start = time.perf_counter()
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        with devices.autocast(device, amp_dtype):
             predictions = model(to_model_input(images)).argmax(1)
         devices.synchronize(device)
         forward_seconds += time.perf_counter() - start
@@ -211,17 +261,10 @@ def _score_cache(
     )
 
 
-def _score_native(
-    model: nn.Module,
-    view: ModelView,
-    rows: pd.DataFrame,
-    predictions_dir: Path,
-    sliding: SlidingSettings,
-    device: torch.device,
-    amp_dtype: torch.dtype | None,
-) -> Scored:
+def _score_native(run: Evaluation, rows: pd.DataFrame, predictions_dir: Path) -> Scored:
     """Each scan of the scored split once, whole, predicted as ``predict`` does and scored at its working
     copy's resolution; the timing covers the whole prediction (decode, model, resizing back)."""
+    model, view, device, amp_dtype = run.model, run.view, run.device, run.amp_dtype
     scans = rows.drop_duplicates("scan") if view.view == "crops" else rows
     ids = (scans["scan"] if view.view == "crops" else scans["id"]).to_numpy()
     per_image = np.zeros((len(scans), NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
@@ -235,7 +278,7 @@ def _score_native(
             row.image_path,
             name=row.image_path,
             native_size=native,
-            settings=sliding,
+            settings=run.sliding,
             device=device,
             amp_dtype=amp_dtype,
         )
@@ -282,19 +325,8 @@ def _save_prediction(path: Path, prediction: np.ndarray) -> None:
         Image.fromarray(prediction, mode="L").save(tmp, format="PNG")
 
 
-def _metrics(
-    checkpoint_path: str | os.PathLike[str],
-    checkpoint: dict[str, Any],
-    model: nn.Module,
-    view: ModelView,
-    cache: PreparedCache,
-    mode: str,
-    sliding: SlidingSettings,
-    scored: Scored,
-    batch_size: int,
-    device: torch.device,
-    amp_dtype: torch.dtype | None,
-) -> dict[str, Any]:
+def _metrics(run: Evaluation, scored: Scored) -> dict[str, Any]:
+    checkpoint, cache, view, mode = run.checkpoint, run.cache, run.view, run.mode
     cm = scored.per_image.sum(axis=0)
     summary = summarise(cm)
     baseline = summarise(trivial_baseline_cm(cm))
@@ -303,7 +335,7 @@ def _metrics(
         "encoder": encoder,
         "smp_encoder": ENCODERS[encoder].smp_encoder,
         "family": ENCODERS[encoder].family,
-        "checkpoint": str(checkpoint_path),
+        "checkpoint": run.checkpoint_path,
         "checkpoint_epoch": checkpoint["epoch"],
         "seed": checkpoint.get("settings", {}).get("seed"),  # the training seed of these figures
         "evaluation_mode": mode,
@@ -313,7 +345,7 @@ def _metrics(
         "image_size": cache.size,
         "resolution": scored.resolution["description"],
         "scored_resolution": scored.resolution,
-        "sliding": asdict(sliding) if mode == "native" and view.view == "crops" else None,
+        "sliding": asdict(run.sliding) if mode == "native" and view.view == "crops" else None,
         "n_images": len(scored.ids),
         "n_scans": len(set(scored.scans)),
         **summary,
@@ -324,10 +356,10 @@ def _metrics(
             "pixel_accuracy": baseline["pixel_accuracy"],
         },
         "inference_ms_per_image": 1000.0 * scored.forward_seconds / max(1, len(scored.ids)),
-        "inference_batch_size": batch_size,
-        "device": devices.describe(device),
-        "precision": str(amp_dtype or "fp32"),
-        "parameters": count_parameters(model),
+        "inference_batch_size": run.batch_size,
+        "device": devices.describe(run.device),
+        "precision": str(run.amp_dtype or "fp32"),
+        "parameters": count_parameters(run.model),
         "confusion_matrix": cm.tolist(),
     }
 

@@ -98,32 +98,9 @@ def export_torchscript(
     return None
 
 
-def export_model(
-    checkpoint_path: str | os.PathLike[str],
-    out_dir: str | os.PathLike[str],
-    *,
-    metrics_file: str | os.PathLike[str] | None = None,
-    torchscript: bool = True,
-    verify: bool = True,
-) -> dict[str, Any]:
-    """Writes ``model.onnx``, ``model.ts`` (when it traces) and ``model_card.json`` to ``out_dir``."""
-    model, checkpoint = load_checkpoint(checkpoint_path, "cpu")
-    model = model.float().eval()
-    size = int(checkpoint["image_size"])
-    encoder = checkpoint["encoder"]
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    onnx_path = out_dir / "model.onnx"
-    export_onnx(model, size, onnx_path)
-    card: dict[str, Any] = {
-        "encoder": encoder,
-        "smp_encoder": ENCODERS[encoder].smp_encoder,
-        "family": ENCODERS[encoder].family,
-        "architecture": "U-Net (segmentation_models_pytorch)",
-        "parameters": count_parameters(model),
-        "training_resolution": size,
-        # How to feed it a scan: the way it was trained (heritage-damage-seg predict does this).
-        "scan_view": ModelView.from_checkpoint(checkpoint, str(checkpoint_path)).record(),
+def model_io(size: int) -> dict[str, Any]:
+    """What the exported graph takes and gives: shapes, dtype, normalisation, decoding."""
+    return {
         "input": {
             "name": "image",
             "shape": ["batch", 3, size, size],
@@ -143,6 +120,12 @@ def export_model(
             "dtype": "float32",
             "decode": "argmax over dim 1 → class id",
         },
+    }
+
+
+def class_table() -> dict[str, Any]:
+    """The classes with their ids and ARTeFACT colours, and the ignored Background."""
+    return {
         "classes": [
             {"id": i, "name": name, "colour": PALETTE_HEX[i]} for i, name in enumerate(CLASS_NAMES)
         ],
@@ -152,6 +135,35 @@ def export_model(
             "colour": IGNORE_HEX,
             "note": "never predicted: the model has no background class",
         },
+    }
+
+
+def card_metrics(metrics_file: str | os.PathLike[str] | None) -> dict[str, Any] | None:
+    """The test figures the card reports (None without a metrics file)."""
+    if metrics_file is None:
+        return None
+    metrics = read_json(metrics_file)
+    keys = ("evaluation_mode", "n_images", "mIoU", "damage_mIoU", "pixel_accuracy", "image_size")
+    per_class = {name: c["IoU"] for name, c in metrics.get("per_class", {}).items()}
+    return {key: metrics.get(key) for key in keys} | {"per_class_IoU": per_class}
+
+
+def model_card(
+    model: torch.nn.Module, checkpoint: dict[str, Any], checkpoint_path: str | os.PathLike[str]
+) -> dict[str, Any]:
+    """``model_card.json`` without its files: the model, how to feed it, where it came from."""
+    encoder, size = checkpoint["encoder"], int(checkpoint["image_size"])
+    return {
+        "encoder": encoder,
+        "smp_encoder": ENCODERS[encoder].smp_encoder,
+        "family": ENCODERS[encoder].family,
+        "architecture": "U-Net (segmentation_models_pytorch)",
+        "parameters": count_parameters(model),
+        "training_resolution": size,
+        # How to feed it a scan: the way it was trained (heritage-damage-seg predict does this).
+        "scan_view": ModelView.from_checkpoint(checkpoint, str(checkpoint_path)).record(),
+        **model_io(size),
+        **class_table(),
         "checkpoint": str(checkpoint_path),
         "checkpoint_sha256": sha256(checkpoint_path),
         "checkpoint_epoch": checkpoint.get("epoch"),
@@ -159,36 +171,46 @@ def export_model(
         # The encoder's start: random init, or the weights file with its SHA-256.
         "encoder_weights": checkpoint.get("encoder_weights"),
         "config_hash": config_hash(checkpoint.get("settings") or {}),
-        "files": {
-            "onnx": onnx_path.name,
-            "onnx_sha256": sha256(onnx_path),
-            "onnx_opset": ONNX_OPSET,
-        },
     }
-    if metrics_file is not None:
-        metrics = read_json(metrics_file)
-        card["metrics"] = {
-            key: metrics.get(key)
-            for key in (
-                "evaluation_mode",
-                "n_images",
-                "mIoU",
-                "damage_mIoU",
-                "pixel_accuracy",
-                "image_size",
-            )
-        } | {"per_class_IoU": {name: c["IoU"] for name, c in metrics.get("per_class", {}).items()}}
-    else:
-        card["metrics"] = None
+
+
+def _verify_onnx(model: torch.nn.Module, onnx_path: Path, size: int, name: str) -> float:
+    """Largest difference between ONNX Runtime and PyTorch on a seeded probe; refuses > TOLERANCE."""
+    probe = torch.randn((2, 3, size, size), generator=torch.Generator().manual_seed(0))
+    diff = onnx_max_abs_diff(model, onnx_path, probe)
+    if diff > TOLERANCE:
+        raise RuntimeError(
+            f"ONNX export of {name} differs from PyTorch by {diff:.2e} (> {TOLERANCE})"
+        )
+    return diff
+
+
+def export_model(
+    checkpoint_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    metrics_file: str | os.PathLike[str] | None = None,
+    torchscript: bool = True,
+    verify: bool = True,
+) -> dict[str, Any]:
+    """Writes ``model.onnx``, ``model.ts`` (when it traces) and ``model_card.json`` to ``out_dir``."""
+    model, checkpoint = load_checkpoint(checkpoint_path, "cpu")
+    model = model.float().eval()
+    size = int(checkpoint["image_size"])
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    onnx_path = out_dir / "model.onnx"
+    export_onnx(model, size, onnx_path)
+    card = model_card(model, checkpoint, checkpoint_path)
+    card["files"] = {
+        "onnx": onnx_path.name,
+        "onnx_sha256": sha256(onnx_path),
+        "onnx_opset": ONNX_OPSET,
+    }
+    card["metrics"] = card_metrics(metrics_file)
     if verify:
-        generator = torch.Generator().manual_seed(0)
-        probe = torch.randn((2, 3, size, size), generator=generator)
-        diff = onnx_max_abs_diff(model, onnx_path, probe)
+        diff = _verify_onnx(model, onnx_path, size, str(checkpoint_path))
         card["files"]["onnx_max_abs_diff_vs_pytorch"] = diff
-        if diff > TOLERANCE:
-            raise RuntimeError(
-                f"ONNX export of {checkpoint_path} differs from PyTorch by {diff:.2e} (> {TOLERANCE})"
-            )
     if torchscript:
         ts_path = out_dir / "model.ts"
         problem = export_torchscript(model, size, ts_path)
@@ -196,10 +218,6 @@ def export_model(
         if problem:
             card["files"]["torchscript_unavailable"] = problem
     write_json(out_dir / "model_card.json", card)
-    log.info(
-        "exported %s to %s (%s)",
-        encoder,
-        out_dir,
-        ", ".join(str(v) for k, v in card["files"].items() if k in ("onnx", "torchscript") and v),
-    )
+    exported = [card["files"][k] for k in ("onnx", "torchscript") if card["files"].get(k)]
+    log.info("exported %s to %s (%s)", checkpoint["encoder"], out_dir, ", ".join(exported))
     return card

@@ -48,6 +48,7 @@ from heritage_damage_seg.inference.confidence import predict_with_confidence, sa
 from heritage_damage_seg.inference.products import PRODUCT_COLUMNS, ProductSettings, RunProducts
 from heritage_damage_seg.inference.progress import RunProgress
 from heritage_damage_seg.io import atomic_path, read_json, write_json
+from heritage_damage_seg.logs import format_duration
 from heritage_damage_seg.model.models import load_checkpoint
 from heritage_damage_seg.model.scan_view import ModelView, resized_nearest
 from heritage_damage_seg.model.sliding import SlidingSettings, megapixels
@@ -218,11 +219,6 @@ def _artwork_mask(folder: Path | None, stem: str, shape: tuple[int, int]) -> np.
     return None
 
 
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
 @dataclass
 class PredictSummary:
     checkpoint: str
@@ -331,7 +327,7 @@ def predict_folder(
                 seconds,
                 i / elapsed,
                 megapixels_done / elapsed,
-                _duration(elapsed / i * (len(images) - i)),
+                format_duration(elapsed / i * (len(images) - i)),
             )
     csv_rows = [
         {k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows
@@ -364,7 +360,7 @@ def predict_folder(
     write_json(out_dir / "prediction.json", asdict(summary))
     if failed:
         log.error("%d of %d image(s) failed: %s", len(failed), len(images), ", ".join(failed))
-    log.info("done: %d image(s) in %s", summary.n_ok, _duration(summary.seconds))
+    log.info("done: %d image(s) in %s", summary.n_ok, format_duration(summary.seconds))
     return summary
 
 

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from heritage_damage_seg import device as devices
 from heritage_damage_seg.model.dihedral import dihedral_average
 from heritage_damage_seg.model.inputs import to_model_input
 
@@ -117,7 +118,7 @@ def forward_tiles(
     """uint8 B×T×T×3 tiles → float32 logits B×C×T×T."""
     x = to_model_input(tiles)
     device_type = x.device.type
-    with torch.autocast(device_type, dtype=amp_dtype, enabled=amp_dtype is not None):
+    with devices.autocast(device_type, amp_dtype):
         if tta_flip:
             return dihedral_average(model, x)
         return model(x).float()

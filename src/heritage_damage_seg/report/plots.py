@@ -11,20 +11,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
+from PIL import Image
 
-from heritage_damage_seg.classes import (  # noqa: E402
+from heritage_damage_seg.classes import (
     CLASS_NAMES,
     DAMAGE_CLASSES,
     IGNORE_INDEX,
@@ -32,8 +34,9 @@ from heritage_damage_seg.classes import (  # noqa: E402
     PALETTE_HEX,
     colour_lut,
 )
-from heritage_damage_seg.data.split import split_word  # noqa: E402
-from heritage_damage_seg.io import atomic_path  # noqa: E402
+from heritage_damage_seg.data.dataset import cut_crop, load_cache
+from heritage_damage_seg.data.split import split_word
+from heritage_damage_seg.io import atomic_path
 
 PathLike = str | os.PathLike[str]
 
@@ -534,6 +537,7 @@ def plot_class_focus(
 # Comparison figures from model_comparison.json
 
 
+# long: one figure drawn top to bottom (panels, intervals, labels); split, it reads worse
 def plot_comparison_ci(comparison: dict[str, Any], path: PathLike, dpi: int = 100) -> None:
     """mIoU and damage mIoU per encoder with bootstrap confidence intervals."""
     models = comparison["models"]
@@ -701,16 +705,10 @@ def load_samples(
     resized to the cache size (resize view), or resized to the scale the crops were cut at and cut
     at the crop's position (crops view).
     """
-    from pathlib import Path
-
-    index = pd.read_csv(
-        Path(cache_dir) / "index.csv", dtype={"id": str, "scan": str}, keep_default_na=False
-    )
+    cache = load_cache(cache_dir)
+    index, images, masks, size = cache.index, cache.images, cache.masks, cache.size
     position = {sample_id: i for i, sample_id in enumerate(index["id"])}
     rows = [position[str(sample_id)] for sample_id in ids]
-    images = np.load(Path(cache_dir) / "images.npy", mmap_mode="r")
-    masks = np.load(Path(cache_dir) / "masks.npy", mmap_mode="r")
-    size = masks.shape[1]
     predictions = (
         np.stack([_row_prediction(index.iloc[row], Path(predictions_dir), size) for row in rows])
         if ids
@@ -721,10 +719,6 @@ def load_samples(
 
 def _row_prediction(row: pd.Series, predictions_dir: Any, size: int) -> np.ndarray:
     """The predicted mask of one cache row at the cache's ``size`` (see :func:`load_samples`)."""
-    from PIL import Image
-
-    from heritage_damage_seg.data.dataset import cut_crop
-
     own = predictions_dir / f"{row['id']}.png"
     if own.is_file():
         with Image.open(own) as image:

@@ -114,115 +114,87 @@ def _seed_rows(seeds: dict[str, Any] | None) -> list[list[Any]]:
 
 
 def comparison_html(comparison: dict[str, Any]) -> str:
-    """The ranking with confidence intervals and the pairwise differences."""
-    boot = comparison.get("bootstrap", {})
-    level = f"{100 * boot.get('confidence', 0.95):.0f}%"
-    ranking = [
-        [
-            m["encoder"],
-            m["mIoU"],
-            m.get("mIoU_ci_low"),
-            m.get("mIoU_ci_high"),
-            m["damage_mIoU"],
-            m.get("damage_mIoU_ci_low"),
-            m.get("damage_mIoU_ci_high"),
-            m["pixel_accuracy"],
-            m["trivial_baseline_mIoU"],
-            m["train_imgs_per_s"],
-            m["inference_ms_per_image"],
-            m["parameters"],
-        ]
-        for m in comparison["models"]
-    ]
-    word = split_word(comparison)
+    """The ranking with confidence intervals, the spread over seeds and the pairwise differences."""
     tables = []
-    if word == "validation" and comparison.get("protocol_note"):
+    if split_word(comparison) == "validation" and comparison.get("protocol_note"):
         tables.append(_table("protocol", ["note"], [[comparison["protocol_note"]]], "protocol"))
-    tables += [
-        _table(
-            f"encoders ranked by {word} mIoU (predict's best encoder, chosen on validation: "
-            f"{comparison.get('best_encoder')})",
-            [
-                "encoder",
-                "mIoU",
-                f"{level} low",
-                f"{level} high",
-                "damage mIoU",
-                f"{level} low",
-                f"{level} high",
-                "pixel acc.",
-                "trivial mIoU",
-                "train img/s",
-                "infer ms/img",
-                "parameters",
-            ],
-            ranking,
-            "ranking",
-        )
-    ]
-    spread = [
+    tables.append(_ranking_table(comparison))
+    if any(len(m.get("seeds") or []) > 1 for m in comparison["models"]):
+        tables.append(_seed_table(comparison))
+    if comparison.get("pairwise"):
+        tables.append(_pairwise_table(comparison))
+    return _page("model comparison", tables)
+
+
+def _level(comparison: dict[str, Any]) -> str:
+    return f"{100 * comparison.get('bootstrap', {}).get('confidence', 0.95):.0f}%"
+
+
+def _ranking_table(comparison: dict[str, Any]) -> str:
+    level = _level(comparison)
+    columns = {
+        "encoder": "encoder",
+        "mIoU": "mIoU",
+        "mIoU_ci_low": f"{level} low",
+        "mIoU_ci_high": f"{level} high",
+        "damage_mIoU": "damage mIoU",
+        "damage_mIoU_ci_low": f"{level} low",
+        "damage_mIoU_ci_high": f"{level} high",
+        "pixel_accuracy": "pixel acc.",
+        "trivial_baseline_mIoU": "trivial mIoU",
+        "train_imgs_per_s": "train img/s",
+        "inference_ms_per_image": "infer ms/img",
+        "parameters": "parameters",
+    }
+    rows = [[m.get(key) for key in columns] for m in comparison["models"]]
+    title = (
+        f"encoders ranked by {split_word(comparison)} mIoU (predict's best encoder, chosen on "
+        f"validation: {comparison.get('best_encoder')})"
+    )
+    return _table(title, list(columns.values()), rows, "ranking")
+
+
+def _seed_table(comparison: dict[str, Any]) -> str:
+    seeds = comparison["models"][0].get("seeds") or []
+    rows = [
         [
             m["encoder"],
             ", ".join(map(str, m.get("seeds") or [])),
             m["mIoU"],
             m.get("mIoU_seed_std"),
-            *[
-                (m.get("mIoU_per_seed") or {}).get(str(s))
-                for s in (comparison["models"][0].get("seeds") or [])
-            ],
+            *[(m.get("mIoU_per_seed") or {}).get(str(s)) for s in seeds],
         ]
         for m in comparison["models"]
     ]
-    if any(len(m.get("seeds") or []) > 1 for m in comparison["models"]):
-        seeds = comparison["models"][0].get("seeds") or []
-        tables.append(
-            _table(
-                "spread over training seeds (mIoU: mean over seeds; std: n − 1)",
-                [
-                    "encoder",
-                    "seeds",
-                    "mean mIoU",
-                    "std across seeds",
-                    *[f"seed {s}" for s in seeds],
-                ],
-                spread,
-                "seeds",
-            )
-        )
-    pairs = comparison.get("pairwise", [])
-    if pairs:
-        rows = []
-        for p in pairs:
-            for metric in ("mIoU", "damage_mIoU"):
-                d = p[metric]
-                rows.append(
-                    [
-                        f"{p['a']} − {p['b']}",
-                        metric,
-                        d["difference"],
-                        d["low"],
-                        d["high"],
-                        d["a_wins_share"],
-                    ]
-                )
-        tables.append(
-            _table(
-                f"pairwise differences ({boot.get('n_resamples')} paired bootstrap resamples of "
-                f"{boot.get('n_units', boot.get('n_images'))} {word} {boot.get('unit', 'scan')}s; "
-                "an interval containing 0 means no clear winner)",
-                [
-                    "pair (a − b)",
-                    "metric",
-                    "difference",
-                    f"{level} low",
-                    f"{level} high",
-                    "share a wins",
-                ],
-                rows,
-                "pairwise",
-            )
-        )
-    return _page("model comparison", tables)
+    header = ["encoder", "seeds", "mean mIoU", "std across seeds", *[f"seed {s}" for s in seeds]]
+    title = "spread over training seeds (mIoU: mean over seeds; std: n − 1)"
+    return _table(title, header, rows, "seeds")
+
+
+def _pairwise_table(comparison: dict[str, Any]) -> str:
+    boot, level = comparison.get("bootstrap", {}), _level(comparison)
+    rows = [
+        [f"{p['a']} − {p['b']}", metric, *(p[metric][k] for k in PAIR_FIELDS)]
+        for p in comparison["pairwise"]
+        for metric in ("mIoU", "damage_mIoU")
+    ]
+    title = (
+        f"pairwise differences ({boot.get('n_resamples')} paired bootstrap resamples of "
+        f"{boot.get('n_units', boot.get('n_images'))} {split_word(comparison)} "
+        f"{boot.get('unit', 'scan')}s; an interval containing 0 means no clear winner)"
+    )
+    header = [
+        "pair (a − b)",
+        "metric",
+        "difference",
+        f"{level} low",
+        f"{level} high",
+        "share a wins",
+    ]
+    return _table(title, header, rows, "pairwise")
+
+
+PAIR_FIELDS = ("difference", "low", "high", "a_wins_share")
 
 
 def write_metrics_html(metrics: dict[str, Any], path: str | os.PathLike[str]) -> None:

@@ -56,10 +56,13 @@ class ResidentSplit:
         """Batches on ``device``; shuffled when a generator is given (or in the given ``order``), in
         cache order otherwise; ``start_batch`` skips the batches an interrupted epoch trained on."""
         n = len(self)
-        if order is None:
-            order = self.shuffled_order(generator) if generator is not None else torch.arange(n)
-        if self.on_device:
-            order = order.to(self.device)
+        if order is None and generator is None:
+            order = torch.arange(n, device=self.device if self.on_device else None)
+        elif order is None:
+            order = self.shuffled_order(generator)
+        if self.on_device and order.device != self.device:
+            # A pageable host-to-device copy would wait for the GPU: pin it and copy without blocking.
+            order = order.pin_memory().to(self.device, non_blocking=True)
         stop = n - n % batch_size if drop_last and n >= batch_size else n
         for start in range(start_batch * batch_size, stop, batch_size):
             index = order[start : start + batch_size]

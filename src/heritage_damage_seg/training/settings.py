@@ -1,0 +1,95 @@
+"""What one training run is told: the settings of one encoder and one seed, read from the
+validated config in one place (the workflow passes them to the training job as they are).
+
+No torch here: the workflow imports this module every time it is parsed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from heritage_damage_seg.seeds import training_seeds
+
+# Settings that change how fast a run goes, not what it computes: a resume may change them.
+RESUME_NEUTRAL_SETTINGS = frozenset({"device", "eval_batch_size", "compile", "checkpoint_minutes"})
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    encoder: str
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    weight_decay: float = 0.01
+    pct_start: float = 0.3
+    loss: str = "dice"
+    dice_smooth: float = 1.0
+    mixed_precision: bool = True
+    channels_last: bool = True
+    # Augmentation's fields; {} = flips only
+    augmentation: dict[str, Any] = field(default_factory=dict)
+    seed: int = 42
+    encoder_weights: str | None = None
+    eval_batch_size: int = 32
+    device: str = "auto"
+    # torch.compile the training forward (GPU: faster steps after a compile of minutes)
+    compile: bool = False
+    # validate (and so choose the best epoch) every k epochs; the last epoch always
+    validate_every: int = 1
+    # 0: write model_last.pt every epoch; > 0: at most this often (a signal and the end always save)
+    checkpoint_minutes: float = 0.0
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Mapping[str, Any],
+        encoder: str,
+        seed: int | None = None,
+        fetched_weights: str | None = None,
+    ) -> TrainSettings:
+        """The settings of ``encoder`` in a validated config. ``seed``: one of training.seeds
+        (default: the first); ``fetched_weights``: the file the ``encoder_weights`` rule fetched,
+        used where the encoder's weights are ``imagenet`` (training reads only that file)."""
+        training, chosen = config["training"], config["encoders"][encoder]
+        weights = chosen.get("weights")
+        return cls(
+            encoder=encoder,
+            epochs=training["epochs"],
+            batch_size=chosen["batch_size"],
+            learning_rate=learning_rate(training, chosen),
+            weight_decay=training["weight_decay"],
+            pct_start=training["pct_start"],
+            loss=config["loss"]["type"],
+            dice_smooth=config["loss"]["dice_smooth"],
+            mixed_precision=training["mixed_precision"],
+            channels_last=training["channels_last"],
+            augmentation=dict(training["augmentation"]),
+            seed=training_seeds(training)[0] if seed is None else int(seed),
+            encoder_weights=fetched_weights if weights == "imagenet" else weights,
+            eval_batch_size=config["evaluation"]["batch_size"],
+            device=training["device"],
+            compile=training["compile"],
+            validate_every=training.get("validate_every", 1),
+            checkpoint_minutes=training.get("checkpoint_minutes", 0.0),
+        )
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> TrainSettings:
+        """Settings from a checkpoint's or a rule's record, refusing keys this version lacks."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(record) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown training settings {unknown}: expected some of {sorted(known)}"
+            )
+        return cls(**record)
+
+
+def learning_rate(training: Mapping[str, Any], chosen: Mapping[str, Any]) -> float:
+    """The encoder's own ``learning_rate``, else the linear scaling rule: base lr × batch / base
+    batch (Goyal et al.), so encoders with other batch sizes train comparably."""
+    if chosen.get("learning_rate"):
+        return float(chosen["learning_rate"])
+    return training["base_learning_rate"] * chosen["batch_size"] / training["base_batch_size"]
