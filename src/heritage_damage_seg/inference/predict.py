@@ -329,16 +329,8 @@ def predict_folder(
                 megapixels_done / elapsed,
                 format_duration(elapsed / i * (len(images) - i)),
             )
-    csv_rows = [
-        {k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows
-    ]
-    with atomic_path(out_dir / "damage_areas.csv") as tmp, open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=AREA_COLUMNS)
-        writer.writeheader()
-        writer.writerows(csv_rows)
-    run_products.finish(
-        csv_rows, title=f"Damage viewer: {out_dir.resolve().name} ({meta['encoder']})"
-    )
+    csv_rows = _write_areas(out_dir / "damage_areas.csv", rows)
+    run_products.finish(csv_rows, encoder=str(meta["encoder"]))
     summary = PredictSummary(
         checkpoint=str(checkpoint),
         encoder=str(meta["encoder"]),
@@ -362,6 +354,18 @@ def predict_folder(
         log.error("%d of %d image(s) failed: %s", len(failed), len(images), ", ".join(failed))
     log.info("done: %d image(s) in %s", summary.n_ok, format_duration(summary.seconds))
     return summary
+
+
+def _write_areas(path: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``damage_areas.csv``; returns its rows as written (floats with 4 decimals)."""
+    csv_rows = [
+        {k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows
+    ]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=AREA_COLUMNS)
+        writer.writeheader()
+        writer.writerows(csv_rows)
+    return csv_rows
 
 
 def _predict_one(

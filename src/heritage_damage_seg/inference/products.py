@@ -116,9 +116,9 @@ class RunProducts:
             "small_regions_dropped": sum(outlines.dropped.values()),
         }
 
-    def finish(self, csv_rows: Sequence[Mapping[str, Any]], *, title: str) -> Path | None:
+    def finish(self, csv_rows: Sequence[Mapping[str, Any]], *, encoder: str) -> Path | None:
         """The viewer's page over the scans that were predicted (``csv_rows``: as written to
-        ``damage_areas.csv``), or None without a viewer."""
+        ``damage_areas.csv``; ``encoder``: the model's, for the title), or None without a viewer."""
         if not self.settings.viewer:
             return None
         entries = [
@@ -129,7 +129,7 @@ class RunProducts:
         return write_viewer(
             self.out_dir / "viewer",
             entries,
-            title=title,
+            title=f"Damage viewer: {self.out_dir.resolve().name} ({encoder})",
             low_confidence=self.settings.low_confidence,
         )
 
