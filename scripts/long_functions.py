@@ -22,12 +22,18 @@ def long_functions(limit: int) -> list[tuple[int, str, str, str | None]]:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 length = node.end_lineno - node.lineno + 1
                 body = node.body
-                if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                if (
+                    body
+                    and isinstance(body[0], ast.Expr)
+                    and isinstance(body[0].value, ast.Constant)
+                ):
                     length -= body[0].end_lineno - body[0].lineno + 1
                 if length > limit:
                     first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
                     above = lines[first - 2].strip() if first >= 2 else ""
-                    reason = above[len("# long:") :].strip() if above.startswith("# long:") else None
+                    reason = (
+                        above[len("# long:") :].strip() if above.startswith("# long:") else None
+                    )
                     found.append((length, str(path.relative_to(PACKAGE)), node.name, reason))
     return sorted(found, reverse=True)
 

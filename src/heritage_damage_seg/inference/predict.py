@@ -250,110 +250,155 @@ def predict_folder(
     ``overlays/<stem>.png``, ``damage_areas.csv`` and ``prediction.json`` (the run's summary), and
     the outputs of :mod:`heritage_damage_seg.inference.products` (confidence maps, outlines, and
     with ``products.viewer`` the damage viewer ``viewer/index.html``)."""
-    if isinstance(inputs, (str, os.PathLike)):
-        inputs = [inputs]
-    images = list_images(inputs)
-    checkpoint = Path(checkpoint) if checkpoint else best_checkpoint(results_dir)
+    images = list_images([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
     device = devices.pick_device(device_preference)
-    amp_dtype = devices.autocast_dtype(device, mixed_precision)
+    checkpoint = Path(checkpoint) if checkpoint else best_checkpoint(results_dir)
     model, meta = load_checkpoint(checkpoint, device)
-    view = ModelView.from_checkpoint(meta, str(checkpoint))
-    tile = view.image_size
-    out_dir = Path(out_dir)
-    masks_dir, overlays_dir = out_dir / "masks", out_dir / "overlays"
-    masks_dir.mkdir(parents=True, exist_ok=True)
-    overlays_dir.mkdir(parents=True, exist_ok=True)
-    artwork_dir = Path(artwork_masks) if artwork_masks else None
+    run = PredictRun(
+        checkpoint=checkpoint,
+        model=model,
+        meta=meta,
+        view=ModelView.from_checkpoint(meta, str(checkpoint)),
+        device=device,
+        amp_dtype=devices.autocast_dtype(device, mixed_precision),
+        out_dir=Path(out_dir),
+        settings=settings,
+        artwork_dir=Path(artwork_masks) if artwork_masks else None,
+        overlay_max_side=overlay_max_side,
+        products=products,
+    )
+    run.masks_dir.mkdir(parents=True, exist_ok=True)
+    run.overlays_dir.mkdir(parents=True, exist_ok=True)
     log.info(
         "predicting %d image(s) with %s (%s) as it was trained: %s%s; on %s",
         len(images),
         checkpoint,
         meta["encoder"],
-        view.describe(),
+        run.view.describe(),
         ", 8-view TTA" if settings.tta_flip else "",
         devices.describe(device),
     )
-    rows: list[dict[str, Any]] = []
-    failed: dict[str, str] = {}
     started = time.perf_counter()
-    megapixels_done = 0.0
-    with RunProgress(images) as run_progress:
-        run_products = RunProducts(out_dir, products, progress=run_progress)
-        for i, path in enumerate(images, start=1):
-            t0 = time.perf_counter()
-            try:
-                with run_progress.scan(i - 1, path.name) as tile_rows:
-                    row = _predict_one(
-                        model,
-                        view,
-                        path,
-                        masks_dir,
-                        overlays_dir,
-                        settings=settings,
-                        device=device,
-                        amp_dtype=amp_dtype,
-                        artwork_dir=artwork_dir,
-                        overlay_max_side=overlay_max_side,
-                        products=run_products,
-                        progress=tile_rows,
-                    )
-            except (
-                OSError,
-                ValueError,
-                RuntimeError,
-                MemoryError,
-                Image.DecompressionBombError,
-            ) as err:
-                # ValueError covers DatasetError/PredictError; RuntimeError an out-of-memory on the
-                # device;
-                # DecompressionBombError a scan above dataset.Image.MAX_IMAGE_PIXELS (250 MP).
-                failed[path.name] = f"{type(err).__name__}: {err}"
-                log.error("[%d/%d] %s FAILED, skipped: %s", i, len(images), path.name, err)
-                rows.append({"image": path.name, "status": f"error: {err}"})
-                continue
-            seconds = time.perf_counter() - t0
-            row["seconds"] = round(seconds, 3)
-            rows.append(row)
-            megapixels_done += megapixels(row["height"], row["width"])
-            elapsed = time.perf_counter() - started
-            log.info(
-                "[%d/%d] %s %d×%d: damaged %.2f%% in %.1fs | %.2f images/s, %.2f MP/s, ETA %s",
-                i,
-                len(images),
-                path.name,
-                row["width"],
-                row["height"],
-                row["damaged_pct"],
-                seconds,
-                i / elapsed,
-                megapixels_done / elapsed,
-                format_duration(elapsed / i * (len(images) - i)),
-            )
-    csv_rows = _write_areas(out_dir / "damage_areas.csv", rows)
+    rows, failed, run_products = _predict_all(run, images, started)
+    csv_rows = _write_areas(run.out_dir / "damage_areas.csv", rows)
     run_products.finish(csv_rows, encoder=str(meta["encoder"]))
-    summary = PredictSummary(
-        checkpoint=str(checkpoint),
-        encoder=str(meta["encoder"]),
-        tile=tile,
-        n_images=len(images),
-        n_ok=len(images) - len(failed),
-        failed=failed,
-        seconds=round(time.perf_counter() - started, 3),
-        device=devices.describe(device),
-        precision=str(amp_dtype or "fp32"),
-        settings=asdict(settings)
-        | {
-            "overlay_max_side": overlay_max_side,
-            "artwork_masks": str(artwork_dir) if artwork_dir else None,
-            "scan_view": view.record(),
-            "products": products.record(),
-        },
-    )
-    write_json(out_dir / "prediction.json", asdict(summary))
+    summary = _summary(run, len(images), failed, time.perf_counter() - started)
+    write_json(run.out_dir / "prediction.json", asdict(summary))
     if failed:
         log.error("%d of %d image(s) failed: %s", len(failed), len(images), ", ".join(failed))
     log.info("done: %d image(s) in %s", summary.n_ok, format_duration(summary.seconds))
     return summary
+
+
+@dataclass
+class PredictRun:
+    """One prediction run: the model as it was trained, where it runs, where outputs go."""
+
+    checkpoint: Path
+    model: torch.nn.Module
+    meta: dict[str, Any]
+    view: ModelView
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    out_dir: Path
+    settings: SlidingSettings
+    artwork_dir: Path | None
+    overlay_max_side: int
+    products: ProductSettings
+
+    @property
+    def masks_dir(self) -> Path:
+        return self.out_dir / "masks"
+
+    @property
+    def overlays_dir(self) -> Path:
+        return self.out_dir / "overlays"
+
+
+# What one scan may fail with while the rest carry on: ValueError covers DatasetError and
+# PredictError, RuntimeError an out-of-memory on the device, DecompressionBombError a scan above
+# dataset.Image.MAX_IMAGE_PIXELS (250 MP).
+SCAN_ERRORS = (OSError, ValueError, RuntimeError, MemoryError, Image.DecompressionBombError)
+
+
+def _predict_all(
+    run: PredictRun, images: list[Path], started: float
+) -> tuple[list[dict[str, Any]], dict[str, str], RunProducts]:
+    """Every scan in turn, with progress; a scan that fails is recorded and skipped."""
+    rows: list[dict[str, Any]] = []
+    failed: dict[str, str] = {}
+    megapixels_done = 0.0
+    with RunProgress(images) as run_progress:
+        run_products = RunProducts(run.out_dir, run.products, progress=run_progress)
+        for i, path in enumerate(images, start=1):
+            scan_start = time.perf_counter()
+            try:
+                with run_progress.scan(i - 1, path.name) as tile_rows:
+                    row = _predict_one(
+                        run.model,
+                        run.view,
+                        path,
+                        run.masks_dir,
+                        run.overlays_dir,
+                        settings=run.settings,
+                        device=run.device,
+                        amp_dtype=run.amp_dtype,
+                        artwork_dir=run.artwork_dir,
+                        overlay_max_side=run.overlay_max_side,
+                        products=run_products,
+                        progress=tile_rows,
+                    )
+            except SCAN_ERRORS as err:
+                failed[path.name] = f"{type(err).__name__}: {err}"
+                log.error("[%d/%d] %s FAILED, skipped: %s", i, len(images), path.name, err)
+                rows.append({"image": path.name, "status": f"error: {err}"})
+                continue
+            row["seconds"] = round(time.perf_counter() - scan_start, 3)
+            rows.append(row)
+            megapixels_done += megapixels(row["height"], row["width"])
+            _log_scan(i, len(images), path, row, megapixels_done, time.perf_counter() - started)
+    return rows, failed, run_products
+
+
+def _log_scan(
+    i: int, n: int, path: Path, row: dict[str, Any], megapixels_done: float, elapsed: float
+) -> None:
+    log.info(
+        "[%d/%d] %s %d×%d: damaged %.2f%% in %.1fs | %.2f images/s, %.2f MP/s, ETA %s",
+        i,
+        n,
+        path.name,
+        row["width"],
+        row["height"],
+        row["damaged_pct"],
+        row["seconds"],
+        i / elapsed,
+        megapixels_done / elapsed,
+        format_duration(elapsed / i * (n - i)),
+    )
+
+
+def _summary(
+    run: PredictRun, n_images: int, failed: dict[str, str], seconds: float
+) -> PredictSummary:
+    return PredictSummary(
+        checkpoint=str(run.checkpoint),
+        encoder=str(run.meta["encoder"]),
+        tile=run.view.image_size,
+        n_images=n_images,
+        n_ok=n_images - len(failed),
+        failed=failed,
+        seconds=round(seconds, 3),
+        device=devices.describe(run.device),
+        precision=str(run.amp_dtype or "fp32"),
+        settings=asdict(run.settings)
+        | {
+            "overlay_max_side": run.overlay_max_side,
+            "artwork_masks": str(run.artwork_dir) if run.artwork_dir else None,
+            "scan_view": run.view.record(),
+            "products": run.products.record(),
+        },
+    )
 
 
 def _write_areas(path: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
