@@ -147,11 +147,21 @@ def source_group(sample_id: str) -> str:
     return AUGMENTED_COPY.sub("", sample_id)
 
 
+def image_files(folder: Path) -> list[Path]:
+    """The image files of ``folder`` (by suffix, hidden files skipped), sorted by name."""
+    return [
+        path
+        for path in sorted(folder.iterdir())
+        if path.is_file()
+        and path.suffix.lower() in IMAGE_SUFFIXES
+        and not path.name.startswith(".")
+    ]
+
+
 def _by_stem(folder: Path) -> dict[str, Path]:
     files: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith("."):
-            files.setdefault(path.stem, path)
+    for path in image_files(folder):
+        files.setdefault(path.stem, path)
     return files
 
 

@@ -43,7 +43,7 @@ from heritage_damage_seg.classes import (
     slug,
 )
 from heritage_damage_seg.data import decode
-from heritage_damage_seg.data.dataset import IMAGE_SUFFIXES
+from heritage_damage_seg.data.dataset import IMAGE_SUFFIXES, image_files
 from heritage_damage_seg.inference.confidence import predict_with_confidence, save_grey_png
 from heritage_damage_seg.inference.products import PRODUCT_COLUMNS, ProductSettings, RunProducts
 from heritage_damage_seg.inference.progress import RunProgress
@@ -94,11 +94,7 @@ def list_images(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
     images: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            images.extend(
-                p
-                for p in sorted(item.iterdir())
-                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-            )
+            images.extend(image_files(item))
         elif item.is_file():
             images.append(item)
         else:
