@@ -160,10 +160,10 @@ def iter_strips(
             wsum[: tile - shift] = wsum[shift:].clone()
             wsum[tile - shift :] = 0
             top = y
-        band = torch.from_numpy(np.array(padded[y : y + tile]))  # a writable copy of one tile row
+        band = _band_on_device(padded[y : y + tile], device)
         for start in range(0, len(cols), settings.batch_size):
             xs = cols[start : start + settings.batch_size]
-            tiles = torch.stack([band[:, x : x + tile] for x in xs]).to(device, non_blocking=True)
+            tiles = torch.stack([band[:, x : x + tile] for x in xs])
             logits = forward_tiles(model, tiles, amp_dtype, settings.tta_flip)
             if acc is None:
                 acc = torch.zeros((logits.shape[1], tile, padded_w), device=device)
@@ -174,6 +174,16 @@ def iter_strips(
             progress(r + 1, len(rows))
     assert acc is not None
     yield from _emit(acc, wsum, top, min(tile, padded_h - top), height, width)
+
+
+def _band_on_device(rows: np.ndarray, device: torch.device) -> torch.Tensor:
+    """One tile row of the image, copied to the device once and cut into tiles there: on a GPU
+    the copy is pinned and does not block, so the host reads the next band while the GPU works
+    (instead of stacking every batch on the host and waiting for its copy)."""
+    band = torch.from_numpy(np.array(rows))  # a writable copy of the rows
+    if device.type == "cuda":
+        return band.pin_memory().to(device, non_blocking=True)
+    return band
 
 
 def _emit(
