@@ -473,6 +473,11 @@ def test_a_training_job_that_hits_its_time_limit_resumes_and_matches_an_uninterr
     with open(local / "results/convnext_tiny/history.csv") as handle:
         train_seconds = sum(float(row["epoch_seconds"]) for row in csv.DictReader(handle))
 
+    if train_seconds < 30:
+        # SLURM's job start-up varies by ~30 s; a shorter training ends before the signal lands
+        # in it (measured on a quiet machine: 9 s of training, SIGTERM at 35 s). The signal path
+        # itself is covered locally by tests/test_kills.py.
+        pytest.skip(f"training takes {train_seconds:.0f} s here: too short to be signalled inside")
     # On SLURM: SIGTERM arrives about halfway through training (job startup ~30 s), before -t 2;
     # a retry that is signalled again resumes again (retries: 6; measured: 3 signalled attempts).
     signal_at = 30 + train_seconds / 2
