@@ -525,6 +525,44 @@ def test_a_training_job_that_hits_its_time_limit_resumes_and_matches_an_uninterr
         ]
 
 
+@pytest.mark.slow
+def test_a_two_task_training_job_equals_the_local_two_rank_run(slurm_cluster, tmp_path):
+    """training.gpus: 2 as users set it: one SLURM job with two tasks (one per GPU; the test
+    cluster's GPUs are fake, so the ranks compute on the CPU with gloo) started by the job's own
+    srun, against the same two ranks started by torchrun on this machine."""
+    target = "results/convnext_tiny/metrics.json"
+    two_ranks = {"epochs": 2, "gpus": 2, "threads": 1}
+    local = one_encoder_project(tmp_path / "local", two_ranks)
+    proc = as_typed(local, f"snakemake --cores 2 {target}")
+    assert proc.returncode == 0, proc.output[-6000:]
+    cluster = one_encoder_project(tmp_path / "cluster", two_ranks)
+    proc = as_typed(
+        cluster, f"snakemake --executor slurm {target}", {"SNAKEMAKE_PROFILE": str(TEST_PROFILE)}
+    )
+    assert proc.returncode == 0, proc.output[-8000:]
+    (train,) = [fields for rule, _, fields in submitted_jobs(proc.output) if rule == "train"]
+    assert train["JobState"] == "COMPLETED", train["JobState"]
+    assert train["NumTasks"] == "2" and "gres/gpu=2" in train["TRES"], train
+    log = (cluster / "results/logs/train/convnext_tiny.log").read_text()
+    assert "starting 2 ranks: srun --ntasks=2" in log and "rank 0 of 2" in log, log
+    assert "rank 1 of 2" in (cluster / "results/logs/train/convnext_tiny.log.rank1").read_text()
+    local_log = (local / "results/logs/train/convnext_tiny.log").read_text()
+    assert "torch.distributed.run --standalone --nproc-per-node=2" in local_log, local_log
+
+    want = json.loads((local / target).read_text())
+    got = json.loads((cluster / target).read_text())
+    assert got["confusion_matrix"] == want["confusion_matrix"]
+    assert got["mIoU"] == want["mIoU"] and got["per_class"] == want["per_class"]
+    columns = ("epoch", "train_loss", "val_mIoU", "lr")
+    with (
+        open(local / "results/convnext_tiny/history.csv") as a,
+        open(cluster / "results/convnext_tiny/history.csv") as b,
+    ):
+        assert [[r[c] for c in columns] for r in csv.DictReader(a)] == [
+            [r[c] for c in columns] for r in csv.DictReader(b)
+        ]
+
+
 def run_in_slurm_job(tmp_path: Path, code: str, *sbatch_args: str) -> tuple[int, str]:
     """``python -c code`` as a SLURM job (sbatch --wait); its exit status and output."""
     out = tmp_path / "job.out"

@@ -47,7 +47,14 @@ def check_config(config: dict[str, Any]) -> None:
             "name one of them, or best"
         )
     size = config["prepare"]["image_size"]
+    ranks = config["training"]["gpus"] * config["training"]["nodes"]
     for name, chosen in config["encoders"].items():
+        if chosen["batch_size"] % ranks:
+            raise ConfigError(
+                f"encoders.{name}.batch_size {chosen['batch_size']} cannot be shared evenly by "
+                f"training.gpus × training.nodes = {ranks} ranks (the batch size is the global "
+                "batch): make it a multiple of the number of ranks"
+            )
         try:
             encoder_spec(name)
             check_image_size(name, size)

@@ -12,6 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_DATE_FORMAT = "%H:%M:%S"
+
 
 class _Tee:
     """A text stream writing to several line-buffered files."""
@@ -57,9 +60,7 @@ def logged(
             handles.append(files.enter_context(open(keep, "a" if append else "w", buffering=1)))
         handle = _Tee(*handles)
         handler = logging.StreamHandler(handle)  # type: ignore[arg-type]
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
-        )
+        handler.setFormatter(logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT))
         root = logging.getLogger()
         root.addHandler(handler)
         root.setLevel(logging.INFO)

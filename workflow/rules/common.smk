@@ -82,6 +82,25 @@ def gpu_resources(runtime, timed):
     }
 
 
+def training_resources(runtime, timed):
+    """A training job's resources: one GPU, or for training.gpus × training.nodes ranks (DDP) that
+    many GPUs over that many nodes with one SLURM task per GPU, which the job's own srun starts
+    (the plugin's `mpi` resource: the job script runs unwrapped, so it can call srun itself).
+    """
+    resources = gpu_resources(runtime, timed)
+    gpus, nodes = config["training"]["gpus"], config["training"]["nodes"]
+    if gpus * nodes == 1:
+        return resources
+    return resources | {
+        "gpu": gpus * nodes,
+        "nodes": nodes,
+        "tasks": gpus * nodes,
+        "tasks_per_gpu": 1,
+        "mpi": "srun",
+        "mem_mb": config["training"]["mem_mb"] * gpus,  # per node: each rank's share
+    }
+
+
 DATASET_FORMAT = (
     dataset_format(
         config["dataset"]["path"],

@@ -73,7 +73,7 @@ use rule train as loo_train with:
         "results/benchmarks/loo_{family}/{fold}/train/{encoder}.tsv"
     # Independent of each other: gpu_jobs (config) folds train at once (common.smk).
     resources:
-        **gpu_resources(config["training"]["runtime_minutes"], timed=False),
+        **training_resources(config["training"]["runtime_minutes"], timed=False),
     params:
         # Only this key is replaced (use-rule params are merged by name): resume from the fold's own file.
         last_checkpoint=lambda wildcards: expand(

@@ -36,9 +36,10 @@ rule train:
     conda:
         "../../envs/pytorch.yaml"
     threads: config["training"]["threads"]
-    # One GPU, alone among the run's GPU jobs (timed), SIGTERM before the limit (common.smk).
+    # One GPU (or training.gpus × training.nodes for DDP), alone among the run's GPU jobs (timed),
+    # SIGTERM before the limit (common.smk: training_resources).
     resources:
-        **gpu_resources(config["training"]["runtime_minutes"], timed=True),
+        **training_resources(config["training"]["runtime_minutes"], timed=True),
     params:
         settings=lambda wildcards: train_settings(wildcards.encoder),
         # Not an output: Snakemake deletes the outputs of a failed job, and this file is what a

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from heritage_damage_seg.classes import IGNORE_INDEX
+
+SumAcross = Callable[[torch.Tensor], torch.Tensor]
+"""Adds a tensor of per-class sums over the ranks that share a global batch (differentiably)."""
 
 
 class WeightedDiceLoss(nn.Module):
@@ -18,6 +21,9 @@ class WeightedDiceLoss(nn.Module):
     pixel of the batch (as smp's multiclass DiceLoss). Classes absent from the batch's ground
     truth are left out, as smp does; the rest are averaged with weights w_c:
     loss = Σ w_c (1 − dice_c) / Σ w_c. Pixels labelled ``ignore_index`` count nowhere.
+
+    ``sum_across``: under data parallelism, the sums are those of the global batch (every rank's
+    part added) before the Dice is formed, so the loss is the global batch's, as in one process.
     """
 
     def __init__(
@@ -26,6 +32,7 @@ class WeightedDiceLoss(nn.Module):
         smooth: float = 1.0,
         ignore_index: int = IGNORE_INDEX,
         eps: float = 1e-7,
+        sum_across: SumAcross | None = None,
     ) -> None:
         super().__init__()
         weights = torch.as_tensor(class_weights, dtype=torch.float32)
@@ -35,6 +42,7 @@ class WeightedDiceLoss(nn.Module):
         self.smooth = smooth
         self.ignore_index = ignore_index
         self.eps = eps
+        self.sum_across = sum_across
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         num_classes = logits.shape[1]
@@ -56,6 +64,10 @@ class WeightedDiceLoss(nn.Module):
         intersection = zeros.scatter_add(0, index, own_probability.reshape(-1))
         truth = zeros.scatter_add(0, index, scored.reshape(-1))
         predicted = torch.einsum("bchw,bhw->c", probs, scored)
+        if self.sum_across is not None:
+            intersection, truth, predicted = self.sum_across(
+                torch.stack([intersection, truth, predicted])
+            )
         dice = (2.0 * intersection + self.smooth) / (predicted + truth + self.smooth).clamp_min(
             self.eps
         )
@@ -75,18 +87,35 @@ class DiceCrossEntropyLoss(nn.Module):
         class_weights: Sequence[float] | torch.Tensor,
         smooth: float = 1.0,
         ignore_index: int = IGNORE_INDEX,
+        sum_across: SumAcross | None = None,
     ) -> None:
         super().__init__()
-        self.dice = WeightedDiceLoss(class_weights, smooth=smooth, ignore_index=ignore_index)
+        self.dice = WeightedDiceLoss(
+            class_weights, smooth=smooth, ignore_index=ignore_index, sum_across=sum_across
+        )
         self.ignore_index = ignore_index
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        cross_entropy = F.cross_entropy(
-            logits.float(),
-            target.long(),
-            weight=self.dice.class_weights,
-            ignore_index=self.ignore_index,
-        )
+        weights, target = self.dice.class_weights, target.long()
+        if self.dice.sum_across is None:
+            cross_entropy = F.cross_entropy(
+                logits.float(), target, weight=weights, ignore_index=self.ignore_index
+            )
+        else:
+            # The weighted mean of the global batch: its weighted sum over its total weight.
+            weighted_sum = F.cross_entropy(
+                logits.float(),
+                target,
+                weight=weights,
+                ignore_index=self.ignore_index,
+                reduction="sum",
+            )
+            scored = target != self.ignore_index
+            total_weight = (weights[torch.where(scored, target, 0)] * scored).sum()
+            weighted_sum, total_weight = self.dice.sum_across(
+                torch.stack([weighted_sum, total_weight])
+            )
+            cross_entropy = weighted_sum / total_weight
         return self.dice(logits, target) + cross_entropy
 
 
@@ -94,8 +123,11 @@ LOSSES = {"dice": WeightedDiceLoss, "dice_ce": DiceCrossEntropyLoss}
 
 
 def build_loss(
-    kind: str, class_weights: Sequence[float] | torch.Tensor, smooth: float = 1.0
+    kind: str,
+    class_weights: Sequence[float] | torch.Tensor,
+    smooth: float = 1.0,
+    sum_across: SumAcross | None = None,
 ) -> nn.Module:
     if kind not in LOSSES:
         raise ValueError(f"loss.type '{kind}' is not known: choose one of {', '.join(LOSSES)}")
-    return LOSSES[kind](class_weights, smooth=smooth)
+    return LOSSES[kind](class_weights, smooth=smooth, sum_across=sum_across)

@@ -73,6 +73,48 @@ class ResidentSplit:
             yield images, masks
 
 
+def steps_per_epoch(n: int, batch: int, shards: int = 1) -> int:
+    """Full global batches in an epoch: ``batch // shards`` samples from each shard per step."""
+    if shards == 1:
+        return max(1, n // batch)
+    smallest_shard = n // shards
+    return max(1, smallest_shard // (batch // shards))
+
+
+def shard_positions(positions: np.ndarray, shard: int, shards: int) -> np.ndarray:
+    """The rows one rank holds: every ``shards``-th row of the split in cache order (so the views of
+    one artwork, adjacent in the cache, fall on different ranks)."""
+    return np.sort(positions)[shard::shards]
+
+
+def epoch_order(n: int, batch: int, shards: int, generator: torch.Generator) -> torch.Tensor:
+    """One epoch's sample order over the whole split (row numbers in cache order): global batch k
+    is ``order[k*batch:(k+1)*batch]``. One shard: a permutation of all rows (the single-process
+    order). Several: each shard's rows shuffled on their own and batch k made of ``batch/shards``
+    rows from each shard, shard after shard, so that rank r's part of every batch is in the shard it
+    holds; the same order whether one process or ``shards`` ranks train on it."""
+    if shards == 1:
+        return torch.randperm(n, generator=generator)
+    per_shard = batch // shards
+    steps = steps_per_epoch(n, batch, shards)
+    parts = []
+    for shard in range(shards):
+        rows = torch.arange(shard, n, shards)
+        shuffled = rows[torch.randperm(len(rows), generator=generator)]
+        parts.append(shuffled[: steps * per_shard].view(steps, per_shard))
+    return torch.cat(parts, dim=1).reshape(-1)
+
+
+def rank_order(order: torch.Tensor, batch: int, rank: int, world: int) -> torch.Tensor:
+    """A rank's part of every global batch of ``order``, as row numbers of the shard it holds."""
+    if world == 1:
+        return order
+    per_rank = batch // world
+    steps = len(order) // batch
+    part = order[: steps * batch].view(steps, batch)[:, rank * per_rank : (rank + 1) * per_rank]
+    return part.reshape(-1) // world
+
+
 def _fits_on_gpu(nbytes: int, device: torch.device) -> bool:
     free, _ = torch.cuda.mem_get_info(device)
     return nbytes <= GPU_MEMORY_SHARE_FOR_DATA * free
@@ -101,14 +143,20 @@ def augment(
     masks: torch.Tensor,
     generator: torch.Generator,
     settings: Augmentation = Augmentation(),
+    part: tuple[int, slice] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Images B×H×W×3 uint8, masks B×H×W uint8 → the same, randomly transformed per sample.
 
     Random numbers come from ``generator`` on the host (a few per sample) so that runs are
-    reproducible on any device; the pixel work happens on the tensors' device.
+    reproducible on any device; the pixel work happens on the tensors' device. ``part``: (global
+    batch size, this rank's columns): every rank draws for the whole global batch and keeps its
+    columns, so a sample is transformed alike however many ranks share the batch.
     """
-    batch = images.shape[0]
-    draws = torch.rand((8, batch), generator=generator)
+    if part is None:
+        draws = torch.rand((8, images.shape[0]), generator=generator)
+    else:
+        global_batch, columns = part
+        draws = torch.rand((8, global_batch), generator=generator)[:, columns].contiguous()
     if (
         images.device.type == "cuda"
     ):  # a pinned source lets the copy run without waiting for the GPU

@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = 2
 
 
+class ResumeError(RuntimeError):
+    """A checkpoint of this very run that the run as now started cannot continue."""
+
+
 def save_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike[str]) -> None:
     with atomic_path(path) as tmp:
         torch.save(checkpoint, tmp)

@@ -13,7 +13,11 @@ from typing import Any
 from heritage_damage_seg.seeds import training_seeds
 
 # Settings that change how fast a run goes, not what it computes: a resume may change them.
-RESUME_NEUTRAL_SETTINGS = frozenset({"device", "eval_batch_size", "compile", "checkpoint_minutes"})
+# The number of ranks (gpus × nodes) is one of them: a run resumes from an epoch's end with any
+# number, and from inside an epoch only with the number that started it (checked on resume).
+RESUME_NEUTRAL_SETTINGS = frozenset(
+    {"device", "eval_batch_size", "compile", "checkpoint_minutes", "gpus", "nodes"}
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,17 @@ class TrainSettings:
     validate_every: int = 1
     # 0: write model_last.pt every epoch; > 0: at most this often (a signal and the end always save)
     checkpoint_minutes: float = 0.0
+    # Data parallelism: ranks per node (GPUs, or processes on the CPU) and nodes; the batch size
+    # stays the global batch, each rank taking batch / (gpus × nodes) of it.
+    gpus: int = 1
+    nodes: int = 1
+    # The sample order's shards; 0: one per rank. Set only to make one process follow the order of
+    # a data-parallel run (the tests' reference).
+    sample_shards: int = 0
+
+    @property
+    def ranks(self) -> int:
+        return self.gpus * self.nodes
 
     @classmethod
     def from_config(
@@ -73,6 +88,8 @@ class TrainSettings:
             compile=training["compile"],
             validate_every=training.get("validate_every", 1),
             checkpoint_minutes=training.get("checkpoint_minutes", 0.0),
+            gpus=training.get("gpus", 1),
+            nodes=training.get("nodes", 1),
         )
 
     @classmethod

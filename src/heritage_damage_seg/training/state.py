@@ -26,6 +26,7 @@ class Position:
     order: torch.Tensor
     loss_sum: torch.Tensor
     seen: int
+    shards: int = 1  # of the order: the number of ranks that trained on it
 
     def record(self) -> dict[str, Any]:
         return {
@@ -34,6 +35,7 @@ class Position:
             "order": self.order,
             "loss_sum": self.loss_sum.detach().cpu(),
             "seen": self.seen,
+            "shards": self.shards,
         }
 
     @classmethod
@@ -44,6 +46,7 @@ class Position:
             order=record["order"],
             loss_sum=torch.as_tensor(record["loss_sum"], dtype=torch.float32),
             seen=int(record["seen"]),
+            shards=int(record.get("shards", 1)),
         )
 
 

@@ -16,6 +16,11 @@ files (:func:`~heritage_damage_seg.training.checkpoints.run_fingerprint`); a che
 another fingerprint is not resumed. SIGTERM / SIGUSR1 save the position inside the epoch (after
 the current step) and exit with 128 + signal number; SIGKILL falls back to the last checkpoint
 (the last epoch, or at most ``checkpoint_minutes`` old).
+
+Data parallelism (``training.gpus`` × ``training.nodes`` ranks, :mod:`.distributed`): every rank
+runs these same steps on its shard of the split with its part of each global batch; rank 0 alone
+writes. The checkpoint is the file one process writes; a run resumes mid-epoch with the same
+number of ranks, and from an epoch's end with any number.
 """
 
 from __future__ import annotations
@@ -48,13 +53,24 @@ from heritage_damage_seg.model.models import (
     build_model,
     count_parameters,
 )
-from heritage_damage_seg.training.batches import Augmentation, ResidentSplit, augment
+from heritage_damage_seg.training import distributed
+from heritage_damage_seg.training.batches import (
+    Augmentation,
+    ResidentSplit,
+    augment,
+    epoch_order,
+    rank_order,
+    shard_positions,
+    steps_per_epoch,
+)
 from heritage_damage_seg.training.checkpoints import (
+    ResumeError,
     encoder_weights_record,
     load_resumable,
     run_fingerprint,
     save_checkpoint,
 )
+from heritage_damage_seg.training.distributed import ONE_PROCESS, Ranks
 from heritage_damage_seg.training.history import write_history
 from heritage_damage_seg.training.settings import TrainSettings
 from heritage_damage_seg.training.signals import StopRequest
@@ -87,16 +103,20 @@ class Run:
 
     settings: TrainSettings
     files: RunFiles
+    ranks: Ranks
     device: torch.device
     amp_dtype: torch.dtype | None
     channels_last: bool
     cache: PreparedCache
-    train_split: ResidentSplit
-    val_split: ResidentSplit
-    forward: nn.Module  # the model, or its torch.compile'd callable (same parameters)
+    train_split: ResidentSplit  # this rank's shard
+    val_split: ResidentSplit  # this rank's shard
+    train_images: int  # in the whole training split
+    shards: int  # of the sample order (the number of ranks)
+    # The model, or DDP around it, or their torch.compile'd callable (same parameters).
+    forward: nn.Module
     loss_fn: nn.Module
     augmentation: Augmentation
-    batch_size: int
+    batch_size: int  # the global batch
     steps_per_epoch: int
     fingerprint: dict[str, Any]
     class_weights_method: str
@@ -126,7 +146,7 @@ class EpochSteps:
     """What one pass over the training batches measured."""
 
     mean_loss: float
-    images: int  # images stepped in this process (a resumed epoch counts only its rest)
+    images: int  # images stepped by all ranks (a resumed epoch counts only its rest)
     seconds: float
 
 
@@ -137,8 +157,10 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _prepare_device(settings: TrainSettings) -> tuple[torch.device, torch.dtype | None, bool]:
-    device = devices.pick_device(settings.device)
+def _prepare_device(
+    settings: TrainSettings, ranks: Ranks
+) -> tuple[torch.device, torch.dtype | None, bool]:
+    device = distributed.rank_device(devices.pick_device(settings.device), ranks)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -148,17 +170,43 @@ def _prepare_device(settings: TrainSettings) -> tuple[torch.device, torch.dtype 
 
 
 def _resident_splits(
-    cache: PreparedCache, split_file: Path, device: torch.device
-) -> tuple[ResidentSplit, ResidentSplit]:
+    cache: PreparedCache, split_file: Path, device: torch.device, ranks: Ranks
+) -> tuple[ResidentSplit, ResidentSplit, int]:
+    """This rank's shards of the train and val sides (all of them in one process), and the size
+    of the whole train side."""
     split = read_json(split_file)
-    train_split = ResidentSplit(cache.images, cache.masks, cache.positions(split["train"]), device)
-    val_split = ResidentSplit(cache.images, cache.masks, cache.positions(split["val"]), device)
-    if len(train_split) == 0 or len(val_split) == 0:
+    train, val = cache.positions(split["train"]), cache.positions(split["val"])
+    if len(train) < ranks.world or len(val) < ranks.world:
         raise ValueError(
-            f"{split_file}: the split has an empty side ({len(train_split)} train, "
-            f"{len(val_split)} val): use more artworks or change split.val_fraction"
+            f"{split_file}: {len(train)} train and {len(val)} val images cannot be shared by "
+            f"{ranks.world} ranks: use more artworks, or fewer training.gpus × training.nodes"
+            if len(train) and len(val)
+            else f"{split_file}: the split has an empty side ({len(train)} train, {len(val)} "
+            "val): use more artworks or change split.val_fraction"
         )
-    return train_split, val_split
+    shard = (ranks.rank, ranks.world)
+    train_split = ResidentSplit(cache.images, cache.masks, shard_positions(train, *shard), device)
+    val_split = ResidentSplit(cache.images, cache.masks, shard_positions(val, *shard), device)
+    return train_split, val_split, len(train)
+
+
+def _global_batch(settings: TrainSettings, train_images: int, shards: int) -> int:
+    batch = min(settings.batch_size, train_images)
+    if batch % shards:
+        raise ValueError(
+            f"encoders.{settings.encoder}.batch_size {batch} cannot be shared evenly by {shards} "
+            "ranks (training.gpus × training.nodes): choose a batch size divisible by it"
+        )
+    return batch
+
+
+def _sample_shards(settings: TrainSettings, ranks: Ranks) -> int:
+    """Ranks hold their own shard, so the order has one shard per rank; a single process may
+    follow a several-shard order (sample_shards) to reproduce a data-parallel run."""
+    shards = settings.sample_shards or ranks.world
+    if ranks.distributed and shards != ranks.world:
+        raise ValueError(f"sample_shards {shards} must equal the number of ranks {ranks.world}")
+    return shards
 
 
 def _fingerprint(settings: TrainSettings, files: RunFiles) -> dict[str, Any]:
@@ -177,22 +225,42 @@ def _fingerprint(settings: TrainSettings, files: RunFiles) -> dict[str, Any]:
     )
 
 
-def build_run(settings: TrainSettings, files: RunFiles) -> tuple[Run, TrainingState]:
+def _parallel(model: nn.Module, ranks: Ranks, device: torch.device) -> tuple[nn.Module, nn.Module]:
+    """The model to train and the callable to run it: DDP over BatchNorm synchronised across
+    ranks, or the model itself in one process."""
+    if not ranks.distributed:
+        return model, model
+    model = distributed.synchronise_batch_norm(model, device)
+    return model, distributed.wrap(model, device)
+
+
+def build_run(
+    settings: TrainSettings, files: RunFiles, ranks: Ranks = ONE_PROCESS
+) -> tuple[Run, TrainingState]:
     """Seeds, device, the resident splits, the model and its optimisation, in the order that
-    fixes the random state (the model's initialisation draws from the seeded generator)."""
+    fixes the random state (the model's initialisation draws from the seeded generator, alike on
+    every rank)."""
     generator = seed_everything(settings.seed)
-    device, amp_dtype, channels_last = _prepare_device(settings)
+    device, amp_dtype, channels_last = _prepare_device(settings, ranks)
+    distributed.start(ranks, device)
     cache = load_cache(files.cache_dir)
-    train_split, val_split = _resident_splits(cache, files.split_file, device)
+    train_split, val_split, train_images = _resident_splits(cache, files.split_file, device, ranks)
     model = build_model(
         settings.encoder, image_size=cache.size, encoder_weights=settings.encoder_weights
     ).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    model, forward = _parallel(model, ranks, device)
     class_weights = read_json(files.class_weights_file)
-    loss_fn = build_loss(settings.loss, class_weights["weights"], smooth=settings.dice_smooth)
-    batch_size = min(settings.batch_size, len(train_split))
-    steps_per_epoch = max(1, len(train_split) // batch_size)
+    loss_fn = build_loss(
+        settings.loss,
+        class_weights["weights"],
+        smooth=settings.dice_smooth,
+        sum_across=distributed.sum_across_ranks if ranks.distributed else None,
+    )
+    shards = _sample_shards(settings, ranks)
+    batch_size = _global_batch(settings, train_images, shards)
+    steps = steps_per_epoch(train_images, batch_size, shards)
     optimizer = torch.optim.AdamW(
         model.parameters(),
         lr=settings.learning_rate,
@@ -202,7 +270,7 @@ def build_run(settings: TrainSettings, files: RunFiles) -> tuple[Run, TrainingSt
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer,
         max_lr=settings.learning_rate,
-        total_steps=settings.epochs * steps_per_epoch,
+        total_steps=settings.epochs * steps,
         pct_start=settings.pct_start,
     )
     augmentation = Augmentation(**settings.augmentation)
@@ -210,18 +278,21 @@ def build_run(settings: TrainSettings, files: RunFiles) -> tuple[Run, TrainingSt
     run = Run(
         settings=settings,
         files=files,
+        ranks=ranks,
         device=device,
         amp_dtype=amp_dtype,
         channels_last=channels_last,
         cache=cache,
         train_split=train_split,
         val_split=val_split,
+        train_images=train_images,
+        shards=shards,
         # The compiled callable shares the model's parameters; checkpoints keep plain keys.
-        forward=torch.compile(model) if settings.compile else model,
+        forward=torch.compile(forward) if settings.compile else forward,
         loss_fn=loss_fn.to(device),
         augmentation=augmentation,
         batch_size=batch_size,
-        steps_per_epoch=steps_per_epoch,
+        steps_per_epoch=steps,
         fingerprint=_fingerprint(settings, files),
         class_weights_method=class_weights["method"],
     )
@@ -231,20 +302,32 @@ def build_run(settings: TrainSettings, files: RunFiles) -> tuple[Run, TrainingSt
 def log_start(run: Run, state: TrainingState) -> None:
     settings = run.settings
     log.info(
-        "training %s (%.1f M parameters) on %s, precision %s: %d train / %d val images at %d px, "
+        "training %s (%.1f M parameters) on %s%s, precision %s: %d train / %d val images at %d px, "
         "batch %d, %d steps/epoch, %d epochs, max lr %.3g, class weights %s",
         settings.encoder,
         count_parameters(state.model) / 1e6,
         devices.describe(run.device),
+        _describe_ranks(run),
         run.amp_dtype or "fp32",
-        len(run.train_split),
-        len(run.val_split),
+        run.train_images,
+        len(run.val_split) * run.ranks.world,
         run.cache.size,
         run.batch_size,
         run.steps_per_epoch,
         settings.epochs,
         settings.learning_rate,
         run.class_weights_method,
+    )
+
+
+def _describe_ranks(run: Run) -> str:
+    ranks = run.ranks
+    if not ranks.distributed:
+        return ""
+    return (
+        f" as rank {ranks.rank} of {ranks.world} (DistributedDataParallel, "
+        f"{run.batch_size // ranks.world} images of each batch, {len(run.train_split)} train "
+        f"images held here)"
     )
 
 
@@ -255,11 +338,18 @@ def resume(run: Run, state: TrainingState) -> bool:
     if checkpoint is None:
         return False
     state.restore(checkpoint)
+    position = state.position
+    if position is not None and position.shards != run.shards:
+        raise ResumeError(
+            f"{run.files.last_checkpoint} stopped inside epoch {position.epoch} of a run with "
+            f"{position.shards} rank(s); its rest can only run with that many "
+            f"(training.gpus × training.nodes = {position.shards}). Resume with them, or delete "
+            "the file to start over; a checkpoint from an epoch's end resumes with any number"
+        )
     if state.best_epoch:
         save_best(run, state)
-    if state.history:
+    if state.history and run.ranks.writes:
         write_history(state.history, run.files.history_file)
-    position = state.position
     where = (
         f"epoch {position.epoch} step {position.step}/{run.steps_per_epoch}"
         if position
@@ -281,8 +371,16 @@ def _epoch_start(run: Run, state: TrainingState, epoch: int) -> Position:
         position, state.position = state.position, None
         position.loss_sum = position.loss_sum.to(run.device)
         return position
-    order = run.train_split.shuffled_order(state.generator)
-    return Position(epoch, 0, order, torch.zeros((), device=run.device), 0)
+    order = epoch_order(run.train_images, run.batch_size, run.shards, state.generator)
+    return Position(epoch, 0, order, torch.zeros((), device=run.device), 0, run.shards)
+
+
+def _seed_rank_step(seed: int, rank: int, epoch: int, step: int) -> None:
+    """The global RNG (dropout and drop-path masks) of a rank's step, from where the step is: ranks
+    draw independent masks, and a resumed run draws the same ones without every rank's RNG state
+    in the checkpoint. (One process keeps its single seeded stream, as before.)"""
+    entropy = np.random.SeedSequence([seed, rank, epoch, step]).generate_state(1, np.uint64)
+    torch.manual_seed(int(entropy[0]) % 2**63)
 
 
 def train_one_epoch(run: Run, state: TrainingState, epoch: int, stop: StopRequest) -> EpochSteps:
@@ -291,12 +389,19 @@ def train_one_epoch(run: Run, state: TrainingState, epoch: int, stop: StopReques
     start = time.perf_counter()
     position = _epoch_start(run, state, epoch)
     resumed_at, last_progress = position.seen, start
+    ranks = run.ranks
     batches = run.train_split.batches(
-        run.batch_size, order=position.order, drop_last=True, start_batch=position.step
+        run.batch_size // ranks.world,
+        order=rank_order(position.order, run.batch_size, ranks.rank, ranks.world),
+        drop_last=True,
+        start_batch=position.step,
     )
+    part = (run.batch_size, ranks.part(run.batch_size)) if ranks.distributed else None
     for step, (images, masks) in enumerate(batches, start=position.step + 1):
         position.step = step
-        images, masks = augment(images, masks, state.generator, run.augmentation)
+        if ranks.distributed:
+            _seed_rank_step(run.settings.seed, ranks.rank, epoch, step)
+        images, masks = augment(images, masks, state.generator, run.augmentation, part)
         with devices.autocast(run.device, run.amp_dtype):
             logits = run.forward(to_model_input(images, run.channels_last))
         loss = run.loss_fn(logits, masks)
@@ -305,10 +410,11 @@ def train_one_epoch(run: Run, state: TrainingState, epoch: int, stop: StopReques
         state.scaler.step(state.optimizer)
         state.scaler.update()
         state.scheduler.step()
-        position.loss_sum += loss.detach()
-        position.seen += images.shape[0]
-        if stop.requested and position.step < run.steps_per_epoch:
+        position.loss_sum += loss.detach()  # the global batch's loss, alike on every rank
+        position.seen += images.shape[0] * ranks.world
+        if stop.after_step() and position.step < run.steps_per_epoch:
             save_progress(run, state, position)
+            distributed.barrier()  # no rank exits (and so ends the job) before rank 0 saved
             stop.exit(
                 f"epoch {epoch} step {position.step}/{run.steps_per_epoch}",
                 run.files.last_checkpoint,
@@ -381,7 +487,7 @@ def validate(run: Run, state: TrainingState, epoch: int) -> dict[str, Any] | Non
     cm = validation_confusion(
         state.model, run.val_split, run.settings.eval_batch_size, run.amp_dtype, run.channels_last
     )
-    return summarise(cm)
+    return summarise(distributed.add_across_ranks_(cm))  # every rank's shard of val
 
 
 def _finite_or_nan(value: float | None) -> float:
@@ -415,7 +521,11 @@ def record_epoch(
 
 def save_best(run: Run, state: TrainingState) -> None:
     """``model_best.pt`` (the Snakemake output evaluation reads), when the best epoch moved."""
-    if state.best_weights is None or state.best_saved_epoch == state.best_epoch:
+    if (
+        not run.ranks.writes
+        or state.best_weights is None
+        or state.best_saved_epoch == state.best_epoch
+    ):
         return
     checkpoint = run.metadata(state.best_epoch, state.best_miou)
     save_checkpoint(
@@ -425,7 +535,10 @@ def save_best(run: Run, state: TrainingState) -> None:
 
 
 def save_progress(run: Run, state: TrainingState, position: Position | None = None) -> None:
-    """The best checkpoint if it moved, then ``model_last.pt`` (mid-epoch with ``position``)."""
+    """The best checkpoint if it moved, then ``model_last.pt`` (mid-epoch with ``position``);
+    rank 0 alone writes."""
+    if not run.ranks.writes:
+        return
     save_best(run, state)
     checkpoint = run.metadata(state.completed, state.last_val_miou()) | state.resumable(position)
     save_checkpoint(checkpoint, run.files.last_checkpoint)
@@ -439,9 +552,9 @@ class CheckpointClock:
         self.seconds = 60 * minutes
         self.last = time.perf_counter()
 
-    def due(self, epoch: int, last_epoch: int, stop: StopRequest) -> bool:
+    def due(self, epoch: int, last_epoch: int, stopping: bool) -> bool:
         now = time.perf_counter()
-        if epoch == last_epoch or stop.requested or now - self.last >= self.seconds:
+        if epoch == last_epoch or stopping or now - self.last >= self.seconds:
             self.last = now
             return True
         return False
@@ -487,8 +600,10 @@ def train(
     best_checkpoint: str | os.PathLike[str],
     last_checkpoint: str | os.PathLike[str],
     history_file: str | os.PathLike[str],
+    ranks: Ranks = ONE_PROCESS,
 ) -> dict[str, Any]:
-    """Trains (or resumes) one encoder; see the module docstring.
+    """Trains (or resumes) one encoder; see the module docstring. ``ranks``: this process's place
+    in a data-parallel run (joined here; one process by default).
 
     SIGTERM / SIGUSR1 let the current step finish, save its position in the epoch to
     ``last_checkpoint`` and exit with status 128 + signal number, so ``--retries`` or a SLURM
@@ -507,7 +622,7 @@ def train(
             ),
         )
     )
-    run, state = build_run(settings, files)
+    run, state = build_run(settings, files, ranks)
     log_start(run, state)
     first_epoch = (state.completed if resume(run, state) else 0) + 1
     clock = CheckpointClock(settings.checkpoint_minutes)
@@ -520,9 +635,11 @@ def train(
             improved = record_epoch(run, state, epoch, steps, validate(run, state, epoch))
             time_epoch(state, steps, time.perf_counter() - epoch_start)
             write_start = time.perf_counter()
-            if clock.due(epoch, settings.epochs, stop):
+            stopping = stop.at_epoch_end()
+            if clock.due(epoch, settings.epochs, stopping):
                 save_progress(run, state)
-            write_history(state.history, files.history_file)
+            if run.ranks.writes:
+                write_history(state.history, files.history_file)
             per_epoch = (time.perf_counter() - started) / (epoch - first_epoch + 1)
             log_epoch(
                 run,
@@ -531,7 +648,8 @@ def train(
                 time.perf_counter() - write_start,
                 per_epoch * (settings.epochs - epoch),
             )
-            if stop.requested and epoch < settings.epochs:
+            if stopping and epoch < settings.epochs:
+                distributed.barrier()
                 stop.exit(f"the end of epoch {epoch}", files.last_checkpoint)
     return finish(run, state, time.perf_counter() - started)
 
