@@ -22,7 +22,7 @@ run() {
 case "$mode" in
 cpu)
   for bench in bench_dryrun bench_input bench_prepare bench_inference bench_training bench_loss \
-    bench_epoch flops; do
+    bench_epoch flops bench_scaling; do
     run "$bench.py"
   done
   ;;
@@ -42,6 +42,11 @@ gpu)
   run bench_epoch.py
   run bench_input.py --size 384 --batch 96
   run bench_inference.py --size 384
+  if "$py" -c 'import sys, torch; sys.exit(0 if torch.cuda.device_count() > 1 else 1)'; then
+    run bench_scaling.py # data-parallel scaling over every visible GPU
+  else
+    echo "== bench_scaling.py skipped: one GPU visible (scaling needs two or more)"
+  fi
   ;;
 *)
   echo "usage: bash bench/run.sh [gpu]" >&2
