@@ -28,6 +28,8 @@ from heritage_damage_seg.training.batches import (
     steps_per_epoch,
 )
 from heritage_damage_seg.training.history import TIMING_COLUMNS
+from heritage_damage_seg.training.settings import TrainSettings
+from heritage_damage_seg.training.train import one_cycle
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "tiny.yaml"
@@ -253,3 +255,32 @@ def test_a_batch_the_ranks_cannot_share_is_refused_at_parse(tmp_path):
     assert (
         f"encoders.{ENCODER}.batch_size 3 cannot be shared evenly" in result.stdout + result.stderr
     )
+
+
+def test_a_schedule_laid_anew_for_another_number_of_ranks_continues_at_the_same_epoch():
+    """A resume from an epoch's end with another number of ranks (other steps per epoch): the
+    learning rate and AdamW's cycled beta1 are where a fresh schedule of the new length would be,
+    and the schedule runs to its end without stepping past it."""
+    settings = TrainSettings(encoder=ENCODER, epochs=4, batch_size=4, learning_rate=1e-3)
+
+    def optimizer() -> torch.optim.Optimizer:
+        return torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=1e-3)
+
+    resumed_optimizer = optimizer()
+    before = one_cycle(resumed_optimizer, settings, steps=2)
+    for _ in range(4):  # two epochs of two steps
+        resumed_optimizer.step()
+        before.step()
+    resumed = one_cycle(resumed_optimizer, settings, steps=3, done=6)
+    fresh_optimizer = optimizer()
+    fresh = one_cycle(fresh_optimizer, settings, steps=3)
+    for _ in range(6):
+        fresh_optimizer.step()
+        fresh.step()
+    assert resumed.get_last_lr() == pytest.approx(fresh.get_last_lr())
+    assert resumed_optimizer.param_groups[0]["betas"] == pytest.approx(
+        fresh_optimizer.param_groups[0]["betas"]
+    )
+    for _ in range(6):
+        resumed_optimizer.step()
+        resumed.step()

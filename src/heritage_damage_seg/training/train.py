@@ -225,6 +225,35 @@ def _fingerprint(settings: TrainSettings, files: RunFiles) -> dict[str, Any]:
     )
 
 
+def one_cycle(
+    optimizer: torch.optim.Optimizer, settings: TrainSettings, steps: int, done: int = 0
+) -> torch.optim.lr_scheduler.OneCycleLR:
+    """The run's learning-rate schedule over ``epochs × steps`` steps, ``done`` of them taken."""
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer,
+        max_lr=settings.learning_rate,
+        total_steps=settings.epochs * steps,
+        pct_start=settings.pct_start,
+        last_epoch=done - 1,
+    )
+
+
+def fit_schedule(run: Run, state: TrainingState) -> None:
+    """A run resumed at an epoch's end with another number of ranks may have another number of
+    steps per epoch: the schedule is laid anew over the new length, at the same epoch."""
+    total = run.settings.epochs * run.steps_per_epoch
+    if state.scheduler.total_steps == total:  # type: ignore[attr-defined]
+        return
+    state.scheduler = one_cycle(
+        state.optimizer, run.settings, run.steps_per_epoch, state.completed * run.steps_per_epoch
+    )
+    log.info(
+        "learning-rate schedule laid over %d steps/epoch from epoch %d",
+        run.steps_per_epoch,
+        state.completed + 1,
+    )
+
+
 def _parallel(model: nn.Module, ranks: Ranks, device: torch.device) -> tuple[nn.Module, nn.Module]:
     """The model to train and the callable to run it: DDP over BatchNorm synchronised across
     ranks, or the model itself in one process."""
@@ -267,12 +296,7 @@ def build_run(
         weight_decay=settings.weight_decay,
         fused=device.type == "cuda",
     )
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer,
-        max_lr=settings.learning_rate,
-        total_steps=settings.epochs * steps,
-        pct_start=settings.pct_start,
-    )
+    scheduler = one_cycle(optimizer, settings, steps)
     augmentation = Augmentation(**settings.augmentation)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     run = Run(
@@ -346,6 +370,8 @@ def resume(run: Run, state: TrainingState) -> bool:
             f"(training.gpus × training.nodes = {position.shards}). Resume with them, or delete "
             "the file to start over; a checkpoint from an epoch's end resumes with any number"
         )
+    if position is None:
+        fit_schedule(run, state)
     if state.best_epoch:
         save_best(run, state)
     if state.history and run.ranks.writes:
