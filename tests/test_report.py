@@ -1,10 +1,6 @@
 """`snakemake --report` opened in a real headless browser (Debian's chromium via chromedriver)."""
 
-import os
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 from conftest import snakemake
@@ -22,41 +18,6 @@ COMPARISON = [
     "IoU heatmap",
     "mIoU with confidence intervals",
 ]
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        if os.environ.get("CI"):
-            pytest.fail("CI must install chromium and chromium-driver (see .ci/run)")
-        pytest.skip(
-            "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
-        )
-    profile = tempfile.mkdtemp(prefix="report-browser-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={profile}",
-        "--window-size=1400,1000",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def wait_for(condition, timeout=20.0, ready=bool):

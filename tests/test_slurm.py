@@ -461,6 +461,22 @@ def one_encoder_project(dest: Path, training: dict) -> Path:
     return project
 
 
+def assert_same_training(local: Path, cluster: Path, target: str) -> None:
+    """The cluster run's metrics and history (timings aside) equal the local run's."""
+    want = json.loads((local / target).read_text())
+    got = json.loads((cluster / target).read_text())
+    assert got["confusion_matrix"] == want["confusion_matrix"]
+    assert got["mIoU"] == want["mIoU"] and got["per_class"] == want["per_class"]
+    columns = ("epoch", "train_loss", "val_mIoU", "lr")
+    with (
+        open(local / "results/convnext_tiny/history.csv") as a,
+        open(cluster / "results/convnext_tiny/history.csv") as b,
+    ):
+        assert [[r[c] for c in columns] for r in csv.DictReader(a)] == [
+            [r[c] for c in columns] for r in csv.DictReader(b)
+        ]
+
+
 @pytest.mark.slow
 def test_a_training_job_that_hits_its_time_limit_resumes_and_matches_an_uninterrupted_run(
     slurm_cluster, tmp_path
@@ -511,18 +527,7 @@ def test_a_training_job_that_hits_its_time_limit_resumes_and_matches_an_uninterr
     assert "SIGTERM received: saved the position" in text, text[-3000:]
     assert "resumed at" in text, text[-3000:]
 
-    want = json.loads((local / target).read_text())
-    got = json.loads((cluster / target).read_text())
-    assert got["confusion_matrix"] == want["confusion_matrix"]
-    assert got["mIoU"] == want["mIoU"] and got["per_class"] == want["per_class"]
-    columns = ("epoch", "train_loss", "val_mIoU", "lr")
-    with (
-        open(local / "results/convnext_tiny/history.csv") as a,
-        open(cluster / "results/convnext_tiny/history.csv") as b,
-    ):
-        assert [[r[c] for c in columns] for r in csv.DictReader(a)] == [
-            [r[c] for c in columns] for r in csv.DictReader(b)
-        ]
+    assert_same_training(local, cluster, target)
 
 
 @pytest.mark.slow
@@ -549,18 +554,7 @@ def test_a_two_task_training_job_equals_the_local_two_rank_run(slurm_cluster, tm
     local_log = (local / "results/logs/train/convnext_tiny.log").read_text()
     assert "torch.distributed.run --standalone --nproc-per-node=2" in local_log, local_log
 
-    want = json.loads((local / target).read_text())
-    got = json.loads((cluster / target).read_text())
-    assert got["confusion_matrix"] == want["confusion_matrix"]
-    assert got["mIoU"] == want["mIoU"] and got["per_class"] == want["per_class"]
-    columns = ("epoch", "train_loss", "val_mIoU", "lr")
-    with (
-        open(local / "results/convnext_tiny/history.csv") as a,
-        open(cluster / "results/convnext_tiny/history.csv") as b,
-    ):
-        assert [[r[c] for c in columns] for r in csv.DictReader(a)] == [
-            [r[c] for c in columns] for r in csv.DictReader(b)
-        ]
+    assert_same_training(local, cluster, target)
 
 
 def run_in_slurm_job(tmp_path: Path, code: str, *sbatch_args: str) -> tuple[int, str]:

@@ -4,9 +4,6 @@ chromium via chromedriver), and the outlines and confidence of the same run."""
 import csv
 import io
 import json
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,7 +19,6 @@ from heritage_damage_seg.inference.predict import predict_folder
 from heritage_damage_seg.inference.products import ProductSettings
 from heritage_damage_seg.model.scan_view import ModelView
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 BIG = (3000, 2000)  # a 6 MP scan: a pyramid of 5 levels above the overview
 
 
@@ -46,33 +42,6 @@ def run(tmp_path_factory) -> Path:
     )
     assert summary.n_ok == 2
     return root / "out"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        if os.environ.get("CI"):
-            pytest.fail("CI must install chromium and chromium-driver (see .ci/run)")
-        pytest.skip(
-            "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
-        )
-    profile = tempfile.mkdtemp(prefix="viewer-browser-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
-                 "--disable-background-networking", "--disable-component-update",
-                 f"--user-data-dir={profile}", "--window-size=1400,1000", "--force-device-scale-factor=1"):  # fmt: skip
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def wait_until_drawn(browser, timeout: float = 60.0) -> None:

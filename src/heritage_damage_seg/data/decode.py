@@ -358,7 +358,7 @@ def _pil_rgb8(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def _streams(head: Header) -> bool:
+def decodes_streaming(head: Header) -> bool:
     """Whether libvips decodes this image (a streaming resize); else PIL, whole."""
     return head.format in VIPS_FORMATS or head.format.startswith("vips:")
 
@@ -369,7 +369,7 @@ def _vips_error(name: str, err: pyvips.Error) -> DatasetError:
     )
 
 
-def _vips_scaled(source: Source, head: Header, width: int, height: int, name: str) -> pyvips.Image:
+def vips_scaled(source: Source, head: Header, width: int, height: int, name: str) -> pyvips.Image:
     """Lazily converted to 8-bit sRGB (:func:`_vips_rgb8`), *then* resized to ``width``×``height``
     of the stored pixels, so every mode is resized as the 8-bit RGB it decodes to (libvips'
     ``thumbnail`` would resize alpha premultiplied, 16-bit before the scaling, CMYK before the
@@ -406,8 +406,8 @@ def scaled_image(
     both in ``orientation`` (see :func:`header`)."""
     head = header(source, name, orientation=orientation)
     stored_width, stored_height = _stored(head, width, height)
-    if _streams(head):
-        small = _to_array(_vips_scaled(source, head, stored_width, stored_height, name), name)
+    if decodes_streaming(head):
+        small = _to_array(vips_scaled(source, head, stored_width, stored_height, name), name)
         return orient(small, head.transform) if head.transform != 1 else small, head
     # What libvips does not read: decoded whole by PIL, resized by libvips as the rest.
     pixels = vips_resized(_pil_pixels(source, name), stored_width, stored_height)
@@ -442,7 +442,7 @@ def rgb_image(
     the one full-resolution reader (``predict``, native evaluation). libvips decodes straight into
     the returned array (3 B a pixel; PIL's RGB holds 4)."""
     head = header(source, name, orientation=orientation)
-    if _streams(head):
+    if decodes_streaming(head):
         try:
             pixels = _to_array(_vips_rgb8(_new_vips(source), name), name)
         except pyvips.Error as err:
@@ -588,9 +588,9 @@ def write_working_copy(
         _write_verbatim(image, image_path)
     else:
         image_path = image_out.with_suffix(".png")
-        if _streams(image_head) and image_head.transform == 1:
+        if decodes_streaming(image_head) and image_head.transform == 1:
             # Straight from decoder to encoder: the scan is never whole in memory.
-            _save_png(_vips_scaled(image, image_head, width, height, name), image_path, name)
+            _save_png(vips_scaled(image, image_head, width, height, name), image_path, name)
         else:  # rotated or flipped (camera-sized photos), or decoded by PIL
             picture, _ = scaled_image(image, width, height, name, orientation=orientation)
             _save_png(pyvips.Image.new_from_array(picture, interpretation="srgb"), image_path, name)

@@ -33,8 +33,8 @@ from heritage_damage_seg.data import decode
 from heritage_damage_seg.io import atomic_path
 from heritage_damage_seg.model.scan_view import (
     ModelView,
-    _source_positions,
     resized_nearest,
+    source_positions,
     upsampled_argmax,
 )
 from heritage_damage_seg.model.sliding import SlidingSettings, forward_tiles, iter_strips
@@ -77,8 +77,8 @@ def upsampled_confidence(
         probabilities.detach().float().permute(1, 2, 0).reshape(-1).cpu().numpy()
     )  # class fastest
     height, width = labels.shape
-    rows_first, rows_second, rows_weight = _source_positions(height, in_h)
-    cols_first, cols_second, cols_weight = _source_positions(width, in_w)
+    rows_first, rows_second, rows_weight = source_positions(height, in_h)
+    cols_first, cols_second, cols_weight = source_positions(width, in_w)
     left, right, col_weight = cols_first[None, :], cols_second[None, :], cols_weight[None, :]
     out = np.empty((height, width), dtype=np.uint8)
     step = max(1, block_pixels // width)

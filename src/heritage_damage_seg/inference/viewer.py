@@ -60,8 +60,8 @@ def display_image(path: Path, name: str) -> pyvips.Image:
     """The scan as 8-bit sRGB at full resolution in the orientation predict read it, lazily: libvips
     streams it where it can; an oriented or PIL-only file (camera photos, BMP, GIF) is decoded whole."""
     head = decode.header(path, name)
-    if decode._streams(head) and head.transform == 1:
-        return decode._vips_scaled(path, head, head.width, head.height, name)
+    if decode.decodes_streaming(head) and head.transform == 1:
+        return decode.vips_scaled(path, head, head.width, head.height, name)
     picture, _ = decode.scaled_image(path, head.width, head.height, name)
     return pyvips.Image.new_from_array(picture, interpretation="srgb")
 

@@ -176,7 +176,7 @@ def of_cache(view: str, image_size: int, crop_scale: float | None) -> ModelView:
     return ModelView(view, image_size, crop_scale if view == "crops" else None)
 
 
-def _source_positions(out_length: int, in_length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def source_positions(out_length: int, in_length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bilinear sampling along one axis as torch's ``interpolate(align_corners=False)`` does it:
     the two neighbouring source indices of every output pixel and the weight of the second."""
     position = np.maximum(
@@ -216,8 +216,8 @@ def upsampled_argmax(
         & (labels == labels[:, right])
         & (labels == labels[below][:, right])
     )
-    rows_first, rows_second, rows_weight = _source_positions(height, in_h)
-    cols_first, cols_second, cols_weight = _source_positions(width, in_w)
+    rows_first, rows_second, rows_weight = source_positions(height, in_h)
+    cols_first, cols_second, cols_weight = source_positions(width, in_w)
     out = np.empty((height, width), dtype=np.uint8)
     # Up to ~6 float arrays of (pixels in the strip) × C coexist where every pixel is a boundary.
     step = max(1, strip_bytes // (6 * 4 * classes * min(width, block_width)))

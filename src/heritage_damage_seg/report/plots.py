@@ -471,14 +471,8 @@ def plot_error_maps(
         axes[row, 2].set_xlabel(
             f"{100 * accuracy:.1f}% of {int(scored.sum()):,} px correct", fontsize=8
         )
-    handles = [
-        Patch(facecolor=CORRECT, label="correct"),
-        Patch(facecolor=WRONG, label="wrong"),
-        _background_patch(),
-    ]
-    fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
-    fig.suptitle(f"{encoder}: error maps", fontsize=11)
-    _save(fig, path, dpi)
+    legend = [("correct", CORRECT), ("wrong", WRONG)]
+    _finish_panels(fig, legend, 3, f"{encoder}: error maps", path, dpi)
 
 
 def plot_class_focus(
@@ -522,14 +516,19 @@ def plot_class_focus(
         axes[row, 2].set_xlabel(
             f"TP {int(tp.sum())}  FP {int(fp.sum())}  FN {int(fn.sum())} px", fontsize=8
         )
-    handles = [
-        Patch(facecolor=TP_COLOUR, label="TP"),
-        Patch(facecolor=FP_COLOUR, label="FP"),
-        Patch(facecolor=FN_COLOUR, label="FN (missed)"),
-        _background_patch(),
-    ]
-    fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=8, frameon=False)
-    fig.suptitle(f"{encoder}: class {class_id} {name} (IoU {_fmt(iou)})", fontsize=11)
+    legend = [("TP", TP_COLOUR), ("FP", FP_COLOUR), ("FN (missed)", FN_COLOUR)]
+    title = f"{encoder}: class {class_id} {name} (IoU {_fmt(iou)})"
+    _finish_panels(fig, legend, 2, title, path, dpi)
+
+
+def _finish_panels(
+    fig: Figure, legend: Sequence[tuple[str, str]], ncol: int, title: str, path: PathLike, dpi: int
+) -> None:
+    """The legend (colours, then the checkered unscored background), the title, and the file."""
+    handles = [Patch(facecolor=colour, label=label) for label, colour in legend]
+    handles.append(_background_patch())
+    fig.legend(handles=handles, loc="outside lower center", ncol=ncol, fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=11)
     _save(fig, path, dpi)
 
 
