@@ -565,15 +565,7 @@ def _write_cache(
                     image_paths[i], mask_paths[i] = sample.image_path, sample.mask_path
                     placements[i] = sample.crop
                     done += 1
-                    if done % max(1, n // 10) == 0 or done == n:
-                        elapsed = time.perf_counter() - start
-                        log.info(
-                            "prepared %d/%d samples, %.1f samples/s, ETA %.0f s",
-                            done,
-                            n,
-                            done / elapsed,
-                            (n - done) * elapsed / done,
-                        )
+                    _log_progress(done, n, start)
         finally:
             if pool:
                 pool.shutdown(cancel_futures=True)
@@ -586,6 +578,19 @@ def _write_cache(
         del images, masks
     # The index last: its presence means the arrays it describes are complete.
     return _write_index(out_dir, index, (heights, widths, image_paths, mask_paths), placements)
+
+
+def _log_progress(done: int, n: int, start: float) -> None:
+    """Every tenth of the samples: how many, how fast, how long still."""
+    if done % max(1, n // 10) == 0 or done == n:
+        elapsed = time.perf_counter() - start
+        log.info(
+            "prepared %d/%d samples, %.1f samples/s, ETA %.0f s",
+            done,
+            n,
+            done / elapsed,
+            (n - done) * elapsed / done,
+        )
 
 
 def _write_index(

@@ -63,6 +63,32 @@ def describe_folds(index: pd.DataFrame, family: str) -> dict[str, Any]:
     return {"family": family, "n_folds": len(rows), "folds": rows}
 
 
+def _fold_row(
+    family: str, fold: Mapping[str, Any], split_file: str | os.PathLike[str]
+) -> dict[str, Any]:
+    """A fold's sizes from its split.json, which must hold out what folds.json says."""
+    split = read_json(split_file)
+    if (
+        split.get("held_out") != fold["held_out"]
+        or split.get("n_test") != fold["n_test"]
+        or split["n_train"] + split["n_val"] != fold["n_train"]
+    ):
+        raise SplitError(
+            f"{split_file} holds out {split.get('held_out')!r} ({split.get('n_test')} images), "
+            f"folds.json says {fold['held_out']!r} ({fold['n_test']}): rerun the {family} family"
+        )
+    return {
+        "fold": fold["fold"],
+        "held_out": fold["held_out"],
+        "n_train": split["n_train"],
+        "n_val": split["n_val"],
+        "n_test": split["n_test"],
+        "n_train_groups": len(split["train_groups"]),
+        "n_val_groups": len(split["val_groups"]),
+        "n_test_groups": len(split["test_groups"]),
+    }
+
+
 def summarise(
     family: str,
     folds: Sequence[Mapping[str, Any]],
@@ -76,30 +102,7 @@ def summarise(
     (a stale file from other data would otherwise be summarised silently). The std is the sample
     standard deviation (n − 1), null with one fold; the worst fold is the one of lowest mIoU.
     """
-    fold_rows = []
-    for fold in folds:
-        split = read_json(split_files[fold["fold"]])
-        if (
-            split.get("held_out") != fold["held_out"]
-            or split.get("n_test") != fold["n_test"]
-            or split["n_train"] + split["n_val"] != fold["n_train"]
-        ):
-            raise SplitError(
-                f"{split_files[fold['fold']]} holds out {split.get('held_out')!r} ({split.get('n_test')} images), "
-                f"folds.json says {fold['held_out']!r} ({fold['n_test']}): rerun the {family} family"
-            )
-        fold_rows.append(
-            {
-                "fold": fold["fold"],
-                "held_out": fold["held_out"],
-                "n_train": split["n_train"],
-                "n_val": split["n_val"],
-                "n_test": split["n_test"],
-                "n_train_groups": len(split["train_groups"]),
-                "n_val_groups": len(split["val_groups"]),
-                "n_test_groups": len(split["test_groups"]),
-            }
-        )
+    fold_rows = [_fold_row(family, fold, split_files[fold["fold"]]) for fold in folds]
     encoders = []
     for encoder, per_fold in metrics_files.items():
         scored = []
