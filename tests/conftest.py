@@ -62,10 +62,10 @@ def tiny_run(tmp_path_factory) -> Path:
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Debian's chromium, headless, driven by chromedriver (the report and viewer tests open their
-    pages in it; its console log is kept for them to read)."""
+    """Debian's chromium, headless, driven by chromedriver: one per test module, so that a module
+    reads only its own pages' console log."""
     webdriver = pytest.importorskip("selenium.webdriver")
     service = pytest.importorskip("selenium.webdriver.chrome.service")
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
