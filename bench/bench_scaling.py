@@ -33,17 +33,7 @@ from common import save
 
 from heritage_damage_seg.device import describe, pick_device
 from heritage_damage_seg.model.models import ENCODERS
-from heritage_damage_seg.training.launch import launch_ranks, write_job
-
-ONE_PROCESS = """
-import sys, torch
-from heritage_damage_seg.training.launch import job_record
-from heritage_damage_seg.training.settings import TrainSettings
-from heritage_damage_seg.training.train import train
-job = job_record(sys.argv[1])
-torch.set_num_threads(job["threads"])
-train(TrainSettings.from_record(job["settings"]), **job["files"])
-"""
+from heritage_damage_seg.training.launch import WORKER_MODULE, launch_ranks, write_job
 
 
 def throughput(history_file: Path) -> float:
@@ -63,7 +53,8 @@ def train_with(ranks: int, settings, inputs: dict, out: Path, threads: int) -> f
     settings = dataclasses.replace(settings, gpus=ranks)
     if ranks == 1:
         job = write_job(out / "job.json", settings, files, threads, str(out / "train.log"))
-        subprocess.run([sys.executable, "-c", ONE_PROCESS, str(job)], check=True)
+        # The worker outside torchrun/srun is one process: the single-GPU path.
+        subprocess.run([sys.executable, "-m", WORKER_MODULE, str(job)], check=True)
     else:
         launch_ranks(settings, files, threads=threads, log_file=str(out / "train.log"))
     return throughput(out / "history.csv")

@@ -7,7 +7,6 @@ against one process given the same global batches and seed, and a SIGTERM to one
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -28,6 +27,7 @@ from heritage_damage_seg.training.batches import (
     steps_per_epoch,
 )
 from heritage_damage_seg.training.history import TIMING_COLUMNS
+from heritage_damage_seg.training.launch import WORKER_MODULE, write_job
 from heritage_damage_seg.training.settings import TrainSettings
 from heritage_damage_seg.training.train import one_cycle
 
@@ -42,7 +42,6 @@ training: {{epochs: 3, gpus: 2, threads: 1, device: cpu, retries: 2}}
 encoders: {{{ENCODER}: {{batch_size: 2}}}}
 """
 TARGET = f"results/{ENCODER}/model_best.pt"
-WORKER = "heritage_damage_seg.training.worker"
 
 
 # --- the order: one process unchanged, ranks take their own shard's part of each batch ----------
@@ -89,17 +88,6 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
     return result
 
 
-ONE_PROCESS = """
-import sys
-import torch
-from heritage_damage_seg.training.settings import TrainSettings
-from heritage_damage_seg.training.train import train
-settings, files = __import__("json").loads(sys.argv[1]), __import__("json").loads(sys.argv[2])
-torch.set_num_threads(1)
-train(TrainSettings.from_record(settings), **files)
-"""
-
-
 def run_one_process(workdir: Path, out: Path) -> pd.DataFrame:
     """The same training in one process (no torch.distributed), following the two-rank run's
     sample order (sample_shards: 2) with the whole global batch on itself."""
@@ -115,8 +103,12 @@ def run_one_process(workdir: Path, out: Path) -> pd.DataFrame:
         "history_file": str(out / "history.csv"),
     }
     out.mkdir(parents=True, exist_ok=True)
+    job = write_job(
+        out / "job.json", TrainSettings.from_record(settings), files, 1, str(out / "train.log")
+    )
+    # The rank worker started without torchrun or srun is a single process.
     result = subprocess.run(
-        [sys.executable, "-c", ONE_PROCESS, json.dumps(settings), json.dumps(files)],
+        [sys.executable, "-m", WORKER_MODULE, str(job)],
         capture_output=True,
         text=True,
         timeout=900,
@@ -168,7 +160,11 @@ def rank_pid(workdir: Path, rank: int, timeout: float = 60) -> int:
                 cwd = os.readlink(entry / "cwd")
             except OSError:
                 continue
-            if WORKER in cmdline and cwd == str(workdir) and f"RANK={rank}".encode() in environ:
+            if (
+                WORKER_MODULE in cmdline
+                and cwd == str(workdir)
+                and f"RANK={rank}".encode() in environ
+            ):
                 return int(entry.name)
         time.sleep(0.05)
     raise TimeoutError(f"rank {rank} did not start")
