@@ -44,6 +44,11 @@ def _sliding_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     group.add_argument("--fp32", action="store_true", help="no bf16/fp16 autocast on the GPU")
+    group.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="exit 0 even when some scans failed (they are listed in prediction.json)",
+    )
 
 
 def _product_arguments(parser: argparse.ArgumentParser) -> None:
@@ -148,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 2
         # Failed images are reported and skipped; the exit status says whether any failed.
-        return 1 if summary.failed else 0
+        return 1 if summary.failed and not args.keep_going else 0
     if args.command == "export":
         metrics = args.metrics
         if metrics is None and (Path(args.checkpoint).parent / "metrics.json").is_file():

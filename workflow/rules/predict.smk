@@ -31,6 +31,7 @@ rule predict:
         sliding=config["sliding"],
         artwork_masks=config["predict"]["artwork_masks"],
         overlay_max_side=config["predict"]["overlay_max_side"],
+        keep_going=config["predict"]["keep_going"],
         products={
             key: config["predict"][key]
             for key in (

@@ -1,7 +1,7 @@
 import torch
 
 from heritage_damage_seg.inference.outlines import OutlineSettings
-from heritage_damage_seg.inference.predict import predict_folder
+from heritage_damage_seg.inference.predict import check_failures, predict_folder
 from heritage_damage_seg.inference.products import ProductSettings
 from heritage_damage_seg.logs import logged
 from heritage_damage_seg.model.sliding import SlidingSettings
@@ -9,7 +9,7 @@ from heritage_damage_seg.model.sliding import SlidingSettings
 with logged(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)
     products = snakemake.params.products
-    predict_folder(
+    summary = predict_folder(
         snakemake.params.inputs,
         snakemake.params.out_dir,
         checkpoint=snakemake.params.checkpoint,
@@ -25,3 +25,4 @@ with logged(snakemake.log[0]):
             outlines=OutlineSettings(products["outline_tolerance"], products["outline_min_area"]),
         ),
     )
+    check_failures(summary, keep_going=snakemake.params.keep_going)

@@ -358,7 +358,8 @@ def _metrics(run: Evaluation, scored: Scored) -> dict[str, Any]:
         "inference_ms_per_image": 1000.0 * scored.forward_seconds / max(1, len(scored.ids)),
         "inference_batch_size": run.batch_size,
         "device": devices.describe(run.device),
-        "precision": str(run.amp_dtype or "fp32"),
+        "precision": devices.precision_name(run.amp_dtype),
+        "trained_precision": checkpoint.get("precision", "unrecorded"),
         "parameters": count_parameters(run.model),
         "confusion_matrix": cm.tolist(),
     }

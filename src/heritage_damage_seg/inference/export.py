@@ -168,6 +168,8 @@ def model_card(
         "checkpoint_sha256": sha256(checkpoint_path),
         "checkpoint_epoch": checkpoint.get("epoch"),
         "training_settings": checkpoint.get("settings"),
+        # bf16 / fp16 / fp32: the numeric precision the weights were trained in.
+        "training_precision": checkpoint.get("precision", "unrecorded"),
         # The encoder's start: random init, or the weights file with its SHA-256.
         "encoder_weights": checkpoint.get("encoder_weights"),
         "config_hash": config_hash(checkpoint.get("settings") or {}),

@@ -25,7 +25,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -311,10 +311,16 @@ class PredictRun:
         return self.out_dir / "overlays"
 
 
+class ScanOutOfMemory(MemoryError):
+    """A scan that ran out of device memory even one tile at a time."""
+
+
 # What one scan may fail with while the rest carry on: ValueError covers DatasetError and
-# PredictError, RuntimeError an out-of-memory on the device, DecompressionBombError a scan above
-# dataset.Image.MAX_IMAGE_PIXELS (250 MP).
-SCAN_ERRORS = (OSError, ValueError, RuntimeError, MemoryError, Image.DecompressionBombError)
+# PredictError, MemoryError host memory and ScanOutOfMemory, DecompressionBombError a scan above
+# dataset.Image.MAX_IMAGE_PIXELS (250 MP). Other RuntimeErrors are not among them: a CUDA error
+# (device-side assert, illegal address) leaves the GPU unusable for the rest of the process, and
+# every later scan would fail with it too; the run stops with its message instead.
+SCAN_ERRORS = (OSError, ValueError, MemoryError, Image.DecompressionBombError)
 
 
 def _predict_all(
@@ -330,20 +336,7 @@ def _predict_all(
             scan_start = time.perf_counter()
             try:
                 with run_progress.scan(i - 1, path.name) as tile_rows:
-                    row = _predict_one(
-                        run.model,
-                        run.view,
-                        path,
-                        run.masks_dir,
-                        run.overlays_dir,
-                        settings=run.settings,
-                        device=run.device,
-                        amp_dtype=run.amp_dtype,
-                        artwork_dir=run.artwork_dir,
-                        overlay_max_side=run.overlay_max_side,
-                        products=run_products,
-                        progress=tile_rows,
-                    )
+                    row = _predict_with_retries(run, path, run_products, tile_rows)
             except SCAN_ERRORS as err:
                 failed[path.name] = f"{type(err).__name__}: {err}"
                 log.error("[%d/%d] %s FAILED, skipped: %s", i, len(images), path.name, err)
@@ -354,6 +347,77 @@ def _predict_all(
             megapixels_done += megapixels(row["height"], row["width"])
             _log_scan(i, len(images), path, row, megapixels_done, time.perf_counter() - started)
     return rows, failed, run_products
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """An allocation that failed: on the GPU (torch.OutOfMemoryError) or in torch's CPU allocator
+    (a plain RuntimeError)."""
+    return isinstance(err, torch.OutOfMemoryError) or (
+        isinstance(err, RuntimeError) and "DefaultCPUAllocator: can't allocate memory" in str(err)
+    )
+
+
+def tile_batches(batch_size: int) -> list[int]:
+    """The tile batches a scan is tried with after running out of device memory: halved down to
+    one tile (8 → 8, 4, 2, 1)."""
+    sizes = [batch_size]
+    while sizes[-1] > 1:
+        sizes.append(sizes[-1] // 2)
+    return sizes
+
+
+def _predict_with_retries(
+    run: PredictRun, path: Path, run_products: RunProducts, progress: Callable[[int, int], None]
+) -> dict[str, Any]:
+    """One scan; an out-of-memory on the device retries it with half the tile batch, down to
+    one tile, then fails that scan clearly (:class:`ScanOutOfMemory`)."""
+    sizes = tile_batches(run.settings.batch_size)
+    for attempt, batch_size in enumerate(sizes):
+        try:
+            return _predict_one(
+                run.model,
+                run.view,
+                path,
+                run.masks_dir,
+                run.overlays_dir,
+                settings=replace(run.settings, batch_size=batch_size),
+                device=run.device,
+                amp_dtype=run.amp_dtype,
+                artwork_dir=run.artwork_dir,
+                overlay_max_side=run.overlay_max_side,
+                products=run_products,
+                progress=progress,
+            )
+        except RuntimeError as err:
+            if not is_out_of_memory(err):
+                raise
+            if run.device.type == "cuda":
+                torch.cuda.empty_cache()
+            if attempt + 1 == len(sizes):
+                raise ScanOutOfMemory(
+                    f"out of memory on {run.device} even with one tile at a time ({err}); predict "
+                    "this scan on a GPU with more memory, or on the CPU (--device cpu)"
+                ) from err
+            log.warning(
+                "%s: out of memory on %s with %d tiles at a time; retrying with %d",
+                path.name,
+                run.device,
+                batch_size,
+                sizes[attempt + 1],
+            )
+    raise AssertionError("unreachable")
+
+
+def check_failures(summary: PredictSummary, keep_going: bool) -> None:
+    """A run in which any scan failed fails (after writing every output, prediction.json naming
+    the failures), unless the user asked to keep going."""
+    if not summary.failed or keep_going:
+        return
+    names = ", ".join(f"{name} ({why})" for name, why in summary.failed.items())
+    raise PredictError(
+        f"{len(summary.failed)} of {summary.n_images} scan(s) failed: {names}. Fix or remove "
+        "them, or accept a run with failed scans: predict.keep_going: true (CLI --keep-going)"
+    )
 
 
 def _log_scan(
@@ -386,7 +450,7 @@ def _summary(
         failed=failed,
         seconds=round(seconds, 3),
         device=devices.describe(run.device),
-        precision=str(run.amp_dtype or "fp32"),
+        precision=devices.precision_name(run.amp_dtype),
         settings=asdict(run.settings)
         | {
             "overlay_max_side": run.overlay_max_side,

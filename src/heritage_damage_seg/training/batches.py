@@ -1,8 +1,9 @@
 """Training and validation batches straight from the uint8 cache, augmented on the device.
 
 The split's rows are gathered from the memory-mapped cache once and kept as uint8 (a quarter of
-float32): on the GPU when they fit, so a step costs an index and a few tensor ops, not a decode;
-otherwise in pinned host memory, copied one batch at a time without blocking.
+float32): on the GPU when they fit beside the model, so a step costs an index and a few tensor ops,
+not a decode; otherwise in host memory, copied one batch at a time through pinned memory without
+blocking.
 """
 
 from __future__ import annotations
@@ -14,28 +15,45 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-GPU_MEMORY_SHARE_FOR_DATA = 0.4
-"""Keep a split on the GPU only if it takes at most this share of the free GPU memory."""
+from heritage_damage_seg import device as devices
 
 
 class ResidentSplit:
-    """One side of the split as uint8 tensors (images N×S×S×3, masks N×S×S) ready for ``device``."""
+    """One side of the split as uint8 tensors (images N×S×S×3, masks N×S×S) ready for ``device``.
+
+    ``resident``: keep the rows on the device (the CPU always does); None decides by the GPU's
+    memory (:func:`~heritage_damage_seg.device.data_fits_on_gpu`). Rows that stay on the host stay
+    in pageable memory (pinning the whole split would round it up to a power of two of locked
+    memory); each batch is gathered into a pinned staging buffer of its own size and copied from
+    there without blocking. torch's pinned host allocator hands a buffer out again only once its
+    copy is done, so no step waits for the GPU."""
 
     def __init__(
-        self, images: np.ndarray, masks: np.ndarray, positions: np.ndarray, device: torch.device
+        self,
+        images: np.ndarray,
+        masks: np.ndarray,
+        positions: np.ndarray,
+        device: torch.device,
+        resident: bool | None = None,
     ):
         order = np.sort(positions)  # sequential reads from the memory map
         host_images = torch.from_numpy(np.ascontiguousarray(images[order]))
         host_masks = torch.from_numpy(np.ascontiguousarray(masks[order]))
         self.positions = order
         self.device = device
-        self.on_device = device.type != "cuda" or _fits_on_gpu(
-            host_images.nbytes + host_masks.nbytes, device
-        )
+        if resident is None:
+            resident = device.type != "cuda" or devices.data_fits_on_gpu(
+                host_images.nbytes + host_masks.nbytes, device
+            )
+        self.on_device = resident or device.type == "cpu"
         if self.on_device:
             self.images, self.masks = host_images.to(device), host_masks.to(device)
         else:
-            self.images, self.masks = host_images.pin_memory(), host_masks.pin_memory()
+            self.images, self.masks = host_images, host_masks
+
+    @property
+    def nbytes(self) -> int:
+        return self.images.nbytes + self.masks.nbytes
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -57,20 +75,36 @@ class ResidentSplit:
         cache order otherwise; ``start_batch`` skips the batches an interrupted epoch trained on."""
         n = len(self)
         if order is None and generator is None:
-            order = torch.arange(n, device=self.device if self.on_device else None)
+            order = torch.arange(n, device=self.images.device)
         elif order is None:
             order = self.shuffled_order(generator)
-        if self.on_device and order.device != self.device:
-            # A pageable host-to-device copy would wait for the GPU: pin it and copy without blocking.
-            order = order.pin_memory().to(self.device, non_blocking=True)
+        order = _beside(order, self.images)
         stop = n - n % batch_size if drop_last and n >= batch_size else n
         for start in range(start_batch * batch_size, stop, batch_size):
             index = order[start : start + batch_size]
-            images, masks = self.images.index_select(0, index), self.masks.index_select(0, index)
-            if not self.on_device:
-                images = images.pin_memory().to(self.device, non_blocking=True)
-                masks = masks.pin_memory().to(self.device, non_blocking=True)
-            yield images, masks
+            if self.on_device:
+                yield self.images.index_select(0, index), self.masks.index_select(0, index)
+            else:
+                yield self._staged(self.images, index), self._staged(self.masks, index)
+
+    def _staged(self, rows: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """The indexed rows, gathered straight into pinned memory and copied without blocking."""
+        staging = torch.empty(
+            (len(index), *rows.shape[1:]), dtype=rows.dtype, pin_memory=self.device.type == "cuda"
+        )
+        torch.index_select(rows, 0, index, out=staging)
+        return staging.to(self.device, non_blocking=True)
+
+
+def _beside(order: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """The sample order on the device that holds the rows it indexes: a host order for host rows;
+    for device rows, copied from pinned memory without blocking (a pageable host-to-device copy
+    would wait for the GPU). Device *types* are compared: a bare ``cuda`` is ``cuda:0``."""
+    if order.device.type == rows.device.type:
+        return order
+    if rows.device.type == "cuda":
+        return order.pin_memory().to(rows.device, non_blocking=True)
+    return order.to(rows.device)
 
 
 def steps_per_epoch(n: int, batch: int, shards: int = 1) -> int:
@@ -113,11 +147,6 @@ def rank_order(order: torch.Tensor, batch: int, rank: int, world: int) -> torch.
     steps = len(order) // batch
     part = order[: steps * batch].view(steps, batch)[:, rank * per_rank : (rank + 1) * per_rank]
     return part.reshape(-1) // world
-
-
-def _fits_on_gpu(nbytes: int, device: torch.device) -> bool:
-    free, _ = torch.cuda.mem_get_info(device)
-    return nbytes <= GPU_MEMORY_SHARE_FOR_DATA * free
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,22 @@ class ResumeError(RuntimeError):
 
 
 def save_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """Writes ``checkpoint`` with every tensor on the CPU, so a plain ``torch.load`` reads it on a
+    machine without the GPU it was trained on (the model's weights, the optimizer's state and the
+    best weights stay on the GPU while training runs)."""
     with atomic_path(path) as tmp:
-        torch.save(checkpoint, tmp)
+        torch.save(cpu_tensors(checkpoint), tmp)
+
+
+def cpu_tensors(value: Any) -> Any:
+    """``value`` with every tensor inside dicts, lists and tuples copied to the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {key: cpu_tensors(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(cpu_tensors(item) for item in value)
+    return value
 
 
 def rng_states(generator: torch.Generator) -> dict[str, Any]:

@@ -7,7 +7,8 @@ computing what one process computes with the same global batch:
 - the loss's per-class sums are added across ranks before the Dice (and cross-entropy) is formed
   (:func:`sum_across_ranks`, differentiable), so every rank's loss is the loss of the whole
   global batch, not the mean of per-rank Dice scores;
-- BatchNorm statistics are those of the whole global batch (:func:`synchronise_batch_norm`);
+- BatchNorm statistics are those of the whole global batch (:func:`synchronise_batch_norm`),
+  without a host synchronisation per layer;
 - DDP averages the gradients, which with the summed loss gives the global batch's gradient.
 
 A single process never touches ``torch.distributed``: one GPU runs exactly as before.
@@ -16,12 +17,13 @@ A single process never touches ``torch.distributed``: one GPU runs exactly as be
 from __future__ import annotations
 
 import datetime
+import inspect
 import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-from timm.layers import convert_sync_batchnorm
+from timm.layers import BatchNormAct2d
 from torch import nn
 
 # A rank that waits longer than this for the others (a dead node, a hung collective) fails.
@@ -65,13 +67,6 @@ class Ranks:
 
 
 ONE_PROCESS = Ranks()
-
-
-def rank_device(device: torch.device, ranks: Ranks) -> torch.device:
-    """A rank's own GPU: its local rank among the GPUs it sees (srun may show each task one)."""
-    if device.type != "cuda" or not ranks.distributed:
-        return device
-    return torch.device("cuda", ranks.local_rank % torch.cuda.device_count())
 
 
 def start(ranks: Ranks, device: torch.device) -> None:
@@ -132,64 +127,85 @@ def barrier() -> None:
         dist.barrier()
 
 
-class RankSyncedBatchNorm(nn.BatchNorm2d):
-    """BatchNorm2d whose batch statistics are those of the global batch on CPU ranks.
+def _global_batch_norm(norm: nn.BatchNorm2d, input: torch.Tensor) -> torch.Tensor:
+    """``norm`` applied with the statistics of the whole global batch: one differentiable
+    all-reduce of the per-channel sums, squares and count (summed in fp32 whatever autocast gives),
+    and no host synchronisation (torch's SyncBatchNorm boolean-indexes the gathered counts, a host
+    sync in every BatchNorm layer of every forward)."""
+    channels = input.shape[1]
+    x = input.float()
+    count = x.new_full((1,), x.numel() / channels)
+    sums = sum_across_ranks(torch.cat([x.sum((0, 2, 3)), (x * x).sum((0, 2, 3)), count]))
+    n = sums[-1]
+    mean = sums[:channels] / n
+    var = sums[channels : 2 * channels] / n - mean * mean
+    if norm.track_running_stats and norm.running_mean is not None:
+        with torch.no_grad():
+            norm.num_batches_tracked.add_(1)
+            momentum = norm.momentum if norm.momentum is not None else 0.1
+            norm.running_mean.lerp_(mean.detach(), momentum)
+            norm.running_var.lerp_(var.detach() * n / (n - 1), momentum)
+    shape = (1, channels, 1, 1)
+    normalised = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + norm.eps)
+    if norm.affine:
+        normalised = normalised * norm.weight.view(shape) + norm.bias.view(shape)
+    return normalised.to(input.dtype)
 
-    torch's SyncBatchNorm refuses CPU tensors; CPU ranks (tests, CPU-only clusters) use this
-    equivalent built on the differentiable all-reduce. GPU ranks use torch's SyncBatchNorm.
-    """
+
+def _synchronising() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+class RankSyncedBatchNorm(nn.BatchNorm2d):
+    """BatchNorm2d whose training statistics are those of the global batch (CPU and GPU ranks)."""
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if not (self.training and dist.is_initialized()):
+        if not (self.training and _synchronising()):
             return super().forward(input)
-        channels = input.shape[1]
-        count = torch.tensor([input.numel() / channels], dtype=input.dtype, device=input.device)
-        sums = torch.cat([input.sum((0, 2, 3)), (input * input).sum((0, 2, 3)), count])
-        sums = sum_across_ranks(sums)
-        n = sums[-1]
-        mean = sums[:channels] / n
-        var = sums[channels : 2 * channels] / n - mean * mean
-        if self.track_running_stats and self.running_mean is not None:
-            with torch.no_grad():
-                self.num_batches_tracked.add_(1)
-                momentum = self.momentum if self.momentum is not None else 0.1
-                self.running_mean.lerp_(mean.detach(), momentum)
-                self.running_var.lerp_(var.detach() * n / (n - 1), momentum)
-        shape = (1, channels, 1, 1)
-        normalised = (input - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
-        if self.affine:
-            normalised = normalised * self.weight.view(shape) + self.bias.view(shape)
-        return normalised
+        return _global_batch_norm(self, input)
 
 
-def synchronise_batch_norm(model: nn.Module, device: torch.device) -> nn.Module:
-    """BatchNorm layers that normalise with the global batch's statistics across ranks."""
-    if device.type == "cuda":
-        # timm's converter keeps timm's BatchNormAct2d (norm + activation) whole.
-        return convert_sync_batchnorm(model)
-    return _cpu_synced(model)
+class RankSyncedBatchNormAct2d(BatchNormAct2d):
+    """timm's BatchNorm + activation (MaxViT's stem and MBConv blocks), normalised alike."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if not (self.training and _synchronising()):
+            return super().forward(input)
+        return self.act(self.drop(_global_batch_norm(self, input)))
 
 
-def _cpu_synced(module: nn.Module) -> nn.Module:
-    if type(module) is nn.BatchNorm2d:
-        synced = RankSyncedBatchNorm(
-            module.num_features, module.eps, module.momentum, module.affine,
-            module.track_running_stats,
-        )  # fmt: skip
-        synced.load_state_dict(module.state_dict())
-        return synced
-    if isinstance(module, nn.modules.batchnorm._BatchNorm):
-        raise NotImplementedError(
-            f"{type(module).__name__} cannot be synchronised across CPU ranks: train this encoder "
-            "with training.gpus: 1 on the CPU, or on GPUs"
-        )
-    for name, child in module.named_children():
-        setattr(module, name, _cpu_synced(child))
-    return module
+_SYNCED = {nn.BatchNorm2d: RankSyncedBatchNorm, BatchNormAct2d: RankSyncedBatchNormAct2d}
+
+
+def synchronise_batch_norm(model: nn.Module) -> nn.Module:
+    """Every BatchNorm layer of ``model`` normalising with the global batch's statistics across
+    ranks, in place (parameters and buffers kept: the layers change class, not state)."""
+    for module in model.modules():
+        synced = _SYNCED.get(type(module))
+        if synced is not None:
+            module.__class__ = synced
+        elif (
+            isinstance(module, nn.modules.batchnorm._BatchNorm)
+            and type(module) not in _SYNCED.values()
+        ):
+            raise NotImplementedError(
+                f"{type(module).__name__} cannot be synchronised across ranks: train this encoder "
+                "with training.gpus: 1"
+            )
+    return model
 
 
 def wrap(model: nn.Module, device: torch.device) -> nn.Module:
     """DistributedDataParallel around ``model`` (which keeps its plain parameter names)."""
+    # No buffer broadcast before every forward (a collective per step): the synchronised BatchNorm
+    # layers keep the running statistics equal on every rank, and those are the model's buffers.
+    # (torch ≥ 2.12 names the option forward_sync_buffers; broadcast_buffers before.)
+    parameters = inspect.signature(nn.parallel.DistributedDataParallel).parameters
+    no_buffer_sync = (
+        {"forward_sync_buffers": False}
+        if "forward_sync_buffers" in parameters
+        else {"broadcast_buffers": False}
+    )
     return nn.parallel.DistributedDataParallel(
-        model, device_ids=[device] if device.type == "cuda" else None
+        model, device_ids=[device] if device.type == "cuda" else None, **no_buffer_sync
     )

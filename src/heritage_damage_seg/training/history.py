@@ -18,6 +18,7 @@ HISTORY_COLUMNS = (
     "epoch_imgs_per_s",  # the epoch's wall time: steps, validation and bookkeeping
     "epoch_seconds",
     "peak_memory_mb",
+    "precision",  # bf16 / fp16 / fp32: a run resumed on another GPU type changes it
 )
 # Measurements of the machine, not of the model: they differ between otherwise identical runs.
 TIMING_COLUMNS = ("train_imgs_per_s", "epoch_imgs_per_s", "epoch_seconds", "peak_memory_mb")

@@ -97,7 +97,7 @@ class TrainingState:
         self.model.load_state_dict(checkpoint["model_state_dict"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])
-        self.scaler.load_state_dict(checkpoint["scaler"])
+        restore_scaler(self.scaler, checkpoint["scaler"])
         restore_rng_states(checkpoint["rng"], self.generator)
         self.history = list(checkpoint["history"])
         self.completed, self.best_epoch = checkpoint["epoch"], checkpoint["best_epoch"]
@@ -108,3 +108,12 @@ class TrainingState:
             self.best_weights = (
                 checkpoint.get("best_model_state_dict") or checkpoint["model_state_dict"]
             )
+
+
+def restore_scaler(scaler: torch.amp.GradScaler, saved: dict[str, Any]) -> None:
+    """The gradient scaler's state, across precisions: a run trained in bf16 or fp32 (no scaler:
+    its state is ``{}``) and resumed on a GPU that trains in fp16 starts a fresh scaler, which
+    torch's load would refuse ("The source state dict is empty"); a scaler's state resumed
+    without fp16 is not needed."""
+    if scaler.is_enabled() and saved:
+        scaler.load_state_dict(saved)

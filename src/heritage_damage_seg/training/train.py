@@ -135,6 +135,7 @@ class Run:
             "epoch": epoch,
             "val_mIoU": val_miou,
             "selected_on": "val",
+            "precision": devices.precision_name(self.amp_dtype),
             "encoder_weights": encoder_weights_record(self.settings.encoder_weights),
             "settings": asdict(self.settings),
             "fingerprint": self.fingerprint,
@@ -160,7 +161,7 @@ def seed_everything(seed: int) -> torch.Generator:
 def _prepare_device(
     settings: TrainSettings, ranks: Ranks
 ) -> tuple[torch.device, torch.dtype | None, bool]:
-    device = distributed.rank_device(devices.pick_device(settings.device), ranks)
+    device = devices.pick_device(settings.device, ranks.local_rank)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -185,9 +186,27 @@ def _resident_splits(
             "val): use more artworks or change split.val_fraction"
         )
     shard = (ranks.rank, ranks.world)
-    train_split = ResidentSplit(cache.images, cache.masks, shard_positions(train, *shard), device)
-    val_split = ResidentSplit(cache.images, cache.masks, shard_positions(val, *shard), device)
+    train_rows, val_rows = shard_positions(train, *shard), shard_positions(val, *shard)
+    resident = _resident_on(device, cache, len(train_rows) + len(val_rows))
+    train_split = ResidentSplit(cache.images, cache.masks, train_rows, device, resident)
+    val_split = ResidentSplit(cache.images, cache.masks, val_rows, device, resident)
+    if not resident:
+        log.info(
+            "the split (%.1f GB) stays in host memory beside the model: batches are copied to %s "
+            "through pinned memory",
+            (train_split.nbytes + val_split.nbytes) / 1e9,
+            device,
+        )
     return train_split, val_split, len(train)
+
+
+def _resident_on(device: torch.device, cache: PreparedCache, rows: int) -> bool:
+    """Train and val together on the device, or both on the host: decided once, before the model
+    takes its share."""
+    if device.type != "cuda":
+        return True
+    row_bytes = cache.images[0].nbytes + cache.masks[0].nbytes
+    return devices.data_fits_on_gpu(rows * row_bytes, device)
 
 
 def _global_batch(settings: TrainSettings, train_images: int, shards: int) -> int:
@@ -259,7 +278,7 @@ def _parallel(model: nn.Module, ranks: Ranks, device: torch.device) -> tuple[nn.
     ranks, or the model itself in one process."""
     if not ranks.distributed:
         return model, model
-    model = distributed.synchronise_batch_norm(model, device)
+    model = distributed.synchronise_batch_norm(model)
     return model, distributed.wrap(model, device)
 
 
@@ -332,7 +351,7 @@ def log_start(run: Run, state: TrainingState) -> None:
         count_parameters(state.model) / 1e6,
         devices.describe(run.device),
         _describe_ranks(run),
-        run.amp_dtype or "fp32",
+        devices.precision_name(run.amp_dtype),
         run.train_images,
         len(run.val_split) * run.ranks.world,
         run.cache.size,
@@ -536,6 +555,7 @@ def record_epoch(
             "epoch_imgs_per_s": float("nan"),  # set by time_epoch
             "epoch_seconds": float("nan"),
             "peak_memory_mb": devices.peak_memory_mb(run.device),
+            "precision": devices.precision_name(run.amp_dtype),
         }
     )
     state.completed = epoch
