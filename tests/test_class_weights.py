@@ -51,7 +51,7 @@ def test_seed_method_ratio_on_artefact_like_frequencies_is_small():
     counts = np.round(freq / freq.sum() * 1e9).astype(np.int64)
     result = class_weights.compute(counts, "inverse_sqrt_log_scaled")
     assert result["weights"][1:] == pytest.approx([3.0] * 15)
-    assert result["max_min_ratio"] < 1.5  # not the 36.4× the seed's README claimed
+    assert result["max_min_ratio"] < 1.5  # not the 36.4× the prototype's README claimed
 
 
 def test_unknown_method_names_the_choices():

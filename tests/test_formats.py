@@ -1,6 +1,6 @@
 """Every image mode PIL or libvips writes reaches the cache, the working copies and the
 full-resolution reader as the right 8-bit sRGB pixels, and an EXIF-oriented image never drifts
-from its mask (README "Image formats and EXIF orientation").
+from its mask (docs/data-formats.md, "Image formats and EXIF orientation").
 
 Real files, no mocks: one reference RGB image (gradients, edges, an off-centre block) is saved in
 every format and mode with PIL and pyvips, next to *the same pixels* saved as a plain 8-bit RGB

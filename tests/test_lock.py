@@ -1,5 +1,6 @@
 """requirements.lock (what scripts/setup.sh installs) is complete, exact, hashed and consistent with
-pyproject.toml and envs/pytorch.yaml. Installing it is checked by hand (README): minutes and GBs."""
+pyproject.toml and envs/pytorch.yaml. Installing it is checked by hand (docs/getting-started.md):
+minutes and GBs."""
 
 from __future__ import annotations
 
