@@ -13,7 +13,10 @@ from heritage_damage_seg.model.losses import build_loss
 from heritage_damage_seg.model.models import build_model
 from heritage_damage_seg.training.batches import Augmentation, ResidentSplit, augment
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+]
 
 
 def test_a_training_step_and_validation_do_not_synchronise():
