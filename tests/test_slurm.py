@@ -594,3 +594,74 @@ def test_a_slurm_job_given_a_gpu_that_torch_cannot_see_fails_instead_of_using_th
     assert rc == 0 and "device cpu" in out, out
     rc, out = run_in_slurm_job(tmp_path, PICK.format("auto"), "-p", "cpu")
     assert rc == 0 and "device cpu" in out, out
+
+
+@pytest.mark.slow
+def test_a_multi_gpu_training_job_gives_each_rank_its_own_gpu(slurm_cluster, tmp_path):
+    """training.device: cuda, training.gpus: 2 through `snakemake --executor slurm`: the job's
+    resources and the launcher's inner srun agree (before: "srun: fatal: --gpus-per-task is
+    mutually exclusive with --ntasks-per-gpu and SLURM_NTASKS_PER_GPU"), and each rank sees one
+    GPU of its own. The ranks are tests/slurm_rank_report.py (the launch is under test; the
+    cluster's GPUs are fake gres)."""
+    project = one_encoder_project(tmp_path / "cluster", {"gpus": 2, "threads": 1})
+    config_file = project / "config" / "config.yaml"
+    import yaml
+
+    config = yaml.safe_load(config_file.read_text())
+    config["training"]["device"] = "cuda"
+    config_file.write_text(yaml.safe_dump(config))
+    env = {
+        "SNAKEMAKE_PROFILE": str(TEST_PROFILE),
+        "HDS_RANK_WORKER": "slurm_rank_report",
+        "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]),
+    }
+    proc = as_typed(project, "snakemake --executor slurm results/convnext_tiny/model_best.pt", env)
+    log_file = project / "results/logs/train/convnext_tiny.log"
+    log = log_file.read_text() if log_file.exists() else ""
+    assert "srun: fatal" not in log, log[-3000:]
+    assert proc.returncode == 0, proc.output[-6000:] + log[-3000:]
+    (train,) = [fields for rule, _, fields in submitted_jobs(proc.output) if rule == "train"]
+    assert train["NumTasks"] == "2" and "gres/gpu=2" in train["TRES"], train
+    assert "--gpus-per-task=1" in log, log
+    reports = log  # srun gathers every task's output into the launcher's, the rule's log
+    devices = dict(re.findall(r"rank (\d) of 2 .*?CUDA_VISIBLE_DEVICES=(\S+)", reports))
+    assert set(devices) == {"0", "1"}, reports
+    assert all("," not in d and d != "None" for d in devices.values()), devices  # one GPU each
+    print("ranks and their GPUs:", devices)
+
+
+LAUNCH = """
+import subprocess, sys
+from pathlib import Path
+from heritage_damage_seg.training.launch import rank_command
+from heritage_damage_seg.training.settings import TrainSettings
+settings = TrainSettings(encoder="convnext_tiny", epochs=1, batch_size=2, learning_rate=1e-3,
+                         device="cuda", gpus=2, nodes=1)
+command = rank_command(settings, Path("job.json"), 1, "srun")
+command = command[: command.index(sys.executable)] + ["bash", "-c", "echo rank $SLURM_PROCID gpu $CUDA_VISIBLE_DEVICES"]
+sys.exit(subprocess.run(command).returncode)
+"""
+
+
+def test_the_inner_srun_agrees_with_the_jobs_resources(slurm_cluster, tmp_path):
+    """The launcher's srun (one GPU per task) inside a job of training_resources' shape for 2 GPUs
+    on one node (--gres=gpu:2 --ntasks=2, no --ntasks-per-gpu) gives each task its own GPU; inside a
+    job submitted with --ntasks-per-gpu, which the plugin adds when tasks_per_gpu is not 0, srun
+    refuses it."""
+    rc, out = run_in_slurm_job(
+        tmp_path,
+        LAUNCH,
+        "-p",
+        "gpu",
+        "--gres=gpu:2",
+        "--nodes=1",
+        "--ntasks=2",
+        "--cpus-per-task=1",
+    )
+    assert rc == 0, out
+    assert sorted(re.findall(r"rank (\d) gpu (\S+)", out)) == [("0", "0"), ("1", "1")], out
+    rc, out = run_in_slurm_job(
+        tmp_path, LAUNCH, "-p", "gpu", "--gpus=2", "--ntasks-per-gpu=1", "--ntasks=2",
+        "--cpus-per-task=1",
+    )  # fmt: skip
+    assert rc != 0 and "mutually exclusive with --ntasks-per-gpu" in out, out

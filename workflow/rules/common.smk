@@ -83,19 +83,25 @@ def gpu_resources(runtime, timed):
 
 
 def training_resources(runtime, timed):
-    """A training job's resources: one GPU, or for training.gpus × training.nodes ranks (DDP) that
-    many GPUs over that many nodes with one SLURM task per GPU, which the job's own srun starts
-    (the plugin's `mpi` resource: the job script runs unwrapped, so it can call srun itself).
+    """A training job's resources: one GPU, or for training.gpus × training.nodes ranks (DDP)
+    training.gpus GPUs on each of training.nodes nodes (sbatch --gres=gpu:G --nodes=N) and
+    G × N tasks, which the job's own srun starts with one GPU each (--gpus-per-task=1; the plugin's
+    `mpi` resource runs the job script unwrapped, so it can call srun itself).
+
+    tasks_per_gpu is 0 on purpose: otherwise the plugin submits --ntasks-per-gpu (from `tasks`),
+    which SLURM exports to the job as SLURM_NTASKS_PER_GPU, and the inner srun then refuses
+    --gpus-per-task ("mutually exclusive with --ntasks-per-gpu and SLURM_NTASKS_PER_GPU").
     """
     resources = gpu_resources(runtime, timed)
     gpus, nodes = config["training"]["gpus"], config["training"]["nodes"]
     if gpus * nodes == 1:
         return resources
-    return resources | {
-        "gpu": gpus * nodes,
+    per_node = {key: value for key, value in resources.items() if key != "gpu"}
+    return per_node | {
+        "gres": f"gpu:{gpus}",
         "nodes": nodes,
         "tasks": gpus * nodes,
-        "tasks_per_gpu": 1,
+        "tasks_per_gpu": 0,
         "mpi": "srun",
         "mem_mb": config["training"]["mem_mb"] * gpus,  # per node: each rank's share
     }

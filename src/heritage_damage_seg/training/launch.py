@@ -34,6 +34,9 @@ from heritage_damage_seg.training.settings import TrainSettings
 log = logging.getLogger(__name__)
 
 WORKER_MODULE = "heritage_damage_seg.training.worker"
+# Another module to start as each rank: the launch test's worker reports its rank and GPU only (the
+# launch is what it tests, on a cluster whose GPUs are not real).
+WORKER_VARIABLE = "HDS_RANK_WORKER"
 PORT_BASE = 29500  # rendezvous port of a SLURM job: PORT_BASE + job id modulo PORT_SPAN
 PORT_SPAN = 1000
 
@@ -69,8 +72,11 @@ def in_slurm_job() -> bool:
 def rank_command(
     settings: TrainSettings, job_file: Path, threads: int, srun: str | None
 ) -> list[str]:
-    """The command that starts every rank: srun tasks in a SLURM job, else torchrun."""
-    worker = [sys.executable, "-m", WORKER_MODULE, str(job_file)]
+    """The command that starts every rank: srun tasks in a SLURM job, else torchrun. Each srun task
+    gets one of the job's GPUs (``--gpus-per-task=1``: the job asks for ``--gres=gpu:G`` per node,
+    never ``--ntasks-per-gpu``, which srun refuses beside it)."""
+    worker_module = os.environ.get(WORKER_VARIABLE, WORKER_MODULE)
+    worker = [sys.executable, "-m", worker_module, str(job_file)]
     if srun and in_slurm_job():
         command = [
             srun,
@@ -95,7 +101,7 @@ def rank_command(
         "--standalone",
         f"--nproc-per-node={settings.gpus}",
         "-m",
-        WORKER_MODULE,
+        worker_module,
         str(job_file),
     ]
 
