@@ -483,7 +483,9 @@ def test_a_training_job_that_hits_its_time_limit_resumes_and_matches_an_uninterr
 ):
     target = "results/convnext_tiny/metrics.json"
     # The uninterrupted run (local): the reference, and how long training takes on this machine.
-    local = one_encoder_project(tmp_path / "local", {})
+    # 60 epochs (~50 s of training on a quiet 2-core machine; 16 took 14 s) give SLURM's signal,
+    # which lands ~30 s after the job starts, a training to land inside.
+    local = one_encoder_project(tmp_path / "local", {"epochs": 60})
     proc = as_typed(local, f"snakemake --cores 2 {target}")
     assert proc.returncode == 0, proc.output[-6000:]
     with open(local / "results/convnext_tiny/history.csv") as handle:
@@ -500,7 +502,12 @@ def test_a_training_job_that_hits_its_time_limit_resumes_and_matches_an_uninterr
     signal_seconds = int(min(100, max(20, TIME_LIMIT_MINUTES * 60 - signal_at)))
     cluster = one_encoder_project(
         tmp_path / "cluster",
-        {"runtime_minutes": TIME_LIMIT_MINUTES, "signal_seconds": signal_seconds, "retries": 6},
+        {
+            "epochs": 60,
+            "runtime_minutes": TIME_LIMIT_MINUTES,
+            "signal_seconds": signal_seconds,
+            "retries": 6,
+        },
     )
     proc = as_typed(
         cluster, f"snakemake --executor slurm {target}", {"SNAKEMAKE_PROFILE": str(TEST_PROFILE)}
