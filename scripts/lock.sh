@@ -4,9 +4,34 @@
 # machines alike), and writes the same pins into envs/pytorch.yaml (the conda environment the rules
 # declare). Run after changing pyproject.toml's dependencies; needs uv (`pip install uv`, or UV=path).
 # Extra arguments go to `uv pip compile`, e.g. `-c constraints.txt` or `--upgrade-package torch`.
+#
+# `scripts/lock.sh sm70` writes requirements-sm70.lock instead (nothing else): requirements.lock's
+# pins, but torch at SM70_TORCH (default 2.10.0, the newest PyPI torch whose wheel has sm_70
+# kernels: V100; CUDA 12.8) and what must match it (torchvision, triton, nvidia-*-cu12,
+# cuda-bindings) as that torch asks. Run it after refreshing requirements.lock. docs/gpus.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 uv="${UV:-uv}"
+if [ "${1:-}" = sm70 ]; then
+    shift
+    constraints=requirements-sm70.constraints.txt
+    trap 'rm -f "$constraints" requirements-sm70.lock.new' EXIT
+    {
+        grep -E '^[A-Za-z0-9_.-]+==' requirements.lock | sed -E 's/ *\\$//' |
+            grep -vE '^(torch|torchvision|triton|nvidia-[A-Za-z0-9_.-]+|cuda-[A-Za-z0-9_.-]+)=='
+        echo "torch==${SM70_TORCH:-2.10.0}"
+    } > "$constraints"
+    "$uv" pip compile pyproject.toml --extra test --generate-hashes \
+        --python-platform x86_64-manylinux_2_28 --python-version 3.11 \
+        --no-header --annotation-style line -c "$constraints" -o requirements-sm70.lock.new "$@"
+    {
+        echo "# requirements.lock with torch ${SM70_TORCH:-2.10.0} (CUDA 12.8; kernels down to sm_70, V100) and what must match it, every"
+        echo "# other pin as there. \`bash scripts/setup.sh test --lock sm70\` installs it; \`scripts/lock.sh sm70\` refreshes it (docs/gpus.md)."
+        sed -E 's#(, )?-c [^ ,]+##; s#via , #via #' requirements-sm70.lock.new
+    } > requirements-sm70.lock
+    echo "wrote requirements-sm70.lock ($(grep -cE '^[A-Za-z0-9_.-]+==' requirements-sm70.lock) packages)"
+    exit 0
+fi
 "$uv" pip compile pyproject.toml --extra test --generate-hashes \
     --python-platform x86_64-manylinux_2_28 --python-version 3.11 \
     --no-header --annotation-style line -o requirements.lock.new "$@"
