@@ -19,7 +19,7 @@ SLURM_GPU_VARIABLES = ("SLURM_STEP_GPUS", "SLURM_JOB_GPUS", "CUDA_VISIBLE_DEVICE
 
 # The install that runs on GPUs the default lock has no kernels for (V100: sm_70), or on drivers
 # too old for the default lock's CUDA 13 (docs/gpus.md).
-OLD_GPU_INSTALL = "HDS_LOCK=requirements-sm70.lock bash scripts/setup.sh"
+OLD_GPU_INSTALL = "rm -rf .venv && bash scripts/setup.sh --lock sm70"
 
 PRECISIONS = ("bf16", "fp16", "fp32")
 AMP_DTYPES: dict[str, torch.dtype | None] = {
