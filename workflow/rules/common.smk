@@ -84,8 +84,8 @@ def gpu_resources(runtime, timed):
 
 def training_resources(runtime, timed):
     """A training job's resources: one GPU, or for training.gpus × training.nodes ranks (DDP)
-    training.gpus GPUs on each of training.nodes nodes (sbatch --gres=gpu:G --nodes=N) and
-    G × N tasks, which the job's own srun starts with one GPU each (--gpus-per-task=1; the plugin's
+    training.gpus GPUs on each of training.nodes nodes (sbatch --gres=gpu:G --nodes=N) and G
+    tasks on each (--ntasks-per-node=G), which the job's own srun starts with one GPU each (--gpus-per-task=1; the plugin's
     `mpi` resource runs the job script unwrapped, so it can call srun itself).
 
     tasks_per_gpu is 0 on purpose: otherwise the plugin submits --ntasks-per-gpu (from `tasks`),
@@ -97,14 +97,20 @@ def training_resources(runtime, timed):
     if gpus * nodes == 1:
         return resources
     per_node = {key: value for key, value in resources.items() if key != "gpu"}
-    return per_node | {
-        "gres": f"gpu:{gpus}",
-        "nodes": nodes,
-        "tasks": gpus * nodes,
-        "tasks_per_gpu": 0,
-        "mpi": "srun",
-        "mem_mb": config["training"]["mem_mb"] * gpus,  # per node: each rank's share
-    }
+    # G tasks on every node (--ntasks-per-node, as the inner srun lays them out); the plugin takes
+    # tasks_per_node only above 1, so one GPU per node asks for N tasks over N nodes instead.
+    tasks = {"tasks_per_node": gpus} if gpus > 1 else {"tasks": nodes}
+    return (
+        per_node
+        | tasks
+        | {
+            "gres": f"gpu:{gpus}",
+            "nodes": nodes,
+            "tasks_per_gpu": 0,
+            "mpi": "srun",
+            "mem_mb": config["training"]["mem_mb"] * gpus,  # per node: each rank's share
+        }
+    )
 
 
 DATASET_FORMAT = (
