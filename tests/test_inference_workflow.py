@@ -25,7 +25,9 @@ def test_native_evaluation_predict_and_export_rules(tmp_path):
     layer = tmp_path / "layer.yaml"
     layer.write_text(
         "evaluation: {mode: native}\n"
-        f"predict: {{input: {scans}, encoder: convnext_tiny}}\n"
+        # keep_going: the broken scan is recorded and the rule succeeds with the rest (without it
+        # the rule fails: tests/test_gpu_path.py)
+        f"predict: {{input: {scans}, encoder: convnext_tiny, keep_going: true}}\n"
         "encoders: {convnext_tiny: {batch_size: 4}}\n"
     )
     targets = [
