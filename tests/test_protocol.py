@@ -75,9 +75,9 @@ def trained(data) -> dict:
     )
 
     class RecordingSplit(original_split):
-        def __init__(self, images, masks, positions, device):
+        def __init__(self, images, masks, positions, device, resident=None):
             built.append(np.asarray(positions).copy())
-            super().__init__(images, masks, positions, device)
+            super().__init__(images, masks, positions, device, resident)
 
     def recording_validation(model, split, *args, **kwargs):
         validated.append(np.asarray(split.positions).copy())
