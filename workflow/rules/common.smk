@@ -108,7 +108,8 @@ def training_resources(runtime, timed):
             "nodes": nodes,
             "tasks_per_gpu": 0,
             "mpi": "srun",
-            "mem_mb": config["training"]["mem_mb"] * gpus,  # per node: each rank's share
+            # per node: each rank's share
+            "mem_mb": config["training"]["mem_mb"] * gpus,
         }
     )
 
