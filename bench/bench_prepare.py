@@ -32,7 +32,7 @@ print(json.dumps({{"seconds": time.perf_counter() - start, "held_mb": held / 2**
 
 OUR_BUILD = """
 import json, time, resource
-from heritage_damage_seg.data.dataset import build_cache
+from heritage_damage_seg.data.folder import build_cache
 root = {root!r}; start = time.perf_counter()
 build_cache(root + "/images", root + "/annotations", {cache!r}, size={size}, workers={workers})
 print(json.dumps({{"seconds": time.perf_counter() - start,
@@ -41,7 +41,7 @@ print(json.dumps({{"seconds": time.perf_counter() - start,
 
 OUR_LOAD = """
 import json, time, resource, numpy as np, torch
-from heritage_damage_seg.data.dataset import load_cache
+from heritage_damage_seg.data.cache import load_cache
 start = time.perf_counter(); cache = load_cache({cache!r})
 images = torch.from_numpy(np.ascontiguousarray(cache.images))
 masks = torch.from_numpy(np.ascontiguousarray(cache.masks))

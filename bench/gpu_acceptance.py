@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from heritage_damage_seg import device as devices  # noqa: E402
 from heritage_damage_seg.data import class_weights  # noqa: E402
-from heritage_damage_seg.data.dataset import build_cache, read_index  # noqa: E402
+from heritage_damage_seg.data.cache import read_index  # noqa: E402
+from heritage_damage_seg.data.folder import build_cache  # noqa: E402
 from heritage_damage_seg.data.split import grouped_split  # noqa: E402
 from heritage_damage_seg.data.synthetic import generate_dataset  # noqa: E402
 from heritage_damage_seg.evaluation.evaluate import evaluate  # noqa: E402

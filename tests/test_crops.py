@@ -12,13 +12,10 @@ from PIL import Image
 
 from heritage_damage_seg.classes import IGNORE_INDEX, NUM_CLASSES
 from heritage_damage_seg.data import decode
-from heritage_damage_seg.data.dataset import (
-    CropView,
-    build_cache,
-    crop_offsets,
-    load_cache,
-    source_group,
-)
+from heritage_damage_seg.data.cache import load_cache
+from heritage_damage_seg.data.cache_writer import source_group
+from heritage_damage_seg.data.folder import build_cache
+from heritage_damage_seg.data.geometry import CropView, crop_offsets
 from heritage_damage_seg.data.split import grouped_split
 from heritage_damage_seg.evaluation.bootstrap import bootstrap_models, per_scan
 from heritage_damage_seg.evaluation.compare import compare

@@ -5,13 +5,10 @@ import pytest
 from PIL import Image
 
 from heritage_damage_seg.classes import IGNORE_INDEX, PALETTE_RGB
-from heritage_damage_seg.data.dataset import (
-    DatasetError,
-    build_cache,
-    discover,
-    load_cache,
-    read_mask,
-)
+from heritage_damage_seg.data import decode
+from heritage_damage_seg.data.cache import load_cache
+from heritage_damage_seg.data.folder import build_cache, discover
+from heritage_damage_seg.data.sources import DatasetError
 
 
 def write_pair(root, stem, size=(40, 30), mask_value=1, image_size=None):
@@ -50,7 +47,9 @@ def test_cache_is_the_same_with_several_workers(tmp_path):
 def test_unknown_mask_value_names_file_and_values(tmp_path):
     write_pair(tmp_path, "a", mask_value=16)
     with pytest.raises(DatasetError, match=r"a\.png: mask values \[16\]"):
-        read_mask(tmp_path / "annotations" / "a.png")
+        decode.full_mask(
+            tmp_path / "annotations" / "a.png", str(tmp_path / "annotations" / "a.png")
+        )
 
 
 def test_rgb_mask_through_the_palette(tmp_path):
@@ -58,12 +57,12 @@ def test_rgb_mask_through_the_palette(tmp_path):
     rgb[0, 0] = PALETTE_RGB[9]
     rgb[1, 1] = (0x5A, 0x00, 0x07)
     Image.fromarray(rgb).save(tmp_path / "m.png")
-    mask = read_mask(tmp_path / "m.png")
+    mask = decode.full_mask(tmp_path / "m.png", str(tmp_path / "m.png"))
     assert mask[0, 0] == 9 and mask[1, 1] == IGNORE_INDEX and mask[2, 2] == 0
     rgb[3, 3] = (1, 2, 3)
     Image.fromarray(rgb).save(tmp_path / "bad.png")
     with pytest.raises(DatasetError, match="#010203"):
-        read_mask(tmp_path / "bad.png")
+        decode.full_mask(tmp_path / "bad.png", str(tmp_path / "bad.png"))
 
 
 def test_image_and_mask_of_different_sizes(tmp_path):
@@ -95,4 +94,4 @@ def test_truncated_png_is_reported(tmp_path):
     path = tmp_path / "annotations" / "a.png"
     path.write_bytes(path.read_bytes()[:40])
     with pytest.raises(DatasetError, match="corrupt or truncated"):
-        read_mask(path)
+        decode.full_mask(path, str(path))

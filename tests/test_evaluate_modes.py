@@ -9,7 +9,7 @@ from _checkpoints import save_random_checkpoint
 from PIL import Image
 
 from heritage_damage_seg.classes import IGNORE_INDEX, NUM_CLASSES
-from heritage_damage_seg.data.dataset import build_cache
+from heritage_damage_seg.data.folder import build_cache
 from heritage_damage_seg.evaluation.evaluate import evaluate, mode_difference
 from heritage_damage_seg.model.sliding import SlidingSettings
 from heritage_damage_seg.report import plots

@@ -21,14 +21,17 @@ from PIL import Image, ImageOps
 
 from heritage_damage_seg.classes import IGNORE_INDEX
 from heritage_damage_seg.data import decode
-from heritage_damage_seg.data.dataset import (
-    CropView,
-    DatasetError,
-    build_cache,
-    cut_crop,
-    load_cache,
-    read_image,
-)
+from heritage_damage_seg.data.cache import load_cache
+from heritage_damage_seg.data.folder import build_cache
+from heritage_damage_seg.data.geometry import CropView, cut_crop
+from heritage_damage_seg.data.sources import DatasetError
+
+
+def decode_image(path) -> tuple[np.ndarray, tuple[int, int]]:
+    """A file's full-resolution RGB pixels as every reader sees them, and its (width, height)."""
+    pixels, head = decode.rgb_image(path, str(path))
+    return pixels, (head.width, head.height)
+
 
 W, H = 160, 96  # not square: an orientation of 5–8 swaps the sides
 SIZE = 64  # cache resolution
@@ -328,9 +331,9 @@ def test_the_full_resolution_reader_gives_the_same_pixels_as_a_plain_png(formats
     pixels, head = decode.rgb_image(path, str(path))
     assert_close(pixels, expected, case)
     assert (head.width, head.height) == (W, H)
-    picture, size = read_image(path)  # what predict and sliding evaluation call
-    assert_close(np.asarray(picture), expected, case)
-    assert size == (W, H)
+    picture, head = decode.scaled_image(path, W, H, str(path))  # predict's and scan_view's reader
+    assert_close(picture, expected, case)
+    assert (head.width, head.height) == (W, H)
     from_bytes, _ = decode.rgb_image(path.read_bytes(), case)  # a parquet cell
     assert np.array_equal(from_bytes, pixels)
 
@@ -345,7 +348,7 @@ def test_the_cache_and_the_working_copies_hold_the_same_pixels_as_a_plain_png(fo
         assert np.array_equal(cache.masks[i], cache.masks[j]), case
         assert index.loc[i, ["width", "height"]].tolist() == [W, H]
         # The working copy: the file itself, or (several pages) a single-page PNG of the first.
-        picture, _ = read_image(index.loc[i, "image_path"])
+        picture, _ = decode_image(index.loc[i, "image_path"])
         assert_close(np.asarray(picture), np.asarray(Image.open(index.loc[j, "image_path"])), case)
     multipage = index.set_index("id").loc["tif_multipage", "image_path"]
     assert multipage.endswith(".png") and "working" in multipage
@@ -375,8 +378,8 @@ def test_downscaled_working_copies_and_crops_hold_the_same_pixels_as_a_plain_png
         )
         assert copy.endswith(".png") and Image.open(copy).size == (100, 60)
         assert_close(
-            np.asarray(read_image(copy)[0]),
-            np.asarray(read_image(reference_copy)[0]),
+            np.asarray(decode_image(copy)[0]),
+            np.asarray(decode_image(reference_copy)[0]),
             case,
             resampled=True,
         )
@@ -463,7 +466,7 @@ def assert_aligned(root: Path, index, drawn_on: np.ndarray, case: str) -> None:
     working = index.loc[photo, "image_path"]
     assert working.endswith(".png") and "working" in working  # written oriented, the tag gone
     assert decode.header(working, working).orientation == 1
-    picture, size = read_image(working)  # predict's default (apply) reads it the same
+    picture, size = decode_image(working)  # predict's default (apply) reads it the same
     assert_close(np.asarray(picture), drawn_on, case)
     mask = np.asarray(Image.open(index.loc[photo, "mask_path"]))
     assert mask.shape == np.asarray(picture).shape[:2]
@@ -507,8 +510,8 @@ def test_an_exif_rotated_jpeg_follows_its_mask_in_auto(tmp_path, convention):
             cut_crop(mask, int(placement.crop_x), int(placement.crop_y), 32, IGNORE_INDEX),
         )
     working = index.loc[ids.index("photo__crop0"), "image_path"]
-    expected = read_image(index.loc[ids.index("plain__crop0"), "image_path"])[0]
-    assert_close(np.asarray(read_image(working)[0]), np.asarray(expected), "jpg_rgb")
+    expected = decode_image(index.loc[ids.index("plain__crop0"), "image_path"])[0]
+    assert_close(np.asarray(decode_image(working)[0]), np.asarray(expected), "jpg_rgb")
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
@@ -609,7 +612,7 @@ def test_float_samples_are_refused_naming_the_file(tmp_path):
 LARGE_PEAK_RSS_BOUND_MB = 400
 LARGE_SCRIPT = """
 import json, sys
-from heritage_damage_seg.data.dataset import build_cache
+from heritage_damage_seg.data.folder import build_cache
 root = sys.argv[1]
 index = build_cache(root + "/images", root + "/annotations", root + "/cache", size=384, working_max_side=4096)
 hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")]
@@ -666,7 +669,7 @@ def test_parquet_cells_follow_the_same_rule_as_files(tmp_path):
     import pyarrow.parquet as pq
     from test_parquet import SCHEMA
 
-    from heritage_damage_seg.data.dataset import build_cache_from_parquet
+    from heritage_damage_seg.data import parquet
 
     drawn_on = oriented_dataset(tmp_path / "folder", 6, "displayed")
     png_grey16(tmp_path / "folder" / "images" / "film")
@@ -699,15 +702,15 @@ def test_parquet_cells_follow_the_same_rule_as_files(tmp_path):
         tmp_path / "folder" / "cache",
         size=SIZE,
     )
-    from_parquet = build_cache_from_parquet(tmp_path / "hub", tmp_path / "cache", size=SIZE)
+    from_parquet = parquet.build_cache(tmp_path / "hub", tmp_path / "cache", size=SIZE)
     folder, hub = load_cache(tmp_path / "folder" / "cache"), load_cache(tmp_path / "cache")
     assert np.array_equal(folder.images, hub.images) and np.array_equal(folder.masks, hub.masks)
     assert from_parquet[["id", "width", "height"]].equals(from_folder[["id", "width", "height"]])
     rows = from_parquet.set_index("id")
-    assert_close(np.asarray(read_image(rows.loc["photo", "image_path"])[0]), drawn_on, "jpg_rgb")
+    assert_close(np.asarray(decode_image(rows.loc["photo", "image_path"])[0]), drawn_on, "jpg_rgb")
     assert rows.loc["photo", "image_path"].endswith(".png")
     film = np.asarray(
-        read_image(rows.loc["film", "image_path"])[0]
+        decode_image(rows.loc["film", "image_path"])[0]
     )  # the 16-bit PNG, kept as it is
     assert rows.loc["film", "image_path"].endswith(".png") and np.array_equal(
         film, as_rgb(grey(reference()))

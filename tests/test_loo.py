@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from conftest import snakemake
 
-from heritage_damage_seg.data.dataset import source_group
+from heritage_damage_seg.data.cache_writer import source_group
 from heritage_damage_seg.data.split import (
     SplitError,
     fold_name,

@@ -17,14 +17,11 @@ import pytest
 from PIL import Image
 
 from heritage_damage_seg.classes import IGNORE_INDEX, colour_lut
-from heritage_damage_seg.data.dataset import (
-    CropView,
-    DatasetError,
-    build_cache,
-    build_cache_from_parquet,
-    load_cache,
-)
-from heritage_damage_seg.data.sources import dataset_format
+from heritage_damage_seg.data import parquet
+from heritage_damage_seg.data.cache import load_cache
+from heritage_damage_seg.data.folder import build_cache
+from heritage_damage_seg.data.geometry import CropView
+from heritage_damage_seg.data.sources import DatasetError, dataset_format
 
 IMAGE_STRUCT = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 SCHEMA = pa.schema(
@@ -133,7 +130,7 @@ def test_parquet_and_folders_give_the_same_cache(dataset):
         size=64,
         metadata=dataset / "folder" / "metadata.csv",
     )
-    from_parquet = build_cache_from_parquet(
+    from_parquet = parquet.build_cache(
         dataset / "hub", dataset / "cache_parquet", size=64, workers=2
     )
     folder, hub = load_cache(dataset / "cache_folder"), load_cache(dataset / "cache_parquet")
@@ -160,7 +157,7 @@ def test_parquet_and_folders_give_the_same_crops(dataset):
         metadata=dataset / "folder" / "metadata.csv",
         crops=view,
     )
-    from_parquet = build_cache_from_parquet(
+    from_parquet = parquet.build_cache(
         dataset / "hub", dataset / "cache_parquet", size=64, workers=2, crops=view
     )
     folder, hub = load_cache(dataset / "cache_folder"), load_cache(dataset / "cache_parquet")
@@ -193,7 +190,7 @@ def test_parquet_and_folders_give_the_same_crops(dataset):
 
 
 def test_parquet_rows_get_working_copies_equal_to_the_originals(dataset):
-    index = build_cache_from_parquet(dataset / "hub", dataset / "cache", size=64)
+    index = parquet.build_cache(dataset / "hub", dataset / "cache", size=64)
     for row in index.itertuples():
         original_image = next((dataset / "folder" / "images").glob(f"{row.id}.*"))
         assert open(row.image_path, "rb").read() == original_image.read_bytes()
@@ -233,7 +230,7 @@ def test_a_mask_holding_17_is_an_error_naming_the_row_and_the_value(tmp_path):
         DatasetError,
         match=r"train-0000\d-of-00002\.parquet row group \d row \d \(id paper_11\).*\[17\]",
     ):
-        build_cache_from_parquet(tmp_path / "hub", tmp_path / "cache_parquet", size=64)
+        parquet.build_cache(tmp_path / "hub", tmp_path / "cache_parquet", size=64)
     with pytest.raises(DatasetError, match=r"annotations/paper_11\.png.*\[17\]"):
         build_cache(
             tmp_path / "folder" / "images",
@@ -249,10 +246,10 @@ def test_parquet_without_the_card_columns_names_what_is_missing(tmp_path):
     with pytest.raises(
         DatasetError, match=r"odd\.parquet.*lacks column\(s\) \['image', 'annotation'\]"
     ):
-        build_cache_from_parquet(tmp_path / "odd.parquet", tmp_path / "cache", size=64)
+        parquet.build_cache(tmp_path / "odd.parquet", tmp_path / "cache", size=64)
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="no .parquet files"):
-        build_cache_from_parquet(tmp_path / "empty", tmp_path / "cache", size=64)
+        parquet.build_cache(tmp_path / "empty", tmp_path / "cache", size=64)
 
 
 def test_format_auto_detects_shards(dataset):
@@ -272,7 +269,7 @@ HUGE_SCRIPT = textwrap.dedent(
     """
     import json, resource, sys
     import pyvips
-    from heritage_damage_seg.data.dataset import build_cache
+    from heritage_damage_seg.data.folder import build_cache
     root = sys.argv[1]
     index = build_cache(root + "/images", root + "/annotations", root + "/cache", size=384)
     row = index.iloc[0]
@@ -357,4 +354,4 @@ def test_a_truncated_image_in_a_shard_is_an_error_not_a_black_sample(tmp_path):
     with pytest.raises(
         DatasetError, match=r"cut\.parquet row group 0 row 0 \(id cut\) image.*corrupt or truncated"
     ):
-        build_cache_from_parquet(tmp_path / "cut.parquet", tmp_path / "cache", size=64)
+        parquet.build_cache(tmp_path / "cut.parquet", tmp_path / "cache", size=64)

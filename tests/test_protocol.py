@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from heritage_damage_seg.data import class_weights
-from heritage_damage_seg.data.dataset import build_cache, load_cache
+from heritage_damage_seg.data.cache import load_cache
+from heritage_damage_seg.data.folder import build_cache
 from heritage_damage_seg.data.split import SELECTED_ON_SCORED_NOTE, grouped_split
 from heritage_damage_seg.data.synthetic import generate_dataset
 from heritage_damage_seg.evaluation.evaluate import evaluate

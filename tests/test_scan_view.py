@@ -17,7 +17,9 @@ from torch import nn
 
 from heritage_damage_seg.classes import NUM_CLASSES
 from heritage_damage_seg.data import decode
-from heritage_damage_seg.data.dataset import CropView, build_cache, load_cache
+from heritage_damage_seg.data.cache import load_cache
+from heritage_damage_seg.data.folder import build_cache
+from heritage_damage_seg.data.geometry import CropView
 from heritage_damage_seg.evaluation.evaluate import evaluate
 from heritage_damage_seg.inference.predict import predict_folder
 from heritage_damage_seg.model.scan_view import ModelView, upsampled_argmax

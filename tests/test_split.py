@@ -1,6 +1,6 @@
 import pytest
 
-from heritage_damage_seg.data.dataset import source_group
+from heritage_damage_seg.data.cache_writer import source_group
 from heritage_damage_seg.data.split import SplitError, grouped_split
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from heritage_damage_seg.data import class_weights
-from heritage_damage_seg.data.dataset import build_cache
+from heritage_damage_seg.data.folder import build_cache
 from heritage_damage_seg.data.split import grouped_split
 from heritage_damage_seg.data.synthetic import generate_dataset
 from heritage_damage_seg.io import write_json

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from heritage_damage_seg.data.sources import dataset_format
+from heritage_damage_seg.data.sources import configured_source
 from heritage_damage_seg.model.encoders import ModelConfigError, check_image_size, encoder_spec
 
 
@@ -24,22 +24,9 @@ def check_config(config: dict[str, Any]) -> None:
                 f"{dataset['images_dir']}/ and {dataset['masks_dir']}/, or the parquet shards "
                 "(or null for the synthetic data)"
             )
-        if dataset_format(root, dataset["images_dir"], dataset.get("format", "auto")) == "parquet":
-            if not (root.is_file() or next(root.rglob("*.parquet"), None)):
-                raise ConfigError(
-                    f"dataset.path: no .parquet files in {root}: point it at the downloaded shards"
-                )
-        else:
-            for key in ("images_dir", "masks_dir"):
-                if not (root / dataset[key]).is_dir():
-                    raise ConfigError(
-                        f"dataset.{key}: folder {root / dataset[key]} does not exist: fix dataset.{key} "
-                        "(or dataset.format: parquet for parquet shards)"
-                    )
-            if dataset.get("metadata") and not (root / dataset["metadata"]).is_file():
-                raise ConfigError(
-                    f"dataset.metadata: file {root / dataset['metadata']} does not exist: fix it or set it to null"
-                )
+        problem = configured_source(dataset)[1].problem(root, dataset)
+        if problem:
+            raise ConfigError(problem)
     predicted = config["predict"]["encoder"]
     if predicted != "best" and predicted not in config["encoders"]:
         raise ConfigError(

@@ -4,7 +4,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from heritage_damage_seg.checks import check_config
-from heritage_damage_seg.data.sources import dataset_format, find_shards
+from heritage_damage_seg.data.sources import configured_source
 from heritage_damage_seg.data.split import loo_encoders
 from heritage_damage_seg.seeds import seed_run, training_seeds
 from heritage_damage_seg.model.weights import fetched_path
@@ -114,20 +114,13 @@ def training_resources(runtime, timed):
     )
 
 
-DATASET_FORMAT = (
-    dataset_format(
-        config["dataset"]["path"],
-        config["dataset"]["images_dir"],
-        config["dataset"].get("format", "auto"),
-    )
-    if config["dataset"]["path"] is not None
-    else "folder"
-)
+# The dataset's format (dataset.format, or what auto finds) and its registry entry.
+DATASET_FORMAT, DATASET_SOURCE = configured_source(config["dataset"])
 
 
 def dataset_inputs():
-    """Where the images, masks and metadata come from: the configured folder or parquet shards,
-    or the synthetic set."""
+    """Where the images, masks and metadata come from: the configured dataset, as its format lists
+    its files, or the synthetic set."""
     dataset = config["dataset"]
     if dataset["path"] is None:
         return {
@@ -135,16 +128,7 @@ def dataset_inputs():
             "masks": "resources/synthetic/annotations",
             "metadata": "resources/synthetic/metadata.csv",
         }
-    if DATASET_FORMAT == "parquet":
-        return {"shards": [str(shard) for shard in find_shards(dataset["path"])]}
-    root = Path(dataset["path"])
-    inputs = {
-        "images": str(root / dataset["images_dir"]),
-        "masks": str(root / dataset["masks_dir"]),
-    }
-    if dataset.get("metadata"):
-        inputs["metadata"] = str(root / dataset["metadata"])
-    return inputs
+    return DATASET_SOURCE.inputs(Path(dataset["path"]), dataset)
 
 
 def encoder_weights_inputs(wildcards):

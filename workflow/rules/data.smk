@@ -51,6 +51,5 @@ rule prepare_cache:
             for key in ("crop_scale", "crops_per_image", "seed")
         },
         format=DATASET_FORMAT,
-        parquet_path=config["dataset"]["path"],
     script:
         "../scripts/prepare_cache.py"

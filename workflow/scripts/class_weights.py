@@ -1,7 +1,7 @@
 import numpy as np
 
 from heritage_damage_seg.data import class_weights
-from heritage_damage_seg.data.dataset import read_index
+from heritage_damage_seg.data.cache import read_index
 from heritage_damage_seg.io import read_json, write_json
 from heritage_damage_seg.logs import logged
 

@@ -1,4 +1,4 @@
-from heritage_damage_seg.data.dataset import read_index
+from heritage_damage_seg.data.cache import read_index
 from heritage_damage_seg.data.split import leave_one_out_split
 from heritage_damage_seg.io import write_json
 from heritage_damage_seg.logs import logged

@@ -1,6 +1,7 @@
 from pathlib import Path
 
-from heritage_damage_seg.data.dataset import CropView, build_cache, build_cache_from_parquet
+from heritage_damage_seg.data.geometry import CropView
+from heritage_damage_seg.data.sources import build_cache
 from heritage_damage_seg.logs import logged
 
 with logged(snakemake.log[0]) as log:
@@ -18,12 +19,7 @@ with logged(snakemake.log[0]) as log:
         "crops": crops,
         "exif_orientation": params.exif_orientation,
     }
-    if params.format == "parquet":
-        index = build_cache_from_parquet(params.parquet_path, out_dir, **settings)
-    else:
-        index = build_cache(
-            inputs.images, inputs.masks, out_dir, metadata=inputs.get("metadata"), **settings
-        )
+    index = build_cache(params.format, inputs, out_dir, **settings)
     scans = index["scan"].nunique() if crops else len(index)
     log.info(
         "cached %d images (%d scans) from %d artworks", len(index), scans, index["group"].nunique()

@@ -9,14 +9,31 @@ columns of every shard (to fix the order of the cache), then, per worker, one ro
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from heritage_damage_seg.data.decode import DatasetError
+from heritage_damage_seg.data.cache_writer import (
+    DEFAULT_WORKING_MAX_SIDE,
+    checked_setting,
+    complete_metadata,
+    crop_rows,
+    describe,
+    working_dir,
+    write_cache,
+)
+from heritage_damage_seg.data.geometry import CropView
+from heritage_damage_seg.data.preparation import PreparedSample, prepare_scan, working_paths
+from heritage_damage_seg.data.sources import DatasetError, find_shards
+
+log = logging.getLogger(__name__)
 
 METADATA_COLUMNS = ("id", "material", "content", "type", "group")
 IMAGE_COLUMN = "image"
@@ -112,3 +129,85 @@ def row_group_samples(group: RowGroup) -> Iterator[tuple[str, bytes, bytes, str]
                 f"{where}: neither annotation nor annotation_rgb holds a mask: remove the row"
             )
         yield str(sample_id), image, mask, where
+
+
+@dataclass(frozen=True)
+class _RowGroupJob:
+    group: RowGroup
+    positions: dict[
+        str, int
+    ]  # id → position of the scan in id order, for the ids of this row group
+    size: int
+    work_dir: Path
+    working_max_side: int
+    crops: CropView | None = None
+    exif_orientation: str = "auto"
+
+    def __call__(self) -> list[PreparedSample]:
+        return [
+            sample
+            for sample_id, image, mask, where in row_group_samples(self.group)
+            for sample in prepare_scan(
+                self.positions[sample_id],
+                sample_id,
+                image,
+                mask,
+                size=self.size,
+                crops=self.crops,
+                name=where,
+                working=working_paths(self.work_dir, sample_id),
+                working_max_side=self.working_max_side,
+                exif_orientation=self.exif_orientation,
+            )
+        ]
+
+
+def build_cache(
+    shards: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    *,
+    size: int,
+    workers: int = 1,
+    working_max_side: int = DEFAULT_WORKING_MAX_SIDE,
+    crops: CropView | None = None,
+    exif_orientation: str = "auto",
+) -> pd.DataFrame:
+    """The same cache from ARTeFACT's parquet shards, one row group per job (see module docstring)."""
+    checked_setting(exif_orientation)
+    if isinstance(shards, (str, os.PathLike)):
+        paths = find_shards(shards)  # dataset.path: a shard, or the folder of them
+    else:
+        paths = [Path(shard) for shard in shards]
+    rows = read_metadata(paths).sort_values("id", kind="stable").reset_index(drop=True)
+    rows["position"] = np.arange(len(rows))
+    out_dir = Path(out_dir)
+    work_dir = working_dir(out_dir)
+    log.info(
+        "preparing %d samples from %d parquet shard(s) at %d px (%s) with %d worker(s)",
+        len(rows),
+        len(paths),
+        size,
+        describe(crops),
+        workers,
+    )
+    jobs = [
+        _RowGroupJob(
+            RowGroup(Path(shard), int(number)),
+            dict(zip(group["id"], group["position"])),
+            size,
+            work_dir,
+            working_max_side,
+            crops,
+            exif_orientation,
+        )
+        for (shard, number), group in rows.groupby(["shard", "row_group"], sort=True)
+    ]
+    index = crop_rows(complete_metadata(rows.drop(columns=["position"])), crops)
+    return write_cache(out_dir, index, jobs, size=size, workers=workers)
+
+
+def cache_from_inputs(
+    inputs: Any, out_dir: str | os.PathLike[str], **settings: Any
+) -> pd.DataFrame:
+    """The cache from the prepare rule's inputs (:func:`heritage_damage_seg.data.sources.inputs`)."""
+    return build_cache(list(inputs["shards"]), out_dir, **settings)

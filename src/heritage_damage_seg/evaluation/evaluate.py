@@ -48,7 +48,8 @@ from torch import nn
 
 from heritage_damage_seg import device as devices
 from heritage_damage_seg.classes import NUM_CLASSES
-from heritage_damage_seg.data.dataset import PreparedCache, load_cache, read_mask
+from heritage_damage_seg.data import decode
+from heritage_damage_seg.data.cache import PreparedCache, load_cache
 from heritage_damage_seg.data.split import protocol_record
 from heritage_damage_seg.io import atomic_path, read_json, write_json
 from heritage_damage_seg.metrics import confusion_matrix, summarise, trivial_baseline_cm
@@ -284,7 +285,7 @@ def _score_native(run: Evaluation, rows: pd.DataFrame, predictions_dir: Path) ->
         )
         devices.synchronize(device)
         forward_seconds += time.perf_counter() - start
-        mask = read_mask(row.mask_path)
+        mask = decode.full_mask(row.mask_path, str(row.mask_path))
         if mask.shape != prediction.shape:
             raise ValueError(
                 f"{row.image_path} and {row.mask_path} differ in size: rebuild the cache"

@@ -43,7 +43,7 @@ from heritage_damage_seg.classes import (
     slug,
 )
 from heritage_damage_seg.data import decode
-from heritage_damage_seg.data.dataset import IMAGE_SUFFIXES, image_files
+from heritage_damage_seg.data.folder import IMAGE_SUFFIXES, image_files
 from heritage_damage_seg.inference.confidence import predict_with_confidence, save_grey_png
 from heritage_damage_seg.inference.products import PRODUCT_COLUMNS, ProductSettings, RunProducts
 from heritage_damage_seg.inference.progress import RunProgress

@@ -35,7 +35,7 @@ from torch import nn
 
 from heritage_damage_seg.classes import NUM_CLASSES
 from heritage_damage_seg.data import decode
-from heritage_damage_seg.data.dataset import scaled_size
+from heritage_damage_seg.data.geometry import scaled_size
 from heritage_damage_seg.model.sliding import (
     SlidingSettings,
     describe_bound,

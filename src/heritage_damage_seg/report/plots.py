@@ -34,7 +34,8 @@ from heritage_damage_seg.classes import (
     PALETTE_HEX,
     colour_lut,
 )
-from heritage_damage_seg.data.dataset import cut_crop, load_cache
+from heritage_damage_seg.data.cache import load_cache
+from heritage_damage_seg.data.geometry import cut_crop
 from heritage_damage_seg.data.split import split_word
 from heritage_damage_seg.io import atomic_path
 

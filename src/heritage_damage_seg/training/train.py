@@ -40,7 +40,7 @@ from torch import nn
 
 from heritage_damage_seg import device as devices
 from heritage_damage_seg.classes import CLASS_NAMES, NUM_CLASSES
-from heritage_damage_seg.data.dataset import PreparedCache, load_cache
+from heritage_damage_seg.data.cache import PreparedCache, load_cache
 from heritage_damage_seg.io import read_json
 from heritage_damage_seg.logs import format_duration
 from heritage_damage_seg.metrics import confusion_matrix, summarise
