@@ -17,7 +17,7 @@ from heritage_damage_seg.data.cache_writer import source_group
 from heritage_damage_seg.data.folder import build_cache
 from heritage_damage_seg.data.geometry import CropView, crop_offsets
 from heritage_damage_seg.data.split import grouped_split
-from heritage_damage_seg.evaluation.bootstrap import bootstrap_models, per_scan
+from heritage_damage_seg.evaluation.bootstrap import bootstrap_models, per_unit
 from heritage_damage_seg.evaluation.compare import compare
 from heritage_damage_seg.evaluation.evaluate import evaluate
 from heritage_damage_seg.model.scan_view import ModelView
@@ -158,13 +158,13 @@ def test_the_bootstrap_resamples_scans_not_crops():
     ids = [f"s{i}__crop{k}" for i in range(n_scans) for k in range(per)]
     scans = [f"s{i}" for i in range(n_scans) for _ in range(per)]
     confusion = rng.integers(0, 50, (len(ids), NUM_CLASSES, NUM_CLASSES))
-    names, summed = per_scan(ids, scans, confusion)
+    names, summed = per_unit(ids, scans, confusion)
     assert names == [f"s{i}" for i in range(n_scans)]
     assert np.array_equal(summed[2], confusion[8:12].sum(axis=0))
     # Whole scans (resize view) pass through, sorted.
-    assert per_scan(["b", "a"], ["b", "a"], confusion[:2])[0] == ["a", "b"]
+    assert per_unit(["b", "a"], ["b", "a"], confusion[:2])[0] == ["a", "b"]
     with pytest.raises(ValueError, match="differ in length"):
-        per_scan(ids, scans[:-1], confusion)
+        per_unit(ids, scans[:-1], confusion)
 
 
 def test_compare_sums_crops_per_scan_before_resampling(tmp_path):
@@ -208,7 +208,7 @@ def test_compare_sums_crops_per_scan_before_resampling(tmp_path):
     )
     assert result["bootstrap"]["n_images"] == n_scans and result["bootstrap"]["unit"] == "scan"
     expected = bootstrap_models(
-        {n: per_scan(*per_image[n]) for n in per_image}, n_resamples=200, seed=3
+        {n: per_unit(*per_image[n]) for n in per_image}, n_resamples=200, seed=3
     )
     model = next(m for m in result["models"] if m["encoder"] == "m1")
     assert model["mIoU_ci_low"] == expected["models"]["m1"]["mIoU"]["low"]

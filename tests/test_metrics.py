@@ -1,4 +1,6 @@
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -96,3 +98,16 @@ def test_the_confusion_matrix_counts_pairs_and_skips_ignored_and_out_of_range_ta
     cm = confusion_matrix(prediction, target)
     assert cm.dtype == torch.int64 and np.array_equal(cm.numpy(), expected)
     assert int(cm.sum()) == int((target < NUM_CLASSES).sum())
+
+
+def test_the_figures_can_be_read_without_loading_torch():
+    """The report's scripts (comparison, seeds, leave-one-out, tables) import metrics for its
+    figures alone; torch would add seconds to each of those small jobs."""
+    probe = (
+        "import sys; import heritage_damage_seg.metrics, heritage_damage_seg.seeds, "
+        "heritage_damage_seg.evaluation.bootstrap; print('torch' in sys.modules)"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert loaded.stdout.strip() == "False"

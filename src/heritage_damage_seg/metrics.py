@@ -4,16 +4,19 @@ One confusion matrix is accumulated over every scored pixel (of the test split; 
 split during training), never averaged per batch or per image; ground-truth pixels equal to
 ``ignore_index`` are left out, a ratio of 0/0 is ``None`` (class absent from both ground truth
 and prediction), and a mean is taken over the classes whose value is not ``None``. Training-time
-validation and evaluation both call :func:`summarise`, so there is one definition of mIoU in the
-project.
+validation and evaluation both call :func:`summarise`, and the bootstrap, seed, leave-one-out and
+comparison figures :func:`headline_figures`, which :func:`summarise` itself uses: one definition of
+mIoU and damage mIoU in the project, and one list of the headline figures
+(:data:`HEADLINE_METRICS`) that every summary reports.
+
+Light at import (no torch): the report's scripts read figures without loading the model stack.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from heritage_damage_seg.classes import (
     CLASS_NAMES,
@@ -22,6 +25,13 @@ from heritage_damage_seg.classes import (
     IGNORE_INDEX,
     NUM_CLASSES,
 )
+
+if TYPE_CHECKING:
+    import torch
+
+#: The figures a model is ranked and summarised by (bootstrap intervals, seed repeats,
+#: leave-one-out folds, the comparison, the tables, the model card), in this order.
+HEADLINE_METRICS: tuple[str, ...] = ("mIoU", "damage_mIoU")
 
 
 def confusion_matrix(
@@ -36,6 +46,8 @@ def confusion_matrix(
     indexing, no ``bincount``, whose output size depends on the data), so it can be accumulated
     per batch while the GPU runs ahead.
     """
+    import torch
+
     target = target.reshape(-1).long()
     prediction = prediction.reshape(-1).long()
     # Out-of-range targets other than ignore_index are a data error caught when the cache is built;
@@ -48,13 +60,45 @@ def confusion_matrix(
     return counts[:overflow].reshape(num_classes, num_classes)
 
 
+def class_iou(confusions: np.ndarray) -> np.ndarray:
+    """IoU per class of one ``(C, C)`` or a stack of ``(..., C, C)`` confusion matrices (rows =
+    truth): TP / (TP + FP + FN), NaN where the class is in neither truth nor prediction."""
+    confusions = np.asarray(confusions, dtype=np.float64)
+    tp = np.diagonal(confusions, axis1=-2, axis2=-1)
+    union = confusions.sum(axis=-1) + confusions.sum(axis=-2) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, tp / np.where(union > 0, union, 1.0), np.nan)
+
+
+def _nanmean(values: np.ndarray) -> np.ndarray:
+    """Mean over the last axis of the defined (non-NaN) values; NaN where none is."""
+    defined = ~np.isnan(values)
+    count = defined.sum(axis=-1)
+    total = np.where(defined, values, 0.0).sum(axis=-1)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def headline_figures(confusions: np.ndarray) -> dict[str, np.ndarray]:
+    """The :data:`HEADLINE_METRICS` of one ``(C, C)`` or a stack of ``(..., C, C)`` confusion
+    matrices: ``mIoU``, the mean IoU over the classes whose IoU is defined, and ``damage_mIoU``,
+    the same over the damage classes 1–15 (NaN where no class is defined)."""
+    iou = class_iou(confusions)
+    damage = [c for c in DAMAGE_CLASSES if c < iou.shape[-1]]
+    return {"mIoU": _nanmean(iou), "damage_mIoU": _nanmean(iou[..., damage])}
+
+
+def _as_numpy(cm: np.ndarray | torch.Tensor) -> np.ndarray:
+    if hasattr(cm, "detach"):  # a torch tensor, on any device
+        cm = cm.detach().cpu().numpy()
+    return np.asarray(cm, dtype=np.int64)
+
+
+def _defined(value: np.ndarray) -> float | None:
+    return None if np.isnan(value) else float(value)
+
+
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> list[float | None]:
     return [None if d == 0 else float(n) / float(d) for n, d in zip(numerator, denominator)]
-
-
-def _mean(values: list[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return float(np.mean(present)) if present else None
 
 
 def summarise(
@@ -66,9 +110,7 @@ def summarise(
     F1 = 2TP / (2TP + FP + FN), support = number of ground-truth pixels. ``mIoU`` is the mean IoU
     over classes whose IoU is defined; ``damage_mIoU`` the same over classes 1–15 only.
     """
-    if isinstance(cm, torch.Tensor):
-        cm = cm.detach().cpu().numpy()
-    cm = np.asarray(cm, dtype=np.int64)
+    cm = _as_numpy(cm)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] != len(class_names):
         raise ValueError(
             f"confusion matrix must be {len(class_names)}×{len(class_names)}, got {cm.shape}"
@@ -83,10 +125,9 @@ def summarise(
     recall = _ratio(tp, support)
     f1 = _ratio(2 * tp, 2 * tp + fp + fn)
     total = int(support.sum())
-    damage = [iou[c] for c in DAMAGE_CLASSES if c < len(iou)]
+    headline = {name: _defined(value) for name, value in headline_figures(cm).items()}
     return {
-        "mIoU": _mean(iou),
-        "damage_mIoU": _mean(damage),
+        **headline,
         "pixel_accuracy": None if total == 0 else float(tp.sum()) / total,
         "num_pixels": total,
         "per_class": {
@@ -105,8 +146,7 @@ def summarise(
 
 def trivial_baseline_cm(cm: np.ndarray | torch.Tensor, predicted_class: int = CLEAN) -> np.ndarray:
     """The confusion matrix of a model that predicts ``predicted_class`` for every scored pixel."""
-    if isinstance(cm, torch.Tensor):
-        cm = cm.detach().cpu().numpy()
-    baseline = np.zeros_like(np.asarray(cm, dtype=np.int64))
-    baseline[:, predicted_class] = np.asarray(cm).sum(axis=1)
+    cm = _as_numpy(cm)
+    baseline = np.zeros_like(cm)
+    baseline[:, predicted_class] = cm.sum(axis=1)
     return baseline

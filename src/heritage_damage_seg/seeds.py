@@ -16,7 +16,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-METRICS: tuple[str, ...] = ("mIoU", "damage_mIoU")
+from heritage_damage_seg.metrics import HEADLINE_METRICS
 
 
 def training_seeds(training: Mapping[str, Any]) -> list[int]:
@@ -52,7 +52,7 @@ def seed_summary(per_seed: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
         "figures_of_seed": seeds[0],
         "std": "sample standard deviation across seeds (n - 1); null with one seed",
     }
-    for metric in METRICS:
+    for metric in HEADLINE_METRICS:
         values = {str(s): per_seed[s].get(metric) for s in seeds}
         mean, std = mean_std(list(values.values()))
         block[metric] = {"mean": mean, "std": std, "per_seed": values}

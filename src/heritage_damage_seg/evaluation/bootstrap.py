@@ -1,8 +1,9 @@
 """How sure are we? Bootstrap confidence intervals over the artworks of the scored (test) split.
 
 A resample draws artworks with replacement and sums their per-artwork confusion matrices
-into one dataset-level matrix, from which mIoU and damage mIoU are computed with the same
-definitions as :func:`heritage_damage_seg.metrics.summarise` (0/0 classes left out of the mean).
+into one dataset-level matrix, from which mIoU and damage mIoU are computed by
+:func:`heritage_damage_seg.metrics.headline_figures`, as every other figure is (0/0 classes left
+out of the mean).
 Every model is scored on the *same* resamples (a paired bootstrap), so the interval of a
 difference between two models reflects how their errors co-vary across images.
 
@@ -10,7 +11,7 @@ The unit resampled is the artwork group: an artwork has several rows — its vie
 scan and its ``_augN`` copies) and, in the ``crops`` training view, the crops of each — whose errors
 are strongly correlated (the same damage, seen again). Resampling them as if independent would
 narrow the intervals by about the square root of the rows per artwork, so the rows of an artwork
-are summed first (:func:`per_unit`; :func:`per_scan` for files that predate the groups).
+are summed first (:func:`per_unit`; the scans are the units for files that predate the groups).
 """
 
 from __future__ import annotations
@@ -21,9 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from heritage_damage_seg.classes import DAMAGE_CLASSES
-
-METRICS: tuple[str, ...] = ("mIoU", "damage_mIoU")
+from heritage_damage_seg.metrics import HEADLINE_METRICS, headline_figures
 
 
 def per_unit(
@@ -38,10 +37,6 @@ def per_unit(
     summed = np.zeros((len(names), *np.shape(confusion)[1:]), dtype=np.int64)
     np.add.at(summed, inverse, np.asarray(confusion, dtype=np.int64))
     return [str(n) for n in names], summed
-
-
-#: Summing the crops of each scan: :func:`per_unit` with the scans as units.
-per_scan = per_unit
 
 
 def resample_weights(n_images: int, n_resamples: int, seed: int) -> np.ndarray:
@@ -74,24 +69,6 @@ def _seed_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     total = np.where(defined, values, 0.0) * weights
     count = (defined * weights).sum(axis=1)
     return np.where(count > 0, total.sum(axis=1) / np.maximum(count, 1), np.nan)
-
-
-def miou_from_confusions(confusions: np.ndarray) -> dict[str, np.ndarray]:
-    """mIoU and damage mIoU of each of a stack of ``(R, C, C)`` confusion matrices (NaN: no class defined)."""
-    confusions = np.asarray(confusions, dtype=np.float64)
-    tp = np.diagonal(confusions, axis1=1, axis2=2)
-    union = confusions.sum(axis=2) + confusions.sum(axis=1) - tp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = np.where(union > 0, tp / np.where(union > 0, union, 1.0), np.nan)
-    damage = [c for c in DAMAGE_CLASSES if c < iou.shape[1]]
-
-    def nanmean(values: np.ndarray) -> np.ndarray:
-        defined = ~np.isnan(values)
-        count = defined.sum(axis=1)
-        total = np.where(defined, values, 0.0).sum(axis=1)
-        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
-
-    return {"mIoU": nanmean(iou), "damage_mIoU": nanmean(iou[:, damage])}
 
 
 def _interval(samples: np.ndarray, confidence: float) -> tuple[float | None, float | None]:
@@ -153,7 +130,7 @@ def bootstrap_models(
                 "estimate": _none_if_nan(point[name][metric]),
                 **dict(zip(("low", "high"), _interval(samples[name][metric], confidence))),
             }
-            for metric in METRICS
+            for metric in HEADLINE_METRICS
         }
         for name in names
     }
@@ -205,19 +182,21 @@ def _model_figures(
     """One model's point estimate (mean over seeds of each seed's figure on all units) and its
     resampled figures (per resample: the mean over the drawn seeds on the drawn units)."""
     n_resamples, n_units, n_seeds = weights.shape[0], stack.shape[1], stack.shape[0]
-    per_seed_samples: dict[str, list[np.ndarray]] = {metric: [] for metric in METRICS}
-    per_seed_point: dict[str, list[float]] = {metric: [] for metric in METRICS}
+    per_seed_samples: dict[str, list[np.ndarray]] = {metric: [] for metric in HEADLINE_METRICS}
+    per_seed_point: dict[str, list[float]] = {metric: [] for metric in HEADLINE_METRICS}
     for run in stack:  # one training seed
         flat = run.reshape(n_units, -1).astype(np.float64)
-        figures = miou_from_confusions((weights @ flat).reshape(n_resamples, *run.shape[1:]))
-        full = miou_from_confusions(run.sum(axis=0, keepdims=True))
-        for metric in METRICS:
+        figures = headline_figures((weights @ flat).reshape(n_resamples, *run.shape[1:]))
+        full = headline_figures(run.sum(axis=0, keepdims=True))
+        for metric in HEADLINE_METRICS:
             per_seed_samples[metric].append(figures[metric])
             per_seed_point[metric].append(float(full[metric][0]))
-    samples = {m: _seed_mean(np.stack(per_seed_samples[m], axis=1), drawn_seeds) for m in METRICS}
+    samples = {
+        m: _seed_mean(np.stack(per_seed_samples[m], axis=1), drawn_seeds) for m in HEADLINE_METRICS
+    }
     point = {
         m: float(_seed_mean(np.asarray([per_seed_point[m]]), np.ones((1, n_seeds)))[0])
-        for m in METRICS
+        for m in HEADLINE_METRICS
     }
     return point, samples
 
@@ -231,7 +210,7 @@ def _pair(
 ) -> dict[str, Any]:
     """``a`` − ``b`` on the shared resamples: the difference, its interval, who wins how often."""
     entry: dict[str, Any] = {"a": a, "b": b}
-    for metric in METRICS:
+    for metric in HEADLINE_METRICS:
         difference = samples[a][metric] - samples[b][metric]
         finite = difference[np.isfinite(difference)]
         low, high = _interval(difference, confidence)

@@ -11,6 +11,7 @@ import pandas as pd
 from heritage_damage_seg.data.split import SELECTED_ON_SCORED_NOTE
 from heritage_damage_seg.evaluation.bootstrap import bootstrap_models, per_unit
 from heritage_damage_seg.io import read_json
+from heritage_damage_seg.metrics import HEADLINE_METRICS
 
 
 def compare(
@@ -110,8 +111,7 @@ def model_row(encoder: str, metrics: dict[str, Any], history_paths: list[str]) -
     steady = rates.iloc[1:] if len(history) > 1 else rates
     seeds = metrics.get("seeds") or {}
     over_seeds = {
-        m: seeds[m]["mean"] if seeds.get("n_seeds", 1) > 1 else metrics[m]
-        for m in ("mIoU", "damage_mIoU")
+        m: seeds[m]["mean"] if seeds.get("n_seeds", 1) > 1 else metrics[m] for m in HEADLINE_METRICS
     }
     single_seed = [metrics["seed"]] if metrics.get("seed") is not None else []
     return {

@@ -52,7 +52,12 @@ from heritage_damage_seg.data import decode
 from heritage_damage_seg.data.cache import PreparedCache, load_cache
 from heritage_damage_seg.data.split import protocol_record
 from heritage_damage_seg.io import atomic_path, read_json, write_json
-from heritage_damage_seg.metrics import confusion_matrix, summarise, trivial_baseline_cm
+from heritage_damage_seg.metrics import (
+    HEADLINE_METRICS,
+    confusion_matrix,
+    summarise,
+    trivial_baseline_cm,
+)
 from heritage_damage_seg.model.inputs import to_model_input
 from heritage_damage_seg.model.models import ENCODERS, count_parameters, load_checkpoint
 from heritage_damage_seg.model.scan_view import ModelView, of_cache
@@ -377,7 +382,7 @@ def mode_difference(
                 f"expected metrics of mode '{expected}', got '{metrics.get('evaluation_mode')}'"
             )
     rows = []
-    for name in [*cache_metrics["per_class"], "mIoU", "damage_mIoU"]:
+    for name in [*cache_metrics["per_class"], *HEADLINE_METRICS]:
         if name in cache_metrics["per_class"]:
             a, b = cache_metrics["per_class"][name]["IoU"], native_metrics["per_class"][name]["IoU"]
         else:

@@ -19,6 +19,7 @@ import pandas as pd
 
 from heritage_damage_seg.data.split import LOO_COLUMNS, SplitError, fold_names
 from heritage_damage_seg.io import atomic_path, read_json, write_json
+from heritage_damage_seg.metrics import HEADLINE_METRICS
 from heritage_damage_seg.seeds import mean_std
 
 CSV_COLUMNS = (
@@ -116,12 +117,11 @@ def summarise(
             scored.append(
                 {
                     **{k: fold[k] for k in ("fold", "held_out", "n_train", "n_val", "n_test")},
-                    "mIoU": metrics["mIoU"],
-                    "damage_mIoU": metrics["damage_mIoU"],
+                    **{metric: metrics[metric] for metric in HEADLINE_METRICS},
                 }
             )
         entry: dict[str, Any] = {"encoder": encoder, "folds": scored}
-        for metric in ("mIoU", "damage_mIoU"):
+        for metric in HEADLINE_METRICS:
             entry[f"{metric}_mean"], entry[f"{metric}_std"] = mean_std([s[metric] for s in scored])
         ranked = [s for s in scored if s["mIoU"] is not None]
         entry["worst_fold"] = min(ranked, key=lambda s: s["mIoU"]) if ranked else None

@@ -24,6 +24,7 @@ import torch
 
 from heritage_damage_seg.classes import CLASS_NAMES, IGNORE_HEX, IGNORE_INDEX, PALETTE_HEX
 from heritage_damage_seg.io import atomic_path, read_json, sha256, write_json
+from heritage_damage_seg.metrics import HEADLINE_METRICS
 from heritage_damage_seg.model.models import (
     ENCODERS,
     IMAGENET_MEAN,
@@ -143,7 +144,7 @@ def card_metrics(metrics_file: str | os.PathLike[str] | None) -> dict[str, Any] 
     if metrics_file is None:
         return None
     metrics = read_json(metrics_file)
-    keys = ("evaluation_mode", "n_images", "mIoU", "damage_mIoU", "pixel_accuracy", "image_size")
+    keys = ("evaluation_mode", "n_images", *HEADLINE_METRICS, "pixel_accuracy", "image_size")
     per_class = {name: c["IoU"] for name, c in metrics.get("per_class", {}).items()}
     return {key: metrics.get(key) for key in keys} | {"per_class_IoU": per_class}
 

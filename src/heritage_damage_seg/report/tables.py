@@ -9,6 +9,7 @@ from typing import Any
 
 from heritage_damage_seg.data.split import split_word
 from heritage_damage_seg.io import atomic_path
+from heritage_damage_seg.metrics import HEADLINE_METRICS
 
 STYLE = """<style>
 body { font-family: system-ui, sans-serif; font-size: 14px; margin: 12px; color: #222; }
@@ -176,7 +177,7 @@ def _pairwise_table(comparison: dict[str, Any]) -> str:
     rows = [
         [f"{p['a']} − {p['b']}", metric, *(p[metric][k] for k in PAIR_FIELDS)]
         for p in comparison["pairwise"]
-        for metric in ("mIoU", "damage_mIoU")
+        for metric in HEADLINE_METRICS
     ]
     title = (
         f"pairwise differences ({boot.get('n_resamples')} paired bootstrap resamples of "
