@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import yaml
 from PIL import Image
+from snakemake.utils import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -75,6 +76,8 @@ def config_for(args: argparse.Namespace) -> dict[str, Any]:
     config["training"] |= {"epochs": args.epochs, "device": args.device, "threads": args.threads}
     for encoder in args.encoders:
         config["encoders"][encoder] |= {"batch_size": args.batch, "weights": None}
+    # As the workflow reads it: checked, and every key the file leaves out at its schema default.
+    validate(config, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
     return config
 
 

@@ -15,9 +15,14 @@ from pathlib import Path
 
 from heritage_damage_seg.inference.export import export_model
 from heritage_damage_seg.inference.outlines import OutlineSettings
-from heritage_damage_seg.inference.predict import PredictError, predict_folder
+from heritage_damage_seg.inference.predict import OVERLAY_MAX_SIDE, PredictError, predict_folder
 from heritage_damage_seg.inference.products import ProductSettings
 from heritage_damage_seg.model.sliding import BLENDS, SlidingSettings
+
+# The defaults of the command's options are those of the settings they fill (the workflow's come
+# from the config schema, which tests/test_schema_homes.py holds to the same values).
+SLIDING = SlidingSettings()
+PRODUCTS = ProductSettings()
 
 
 def _sliding_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,17 +30,20 @@ def _sliding_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--overlap",
         type=float,
-        default=0.25,
-        help="fraction of a tile shared with its neighbour (default 0.25)",
+        default=SLIDING.overlap,
+        help=f"fraction of a tile shared with its neighbour (default {SLIDING.overlap})",
     )
     group.add_argument(
         "--blend",
         choices=BLENDS,
-        default="gaussian",
-        help="how overlapping tiles' logits are weighted",
+        default=SLIDING.blend,
+        help=f"how overlapping tiles' logits are weighted (default {SLIDING.blend})",
     )
     group.add_argument(
-        "--batch-size", type=int, default=8, help="tiles per forward pass (default 8)"
+        "--batch-size",
+        type=int,
+        default=SLIDING.batch_size,
+        help=f"tiles per forward pass (default {SLIDING.batch_size})",
     )
     group.add_argument(
         "--tta",
@@ -61,20 +69,23 @@ def _product_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--low-confidence",
         type=float,
-        default=0.5,
-        help="confidence below which a pixel counts as unsure in damage_areas.csv (default 0.5)",
+        default=PRODUCTS.low_confidence,
+        help="confidence below which a pixel counts as unsure in damage_areas.csv "
+        f"(default {PRODUCTS.low_confidence})",
     )
     group.add_argument(
         "--outline-tolerance",
         type=float,
-        default=1.0,
-        help="simplification of the outlines in px, 0 = exact pixel edges (default 1.0)",
+        default=PRODUCTS.outlines.tolerance,
+        help="simplification of the outlines in px, 0 = exact pixel edges "
+        f"(default {PRODUCTS.outlines.tolerance})",
     )
     group.add_argument(
         "--outline-min-area",
         type=int,
-        default=16,
-        help="damage regions under this many px get no outline and are counted (default 16)",
+        default=PRODUCTS.outlines.min_area,
+        help="damage regions under this many px get no outline and are counted "
+        f"(default {PRODUCTS.outlines.min_area})",
     )
 
 
@@ -103,7 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
         "and are left out of the areas (the model has no background class)",
     )
     predict.add_argument(
-        "--overlay-max-side", type=int, default=2048, help="longest side of the overlays in px"
+        "--overlay-max-side",
+        type=int,
+        default=OVERLAY_MAX_SIDE,
+        help=f"longest side of the overlays in px (default {OVERLAY_MAX_SIDE})",
     )
     _sliding_arguments(predict)
     _product_arguments(predict)

@@ -22,9 +22,9 @@ CACHE_FILES = multiext("results/cache/", "images.npy", "masks.npy", "index.csv")
 SEEDS = training_seeds(config["training"])
 EXTRA_SEEDS = SEEDS[1:]
 # Leave-one-out families run by `all` (workflow/rules/loo.smk); any family's targets can be asked for.
-LOO_FAMILIES = config["split"].get("leave_one_out", [])
+LOO_FAMILIES = config["split"]["leave_one_out"]
 LOO_ENCODERS = loo_encoders(
-    config["split"].get("leave_one_out_encoders"), ENCODER_NAMES
+    config["split"]["leave_one_out_encoders"], ENCODER_NAMES
 )
 
 

@@ -14,7 +14,7 @@ rule split:
         "../../envs/pytorch.yaml"
     params:
         val_fraction=config["split"]["val_fraction"],
-        test_fraction=config["split"].get("test_fraction", 0.0),
+        test_fraction=config["split"]["test_fraction"],
         seed=config["split"]["seed"],
     script:
         "../scripts/split.py"

@@ -120,7 +120,7 @@ def configured_source(dataset: Mapping[str, Any]) -> tuple[str, Source]:
     ``dataset.path: null`` (the synthetic data) is a folder dataset."""
     if dataset["path"] is None:
         return "folder", SOURCES["folder"]
-    name = dataset_format(dataset["path"], dataset["images_dir"], dataset.get("format", "auto"))
+    name = dataset_format(dataset["path"], dataset["images_dir"], dataset["format"])
     return name, SOURCES[name]
 
 

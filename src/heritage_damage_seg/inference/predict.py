@@ -54,6 +54,8 @@ from heritage_damage_seg.model.scan_view import ModelView, resized_nearest
 from heritage_damage_seg.model.sliding import SlidingSettings, megapixels
 
 log = logging.getLogger(__name__)
+# The overlays' longest side in px (predict.overlay_max_side; the full mask keeps the scan's size).
+OVERLAY_MAX_SIDE = 2048
 
 AREA_COLUMNS = (
     ["image", "status", "width", "height", "scored_pixels", "damaged_pixels", "damaged_pct"]
@@ -237,7 +239,7 @@ def predict_folder(
     results_dir: str | os.PathLike[str] = "results",
     settings: SlidingSettings = SlidingSettings(),
     artwork_masks: str | os.PathLike[str] | None = None,
-    overlay_max_side: int = 2048,
+    overlay_max_side: int = OVERLAY_MAX_SIDE,
     mixed_precision: bool = True,
     device_preference: str = "auto",
     products: ProductSettings = ProductSettings(),

@@ -42,7 +42,7 @@ class SlidingSettings:
     overlap: float = 0.25
     """Fraction of the tile shared by neighbouring tiles, in [0, 0.9]."""
     blend: str = "gaussian"
-    batch_size: int = 8
+    batch_size: int = 16
     tta_flip: bool = False
     """Predict each tile in all 8 flips/transposes and average the logits (8× the model time; see
     :mod:`heritage_damage_seg.model.dihedral`)."""

@@ -86,10 +86,10 @@ class TrainSettings:
             eval_batch_size=config["evaluation"]["batch_size"],
             device=training["device"],
             compile=training["compile"],
-            validate_every=training.get("validate_every", 1),
-            checkpoint_minutes=training.get("checkpoint_minutes", 0.0),
-            gpus=training.get("gpus", 1),
-            nodes=training.get("nodes", 1),
+            validate_every=training["validate_every"],
+            checkpoint_minutes=training["checkpoint_minutes"],
+            gpus=training["gpus"],
+            nodes=training["nodes"],
         )
 
     @classmethod
