@@ -8,6 +8,7 @@ from typing import Any
 
 from heritage_damage_seg.data.sources import configured_source
 from heritage_damage_seg.model.encoders import ModelConfigError, check_image_size, encoder_spec
+from heritage_damage_seg.training.settings import check_batch_shares, rank_count
 
 
 class ConfigError(ValueError):
@@ -34,14 +35,12 @@ def check_config(config: dict[str, Any]) -> None:
             "name one of them, or best"
         )
     size = config["prepare"]["image_size"]
-    ranks = config["training"]["gpus"] * config["training"]["nodes"]
+    ranks = rank_count(config["training"]["gpus"], config["training"]["nodes"])
     for name, chosen in config["encoders"].items():
-        if chosen["batch_size"] % ranks:
-            raise ConfigError(
-                f"encoders.{name}.batch_size {chosen['batch_size']} cannot be shared evenly by "
-                f"training.gpus × training.nodes = {ranks} ranks (the batch size is the global "
-                "batch): make it a multiple of the number of ranks"
-            )
+        try:
+            check_batch_shares(name, chosen["batch_size"], ranks)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
         try:
             encoder_spec(name)
             check_image_size(name, size)

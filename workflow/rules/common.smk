@@ -9,7 +9,7 @@ from heritage_damage_seg.data.split import loo_encoders
 from heritage_damage_seg.seeds import seed_run, training_seeds
 from heritage_damage_seg.model.weights import fetched_path
 from heritage_damage_seg.data.split import FOLD_NAME_PATTERN, LOO_COLUMNS
-from heritage_damage_seg.training.settings import TrainSettings
+from heritage_damage_seg.training.settings import TrainSettings, rank_count
 
 # Paths, weights files and sizes the schema cannot check: fail now, naming the key.
 check_config(config)
@@ -23,9 +23,7 @@ SEEDS = training_seeds(config["training"])
 EXTRA_SEEDS = SEEDS[1:]
 # Leave-one-out families run by `all` (workflow/rules/loo.smk); any family's targets can be asked for.
 LOO_FAMILIES = config["split"]["leave_one_out"]
-LOO_ENCODERS = loo_encoders(
-    config["split"]["leave_one_out_encoders"], ENCODER_NAMES
-)
+LOO_ENCODERS = loo_encoders(config["split"]["leave_one_out_encoders"], ENCODER_NAMES)
 
 
 wildcard_constraints:
@@ -94,7 +92,7 @@ def training_resources(runtime, timed):
     """
     resources = gpu_resources(runtime, timed)
     gpus, nodes = config["training"]["gpus"], config["training"]["nodes"]
-    if gpus * nodes == 1:
+    if rank_count(gpus, nodes) == 1:
         return resources
     per_node = {key: value for key, value in resources.items() if key != "gpu"}
     # G tasks on every node (--ntasks-per-node, as the inner srun lays them out); the plugin takes
@@ -191,21 +189,34 @@ def plot_targets():
     ]
 
 
-def loo_summary_inputs(wildcards):
-    """Every fold's split and metrics; the folds are known once the checkpoint has read the index."""
-    folds_file = checkpoints.loo_folds.get(family=wildcards.family).output[0]
+def loo_fold_files(wildcards):
+    """The family's folds file, and per fold its split and per encoder its metrics: {"folds":
+    path, "splits": {fold: path}, "metrics": {encoder: {fold: path}}}. The folds are known once
+    the checkpoint has read the index."""
+    # A plain str: the checkpoint's output file object would carry its rule into the script's pickle.
+    folds_file = str(checkpoints.loo_folds.get(family=wildcards.family).output[0])
     with open(folds_file) as handle:
         folds = [fold["fold"] for fold in json.load(handle)["folds"]]
+    family = f"results/loo_{wildcards.family}"
     return {
         "folds": folds_file,
-        "splits": [
-            f"results/loo_{wildcards.family}/{fold}/split.json" for fold in folds
-        ],
-        # Encoder-major, fold-minor: loo_summary.py cuts this list in that order.
-        "metrics": [
-            f"results/loo_{wildcards.family}/{fold}/{encoder}/metrics.json"
+        "splits": {fold: f"{family}/{fold}/split.json" for fold in folds},
+        "metrics": {
+            encoder: {fold: f"{family}/{fold}/{encoder}/metrics.json" for fold in folds}
             for encoder in LOO_ENCODERS
-            for fold in folds
+        },
+    }
+
+
+def loo_summary_inputs(wildcards):
+    """loo_fold_files as the rule's flat inputs (the script reads the files by name, through the
+    same mapping in its params)."""
+    files = loo_fold_files(wildcards)
+    return {
+        "folds": files["folds"],
+        "splits": list(files["splits"].values()),
+        "metrics": [
+            path for by_fold in files["metrics"].values() for path in by_fold.values()
         ],
     }
 
@@ -217,3 +228,9 @@ def seed_files(name, encoders=None, seeds=None):
         for encoder in (ENCODER_NAMES if encoders is None else encoders)
         for seed in (SEEDS if seeds is None else seeds)
     ]
+
+
+def seed_files_by_encoder(name):
+    """{encoder: [its seed_files(name), one per seed]}: the same files as seed_files(name), in the
+    form a script reads them (by encoder, never by position in the flat input list)."""
+    return {encoder: seed_files(name, [encoder]) for encoder in ENCODER_NAMES}

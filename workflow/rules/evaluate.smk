@@ -90,7 +90,6 @@ rule compare:
     input:
         metrics=expand("results/{encoder}/metrics.json", encoder=ENCODER_NAMES),
         histories=seed_files("history.csv"),
-        # Encoder-major, seed-minor: compare.py cuts this list in that order.
         per_image_confusion=seed_files("per_image_confusion.npz"),
     output:
         json="results/model_comparison.json",
@@ -102,8 +101,10 @@ rule compare:
     conda:
         "../../envs/pytorch.yaml"
     params:
-        encoders=ENCODER_NAMES,
-        n_seeds=len(SEEDS),
+        # The inputs by encoder (and seed), as compare.py reads them.
+        metrics={e: f"results/{e}/metrics.json" for e in ENCODER_NAMES},
+        histories=seed_files_by_encoder("history.csv"),
+        per_image_confusion=seed_files_by_encoder("per_image_confusion.npz"),
         bootstrap=config["bootstrap"],
     script:
         "../scripts/compare.py"

@@ -118,6 +118,7 @@ rule loo_summary:
     conda:
         "../../envs/pytorch.yaml"
     params:
-        encoders=LOO_ENCODERS,
+        # The inputs by fold and encoder, as loo_summary.py reads them.
+        files=loo_fold_files,
     script:
         "../scripts/loo_summary.py"

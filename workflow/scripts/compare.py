@@ -5,17 +5,12 @@ from heritage_damage_seg.io import atomic_path, write_json
 from heritage_damage_seg.logs import logged
 
 with logged(snakemake.log[0]) as log:
-    encoders = snakemake.params.encoders
-    bootstrap = snakemake.params.bootstrap
-    n_seeds = snakemake.params.n_seeds
-    files = list(snakemake.input.per_image_confusion)
-    histories = list(snakemake.input.histories)
-    # One file per seed and encoder, encoder-major (rule compare).
-    per_seed = {e: files[i * n_seeds : (i + 1) * n_seeds] for i, e in enumerate(encoders)}
+    params = snakemake.params
+    bootstrap = params.bootstrap
     comparison = compare(
-        dict(zip(encoders, snakemake.input.metrics)),
-        {e: histories[i * n_seeds : (i + 1) * n_seeds] for i, e in enumerate(encoders)},
-        per_seed,
+        params.metrics,
+        params.histories,
+        params.per_image_confusion,
         n_resamples=bootstrap["resamples"],
         seed=bootstrap["seed"],
         confidence=bootstrap["confidence"],

@@ -36,6 +36,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,7 @@ from heritage_damage_seg.model.inputs import to_model_input
 from heritage_damage_seg.model.models import ENCODERS, count_parameters, load_checkpoint
 from heritage_damage_seg.model.scan_view import ModelView, of_cache
 from heritage_damage_seg.model.sliding import SlidingSettings
+from heritage_damage_seg.seeds import seed_summary
 from heritage_damage_seg.training.batches import ResidentSplit
 
 EVALUATION_MODES = ("cache", "native")
@@ -177,9 +179,14 @@ def evaluate(
     device_preference: str = "auto",
     mode: str = "cache",
     sliding: SlidingSettings | None = None,
+    seed_metrics: Sequence[str | os.PathLike[str]] = (),
 ) -> dict[str, Any]:
     """Scores the checkpoint on the split's scored side in ``mode``; writes metrics.json, the
-    per-image confusion matrices and the predicted masks (see the module docstring)."""
+    per-image confusion matrices and the predicted masks (see the module docstring).
+
+    ``seed_metrics``: the metrics.json of the same encoder's other seeds (training.seeds); this
+    run's metrics.json names every seed it covers, with the mean, std and each seed's figures
+    (:func:`heritage_damage_seg.seeds.seed_summary`)."""
     run = load_evaluation(
         checkpoint_path,
         cache_dir,
@@ -198,6 +205,9 @@ def evaluate(
     else:
         scored = _score_cache(run, rows, predictions_dir)
     metrics = {**protocol, **_metrics(run, scored)}
+    others = [read_json(path) for path in seed_metrics]
+    runs = {metrics["seed"]: metrics, **{other["seed"]: other for other in others}}
+    metrics["seeds"] = seed_summary(runs)
     _write_per_image(scored, per_image_confusion_file)
     write_json(metrics_file, metrics)
     _log_metrics(metrics)

@@ -78,17 +78,19 @@ def fetch_imagenet(
     """Downloads ``encoder``'s ImageNet weights with smp/timm's own loaders and saves the encoder's
     state dict to ``path`` (atomically). Raises :class:`WeightsUnavailable` where the hub cannot
     be reached. Returns the file's record (path, SHA-256, tensors)."""
-    import segmentation_models_pytorch as smp
     import torch
 
     from heritage_damage_seg.io import atomic_path
     from heritage_damage_seg.model.encoders import encoder_spec
+    from heritage_damage_seg.model.models import build_model
 
     spec = encoder_spec(encoder)
-    kwargs: dict[str, Any] = {"img_size": image_size} if spec.fixed_input_size else {}
     try:
         check_hub_reachable()
-        model = smp.Unet(spec.smp_encoder, encoder_weights="imagenet", classes=1, **kwargs)
+        # The model every stage builds, with smp/timm fetching the encoder's ImageNet weights.
+        model = build_model(
+            encoder, image_size=image_size, encoder_weights="imagenet", num_classes=1
+        )
     except Exception as error:  # network, DNS, offline mode, proxy: all say the same to the user
         raise WeightsUnavailable(
             unavailable_message(encoder, spec.smp_encoder, path, error)

@@ -54,7 +54,7 @@ class TrainSettings:
 
     @property
     def ranks(self) -> int:
-        return self.gpus * self.nodes
+        return rank_count(self.gpus, self.nodes)
 
     @classmethod
     def from_config(
@@ -102,6 +102,21 @@ class TrainSettings:
                 f"unknown training settings {unknown}: expected some of {sorted(known)}"
             )
         return cls(**record)
+
+
+def rank_count(gpus: int, nodes: int) -> int:
+    """The data-parallel ranks of a run: ``training.gpus`` on each of ``training.nodes`` nodes."""
+    return gpus * nodes
+
+
+def check_batch_shares(encoder: str, batch: int, ranks: int) -> None:
+    """The batch size is the global batch, so every rank must get the same share of it."""
+    if batch % ranks:
+        raise ValueError(
+            f"encoders.{encoder}.batch_size {batch} cannot be shared evenly by training.gpus × "
+            f"training.nodes = {ranks} ranks (the batch size is the global batch): make it a "
+            "multiple of the number of ranks"
+        )
 
 
 def learning_rate(training: Mapping[str, Any], chosen: Mapping[str, Any]) -> float:

@@ -72,7 +72,7 @@ from heritage_damage_seg.training.checkpoints import (
 )
 from heritage_damage_seg.training.distributed import ONE_PROCESS, Ranks
 from heritage_damage_seg.training.history import write_history
-from heritage_damage_seg.training.settings import TrainSettings
+from heritage_damage_seg.training.settings import TrainSettings, check_batch_shares
 from heritage_damage_seg.training.signals import StopRequest
 from heritage_damage_seg.training.state import Position, TrainingState
 
@@ -211,11 +211,7 @@ def _resident_on(device: torch.device, cache: PreparedCache, rows: int) -> bool:
 
 def _global_batch(settings: TrainSettings, train_images: int, shards: int) -> int:
     batch = min(settings.batch_size, train_images)
-    if batch % shards:
-        raise ValueError(
-            f"encoders.{settings.encoder}.batch_size {batch} cannot be shared evenly by {shards} "
-            "ranks (training.gpus × training.nodes): choose a batch size divisible by it"
-        )
+    check_batch_shares(settings.encoder, batch, shards)
     return batch
 
 
