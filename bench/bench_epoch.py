@@ -180,7 +180,10 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=None, help="scans; 300 on GPU, 48 on CPU")
     parser.add_argument("--val", type=int, default=None, help="scans; 80 on GPU, 16 on CPU")
     parser.add_argument(
-        "--batch", type=int, default=None, help="default: the seed's per encoder on GPU, 8 on CPU"
+        "--batch",
+        type=int,
+        default=None,
+        help="default: the prototype's per encoder on GPU, 8 on CPU",
     )
     parser.add_argument("--epochs", type=int, default=None, help="default: 10 on GPU, 3 on CPU")
     parser.add_argument("--tmp", default=None, help="where the cache and checkpoints go")

@@ -1,7 +1,7 @@
-"""2. Input path: augmented training samples per second, ours vs the seed's per-sample CPU path.
+"""2. Input path: augmented training samples per second, ours vs the prototype's per-sample CPU path.
 
 Ours: uint8 cache rows resident on the device, per-sample flips/transposes on the batch, then
-normalisation (heritage_damage_seg.training.batches). The seed's: per sample, resize the
+normalisation (heritage_damage_seg.training.batches). The prototype's: per sample, resize the
 stored-resolution
 uint8 image to the training size, flip/rotate, normalise to float32, in DataLoader workers.
 """
@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument(
-        "--native-side", type=int, default=1200, help="stored size for the seed's path"
+        "--native-side", type=int, default=1200, help="stored size for the prototype's path"
     )
     args = parser.parse_args()
     rng = np.random.default_rng(0)

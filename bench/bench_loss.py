@@ -16,7 +16,7 @@ buffers are not counted). The child runs with a fixed glibc mmap threshold
 (``MALLOC_MMAP_THRESHOLD_``), so every tensor is mapped when allocated and unmapped when freed and
 the RSS follows the live tensors instead of the allocator's cache. Time: best of a few passes.
 
-    python bench/bench_loss.py       # GPU: batch 96 at 384 px (the seed's); CPU: batch 8 at 128 px
+    python bench/bench_loss.py       # GPU: batch 96 at 384 px (the prototype's); CPU: batch 8 at 128 px
 """
 
 from __future__ import annotations

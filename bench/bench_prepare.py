@@ -1,9 +1,9 @@
-"""1. Data preparation: the seed's RAM preload vs our prepared cache, on the same files.
+"""1. Data preparation: the prototype's RAM preload vs our prepared cache, on the same files.
 
-The seed (UPSTREAM-FACTS) decoded every image and mask with PIL at its stored resolution and kept
+The prototype (UPSTREAM-FACTS) decoded every image and mask with PIL at its stored resolution and kept
 them as uint8 arrays in Python lists, every training run (30.33 GB, ~30 min for 1,458 files), and
 resized on every step. We decode and resize once into a uint8 cache at the training size; a
-training run then memory-maps it. Reported: the seed's preload vs our one-off build, vs our
+training run then memory-maps it. Reported: the prototype's preload vs our one-off build, vs our
 per-run load, and the memory each holds during training.
 """
 

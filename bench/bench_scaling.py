@@ -9,7 +9,7 @@ after the first (the first includes warm-up).
 
     scaling efficiency = imgs/s with N ranks / (N × imgs/s with 1)
 
-GPU: every visible GPU (needs two or more), 384 px, the seed's batch per encoder, the three
+GPU: every visible GPU (needs two or more), 384 px, the prototype's batch per encoder, the three
 encoders. CPU: 2 ranks of ``--threads`` threads each against one process of as many threads (the
 figure says how much the all-reduces and the smaller per-rank batch cost, not what GPUs gain).
 

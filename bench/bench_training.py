@@ -6,7 +6,7 @@ uint8 split, augmented and normalised on the device, as train.py does. Target: r
 
 Also per encoder: FLOPs per image (forward + backward, torch's FlopCounterMode; bench/flops.py)
 and the model FLOP/s they make at the measured imgs/s. On CUDA: MFU against a bf16 matmul peak
-measured on the same card, peak memory (``max_memory_allocated``), the ratio to the seed's V100
+measured on the same card, peak memory (``max_memory_allocated``), the ratio to the prototype's V100
 figures, and whether the steps run without a host synchronisation: a few end-to-end steps and a
 validation pass under ``torch.cuda.set_sync_debug_mode("error")``, reported as passed / failed
 (the bench goes on either way). Two scopes: ``steps`` (the epoch's sample order already on the
@@ -196,7 +196,7 @@ def summary(encoder: str, row: dict) -> str:
     )
     if "ratio_vs_seed_v100" in row:
         line += (
-            f"; {row['ratio_vs_seed_v100']:.2f}x the seed's V100 "
+            f"; {row['ratio_vs_seed_v100']:.2f}x the prototype's V100 "
             f"(MFU {100 * row['seed_v100_mfu']:.0f} %)"
         )
     return line
@@ -206,7 +206,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", type=int, default=None, help="default: 384 on GPU, 128 on CPU")
     parser.add_argument(
-        "--batch", type=int, default=None, help="default: the seed's per encoder on GPU, 8 on CPU"
+        "--batch",
+        type=int,
+        default=None,
+        help="default: the prototype's per encoder on GPU, 8 on CPU",
     )
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--encoders", nargs="*", default=list(ENCODERS))

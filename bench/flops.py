@@ -1,7 +1,7 @@
 """Model FLOPs and the GPU's measured peak, for MFU (model FLOPs utilisation).
 
 FLOPs per image: forward + backward of one training step, counted by torch's
-``FlopCounterMode`` (matmuls, convolutions, attention; 2 FLOPs per multiply-add), as the seed
+``FlopCounterMode`` (matmuls, convolutions, attention; 2 FLOPs per multiply-add), as the prototype
 counted its 271.5 / 568.8 / 266.2 GFLOP per 384-px image. The model runs on the ``meta`` device,
 so counting costs no arithmetic and works the same without a GPU.
 
@@ -9,7 +9,7 @@ Peak: the best of a few 8192³ bf16 matmuls on the GPU (cuBLAS), measured rather
 a datasheet (an H100 SXM is sold as 989 TFLOP/s dense bf16 and sustains ~700-800 in practice).
 MFU = imgs/s × FLOPs per image / that peak. Without CUDA the peak is not measured.
 
-    python bench/flops.py [--size 384]     # prints ours vs the seed's per encoder, the peak on a GPU
+    python bench/flops.py [--size 384]     # prints ours vs the prototype's per encoder, the peak on a GPU
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from heritage_damage_seg.model.models import ENCODERS, build_model
 
-# The seed's figures (forward + backward, 384 px, torch FlopCounter), GFLOP per image.
+# The prototype's figures (forward + backward, 384 px, torch FlopCounter), GFLOP per image.
 SEED_GFLOP_PER_IMAGE = {"convnext_tiny": 271.5, "segformer_b3": 568.8, "maxvit_tiny": 266.2}
 SEED_SIZE = 384
-# The seed's V100 (fp16 tensor cores, datasheet) behind its 27 / 37 / 14 % MFU.
+# The prototype's V100 (fp16 tensor cores, datasheet) behind its 27 / 37 / 14 % MFU.
 V100_PEAK_TFLOPS = 125.0
 
 

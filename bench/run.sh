@@ -2,8 +2,8 @@
 # Runs the benchmark suite; each benchmark prints its figures and ratios and writes
 # bench/results/<name>.json. Usage (after scripts/setup.sh):
 #   bash bench/run.sh       every benchmark at its defaults on the device torch picks (on a CPU:
-#                           the CPU sizes; on a GPU: the seed's settings, as before)
-#   bash bench/run.sh gpu   every GPU row in one command, for the three encoders at the seed's
+#                           the CPU sizes; on a GPU: the prototype's settings, as before)
+#   bash bench/run.sh gpu   every GPU row in one command, for the three encoders at the prototype's
 #                           settings (bf16, channels_last, 384 px, batch 96/32/48): FLOPs and the
 #                           measured bf16 matmul peak, training imgs/s / MFU / peak memory / host-sync
 #                           check without and with torch.compile, the loss at batch 96, the epoch

@@ -21,6 +21,12 @@ COMPARISON = {
 }
 
 
+def pixel_size(kind: str, dpi: int, rows: int = 1, columns: int = 1) -> tuple[int, int]:
+    """(width, height) in pixels of a saved figure of ``kind``."""
+    width, height = plots.figure_size(kind, rows, columns)
+    return (int(round(width * dpi)), int(round(height * dpi)))
+
+
 def assert_png(path, size):
     assert path.is_file() and path.stat().st_size > 0, path
     with Image.open(path) as image:
@@ -91,14 +97,10 @@ def test_every_per_encoder_plot_is_a_png_of_the_expected_size(tiny_run, encoder)
         "n_test"
     ]  # samples come from test
     for kind in PER_ENCODER:
-        assert_png(out / f"{kind}.png", plots.pixel_size(kind, DPI))
-    assert_png(
-        out / "prediction_grid.png", plots.pixel_size("prediction_grid", DPI, rows=min(20, n_val))
-    )
-    assert_png(out / "error_maps.png", plots.pixel_size("error_maps", DPI, rows=min(6, n_val)))
-    focus_sizes = {
-        plots.pixel_size("class_focus", DPI, rows=r) for r in range(1, min(4, n_val) + 1)
-    }
+        assert_png(out / f"{kind}.png", pixel_size(kind, DPI))
+    assert_png(out / "prediction_grid.png", pixel_size("prediction_grid", DPI, rows=min(20, n_val)))
+    assert_png(out / "error_maps.png", pixel_size("error_maps", DPI, rows=min(6, n_val)))
+    focus_sizes = {pixel_size("class_focus", DPI, rows=r) for r in range(1, min(4, n_val) + 1)}
     for rank in range(1, 7):
         path = out / f"class_focus_{rank}.png"
         assert_png(path, Image.open(path).size)
@@ -112,7 +114,7 @@ def test_the_comparison_plots_and_the_bootstrap_in_model_comparison(tiny_run):
     for name, kind in COMPARISON.items():
         assert_png(
             tiny_run / "results/comparison" / f"{name}.png",
-            plots.pixel_size(kind, DPI, columns=len(ENCODERS)),
+            pixel_size(kind, DPI, columns=len(ENCODERS)),
         )
     comparison = json.loads((tiny_run / "results/model_comparison.json").read_text())
     assert (

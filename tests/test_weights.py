@@ -1,4 +1,4 @@
-"""The seed's ImageNet start, fetched once: the offline failure names the file to put in place,
+"""The prototype's ImageNet start, fetched once: the offline failure names the file to put in place,
 and a locally saved encoder state dict feeds training and is recorded by its SHA-256."""
 
 import numpy as np

@@ -1,6 +1,6 @@
 rule split:
     """Seeded train/validation/test split over artworks (all views of one artwork on one side):
-    validation chooses, test is reported (split.test_fraction: 0 is the seed's two-way split).
+    validation chooses, test is reported (split.test_fraction: 0 is the prototype's two-way split).
     """
     input:
         index=rules.prepare_cache.output.index,

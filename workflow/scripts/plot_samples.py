@@ -16,9 +16,9 @@ with logged(snakemake.log[0]) as log:
     # Samples come from the split the figures report (test), never from the one that chose the
     # epoch.
     split = read_json(snakemake.input.split)
-    val_ids = sorted(split[scored_side(split)])
+    scored_ids = sorted(split[scored_side(split)])
 
-    grid_ids = plots.choose_samples(val_ids, settings["samples"], seed)
+    grid_ids = plots.choose_samples(scored_ids, settings["samples"], seed)
     images, masks, predictions = plots.load_samples(grid_ids, cache_dir, predictions_dir)
     plots.plot_prediction_grid(
         grid_ids,
@@ -32,7 +32,7 @@ with logged(snakemake.log[0]) as log:
     )
     log.info("prediction grid: %s", ", ".join(grid_ids))
 
-    error_ids = plots.choose_samples(val_ids, settings["error_map_samples"], seed + 1)
+    error_ids = plots.choose_samples(scored_ids, settings["error_map_samples"], seed + 1)
     images, masks, predictions = plots.load_samples(error_ids, cache_dir, predictions_dir)
     plots.plot_error_maps(
         error_ids, images, masks, predictions, snakemake.output.errors, encoder, dpi
@@ -40,10 +40,10 @@ with logged(snakemake.log[0]) as log:
     log.info("error maps: %s", ", ".join(error_ids))
 
     # The classes depend on the ground truth only, so every encoder shows the same ones.
-    _, all_masks, _ = plots.load_samples(val_ids, cache_dir, predictions_dir)
+    _, all_masks, _ = plots.load_samples(scored_ids, cache_dir, predictions_dir)
     classes = plots.focus_classes(all_masks, settings["focus_classes"], settings["n_focus_classes"])
     for class_id, path in zip(classes, snakemake.output.focus):
-        ids = plots.class_samples(all_masks, val_ids, class_id, settings["focus_samples"], seed)
+        ids = plots.class_samples(all_masks, scored_ids, class_id, settings["focus_samples"], seed)
         images, masks, predictions = plots.load_samples(ids, cache_dir, predictions_dir)
         iou = metrics["per_class"][CLASS_NAMES[class_id]]["IoU"]
         plots.plot_class_focus(class_id, ids, images, masks, predictions, path, encoder, iou, dpi)

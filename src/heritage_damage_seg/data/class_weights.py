@@ -1,7 +1,7 @@
 """Per-class loss weights from the pixel frequencies of the training split.
 
 All methods see the same pixel counts (ground truth 255 excluded). A class that never occurs in
-the training split gets weight 0 (it can never be a target), except in the seed's method, which
+the training split gets weight 0 (it can never be a target), except in the prototype's method, which
 is reproduced as it was implemented, epsilon included.
 """
 
@@ -32,7 +32,7 @@ def _over_present(freq: np.ndarray, formula: Callable[[np.ndarray], np.ndarray])
 
 
 def inverse_sqrt_log_scaled(freq: np.ndarray) -> np.ndarray:
-    """The seed's method, as its code computed it: log1p(sqrt(1/(f + 1e-7))), scaled to a mean of 10,
+    """The prototype's method, as its code computed it: log1p(sqrt(1/(f + 1e-7))), scaled to a mean of 10,
     clipped to [0.08, 3.0]. With ARTeFACT-like frequencies every damage class clips to 3.0, so the
     max/min ratio is about 1.3×, not the 36.4× its README states."""
     raw = np.log1p(np.sqrt(1.0 / (freq + 1e-7)))

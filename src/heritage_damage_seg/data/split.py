@@ -1,7 +1,7 @@
 """Seeded train/validation/test split over artworks, never over files.
 
 Every view of one artwork (the original scan and its offline-augmented ``_augN`` copies) shares
-a group, and a group lies wholly on one side: the seed's split permuted files, so copies of a
+a group, and a group lies wholly on one side: the prototype's split permuted files, so copies of a
 validation artwork were trained on and its validation figures leaked.
 
 Besides the default split, leave-one-out families (:func:`leave_one_out_split`) hold out one
@@ -35,7 +35,7 @@ def grouped_split(
     ``test_fraction > 0``), ``round(val_fraction × groups)`` of the rest form ``val`` (at least
     one), and at least one group is left to train on. Everything that chooses (the best epoch,
     ``predict.encoder: best``, any tuning) reads ``val``; everything reported scores ``test``.
-    With ``test_fraction`` 0 (the seed's protocol) ``test`` is empty and the reported figures are
+    With ``test_fraction`` 0 (the prototype's protocol) ``test`` is empty and the reported figures are
     scored on the split they were selected on (see :func:`scored_side`).
 
     Deterministic for a given seed and set of ids, whatever their order on disk.
@@ -91,16 +91,16 @@ def grouped_split(
 
 
 #: What metrics.json, the comparison and the report say when the figures were scored on the split
-#: they were selected on (split.test_fraction: 0, the seed's protocol).
+#: they were selected on (split.test_fraction: 0, the prototype's protocol).
 SELECTED_ON_SCORED_NOTE = (
     "these figures were scored on the validation split that also chose the best epoch "
-    "(split.test_fraction: 0, the seed's protocol): they are optimistic by an unknown amount"
+    "(split.test_fraction: 0, the prototype's protocol): they are optimistic by an unknown amount"
 )
 
 
 def scored_side(split: dict[str, Any]) -> str:
     """The side of ``split`` whose figures are reported: ``test`` when it has images, else ``val``
-    (the seed's protocol, ``split.test_fraction: 0``, and split files without a test side)."""
+    (the prototype's protocol, ``split.test_fraction: 0``, and split files without a test side)."""
     return "test" if split.get("test") else "val"
 
 

@@ -3,14 +3,14 @@ matrices and the predicted masks as index PNGs.
 
 The scored side is ``test`` (:func:`heritage_damage_seg.data.split.scored_side`): the best epoch was
 chosen on ``val``, so the figures are not tuned on the images they report. Only a split without a
-test side (``split.test_fraction: 0``, the seed's protocol) is scored on ``val``, and metrics.json
+test side (``split.test_fraction: 0``, the prototype's protocol) is scored on ``val``, and metrics.json
 then says in words that the figures were selected on the split they report (``scored_split``,
 ``selected_on``, ``protocol_note``).
 
 Two modes (``evaluation_mode`` in metrics.json says which ran); both apply the model as it was
 trained (:class:`~heritage_damage_seg.model.scan_view.ModelView`), they differ in what is scored:
 
-* ``cache`` (the seed's figures): the model's own inputs, the cached ``image_size``² images, against
+* ``cache`` (the prototype's figures): the model's own inputs, the cached ``image_size``² images, against
   the cached masks (nearest-neighbour resized); predictions are at the cache's resolution. In the
   ``crops`` training view (``prepare.view``) the cache holds crops, so this scores the validation
   *crops*: parts of a scan are scored several times where crops overlap, parts no crop covers not
@@ -144,7 +144,7 @@ def load_evaluation(
 
 
 def scored_rows(run: Evaluation, split_file: str | os.PathLike[str]) -> tuple[dict, ResidentSplit]:
-    """The protocol record and the scored side (``test``; ``val`` under the seed's protocol)."""
+    """The protocol record and the scored side (``test``; ``val`` under the prototype's protocol)."""
     split = read_json(split_file)
     protocol = protocol_record(split)
     scored_ids = split[protocol["scored_split"]]

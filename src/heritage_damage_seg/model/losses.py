@@ -79,7 +79,7 @@ class DiceCrossEntropyLoss(nn.Module):
     """Weighted Dice plus class-weighted cross-entropy (mean over scored pixels).
 
     Cross-entropy gives every pixel a gradient from the first step, so a randomly initialised model
-    converges in far fewer steps than with Dice alone (which the seed's benchmark used).
+    converges in far fewer steps than with Dice alone (which the prototype's benchmark used).
     """
 
     def __init__(

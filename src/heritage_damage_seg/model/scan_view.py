@@ -5,7 +5,7 @@ A model only knows the scale it was trained at. Applying it at another (a resize
 on native-resolution tiles sees damage 6–40× larger than it ever did) gives a confident, wrong
 map without any error, so every consumer of a checkpoint goes through :class:`ModelView`:
 
-* ``resize`` (``prepare.view: resize``, the seed's): the whole scan squeezed to
+* ``resize`` (``prepare.view: resize``, the prototype's): the whole scan squeezed to
   ``image_size``² exactly as the cache was built (the same libvips resize), one forward pass, and
   the logits brought back to the scan's own size by bilinear interpolation, strip by strip
   (:func:`upsampled_argmax`): never a full-resolution float logit volume, whatever the scan's size.

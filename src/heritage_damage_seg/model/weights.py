@@ -1,4 +1,4 @@
-"""The seed's ImageNet start, fetched once.
+"""The prototype's ImageNet start, fetched once.
 
 ``encoders.<name>.weights: imagenet`` does not let every training job reach the model hub: the
 local rule ``encoder_weights`` downloads each encoder's ImageNet weights once, through smp's and

@@ -75,12 +75,6 @@ def figure_size(kind: str, rows: int = 1, columns: int = 1) -> tuple[float, floa
     raise ValueError(f"unknown figure kind {kind!r}")
 
 
-def pixel_size(kind: str, dpi: int, rows: int = 1, columns: int = 1) -> tuple[int, int]:
-    """(width, height) in pixels of a saved figure."""
-    width, height = figure_size(kind, rows, columns)
-    return (int(round(width * dpi)), int(round(height * dpi)))
-
-
 def _new_figure(kind: str, rows: int = 1, columns: int = 1) -> Figure:
     return plt.figure(figsize=figure_size(kind, rows, columns), layout="constrained")
 
@@ -97,9 +91,9 @@ def _save(fig: Figure, path: PathLike, dpi: int) -> None:
 # Sample choice
 
 
-def choose_samples(val_ids: Sequence[str], n: int, seed: int) -> list[str]:
+def choose_samples(scored_ids: Sequence[str], n: int, seed: int) -> list[str]:
     """``n`` ids of the scored split (all if fewer), seeded, in sorted order; independent of any model."""
-    ids = sorted(str(i) for i in val_ids)
+    ids = sorted(str(i) for i in scored_ids)
     if n >= len(ids):
         return ids
     rng = np.random.default_rng(seed)
@@ -141,7 +135,7 @@ def focus_classes(
 def class_samples(
     masks: np.ndarray, ids: Sequence[str], class_id: int, n: int, seed: int
 ) -> list[str]:
-    """Up to ``n`` validation ids whose ground truth contains ``class_id`` (seeded); if none does,
+    """Up to ``n`` scored (test) ids whose ground truth contains ``class_id`` (seeded); if none does,
     a seeded sample of all ids (the view then shows only false positives)."""
     present = [i for i, mask in zip(ids, masks) if (mask == class_id).any()]
     return choose_samples(present or list(ids), n, seed + class_id)

@@ -531,7 +531,8 @@ def validate(run: Run, state: TrainingState, epoch: int) -> dict[str, Any] | Non
     return summarise(distributed.add_across_ranks_(cm))  # every rank's shard of val
 
 
-def _finite_or_nan(value: float | None) -> float:
+def _nan_if_undefined(value: float | None) -> float:
+    """A figure for history.csv: NaN where the metric is undefined (None: no class present)."""
     return float("nan") if value is None else value
 
 
@@ -539,13 +540,15 @@ def record_epoch(
     run: Run, state: TrainingState, epoch: int, steps: EpochSteps, summary: dict[str, Any] | None
 ) -> bool:
     """Appends the epoch's history row and keeps the best weights; True when the epoch improved."""
-    val_miou = _finite_or_nan(summary["mIoU"]) if summary else float("nan")
+    val_miou = _nan_if_undefined(summary["mIoU"]) if summary else float("nan")
     state.history.append(
         {
             "epoch": epoch,
             "train_loss": steps.mean_loss,
             "val_mIoU": val_miou,
-            "val_damage_mIoU": _finite_or_nan(summary["damage_mIoU"]) if summary else float("nan"),
+            "val_damage_mIoU": _nan_if_undefined(summary["damage_mIoU"])
+            if summary
+            else float("nan"),
             "lr": state.scheduler.get_last_lr()[0],
             "train_imgs_per_s": steps.images / steps.seconds,
             "epoch_imgs_per_s": float("nan"),  # set by time_epoch
