@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from heritage_damage_seg.data import decode
 from heritage_damage_seg.data.cache import INDEX_COLUMNS, METADATA_COLUMNS
 from heritage_damage_seg.data.geometry import CROP_COLUMNS, CropPlacement, CropView, crop_id
 from heritage_damage_seg.data.preparation import PreparedSample
@@ -161,19 +160,6 @@ def _write_index(
     with atomic_path(out_dir / "index.csv") as index_tmp:
         index[columns].to_csv(index_tmp, index=False)
     return index[columns]
-
-
-def checked_setting(exif_orientation: str) -> None:
-    if exif_orientation not in decode.EXIF_SETTINGS:
-        raise ValueError(
-            f"prepare.exif_orientation must be one of {decode.EXIF_SETTINGS}, got {exif_orientation!r}"
-        )
-
-
-def describe(crops: CropView | None) -> str:
-    if crops is None:
-        return "whole scans resized"
-    return f"{crops.per_image} crops per scan at {crops.scale:g} of native resolution, seed {crops.seed}"
 
 
 def working_dir(out_dir: Path) -> Path:

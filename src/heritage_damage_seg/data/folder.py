@@ -16,15 +16,18 @@ from heritage_damage_seg.data import decode
 from heritage_damage_seg.data.cache import METADATA_COLUMNS
 from heritage_damage_seg.data.cache_writer import (
     DEFAULT_WORKING_MAX_SIDE,
-    checked_setting,
     complete_metadata,
     crop_rows,
-    describe,
     working_dir,
     write_cache,
 )
 from heritage_damage_seg.data.geometry import CropView
-from heritage_damage_seg.data.preparation import PreparedSample, prepare_scan, working_paths
+from heritage_damage_seg.data.preparation import (
+    Preparation,
+    PreparedSample,
+    prepare_scan,
+    working_paths,
+)
 from heritage_damage_seg.data.sources import DatasetError
 
 log = logging.getLogger(__name__)
@@ -89,28 +92,20 @@ def discover(images_dir: str | os.PathLike[str], masks_dir: str | os.PathLike[st
 class _FileJob:
     position: int  # of the scan, in id order
     sample: Sample
-    size: int
     work_dir: Path
-    working_max_side: int
-    crops: CropView | None = None
-    exif_orientation: str = "auto"
+    how: Preparation
 
     def __call__(self) -> list[PreparedSample]:
         head = decode.header(self.sample.image, str(self.sample.image), orientation="ignore")
-        copy = decode.needs_working_copy(head, self.working_max_side)
-        working = working_paths(self.work_dir, self.sample.id) if copy else None
-        name = f"{self.sample.image} / {self.sample.mask}"
+        copy = decode.needs_working_copy(head, self.how.working_max_side)
         return prepare_scan(
             self.position,
             self.sample.id,
             self.sample.image,
             self.sample.mask,
-            size=self.size,
-            crops=self.crops,
-            name=name,
-            working=working,
-            working_max_side=self.working_max_side,
-            exif_orientation=self.exif_orientation,
+            name=f"{self.sample.image} / {self.sample.mask}",
+            working=working_paths(self.work_dir, self.sample.id) if copy else None,
+            how=self.how,
         )
 
 
@@ -147,23 +142,19 @@ def build_cache(
 ) -> pd.DataFrame:
     """Decodes, checks and resizes (or crops, with ``crops``) a folder dataset once into
     ``out_dir`` (see module docstring; ``exif_orientation``: :func:`decode.resolve_orientation`)."""
+    how = Preparation(size, working_max_side, crops, exif_orientation)
     samples = discover(images_dir, masks_dir)
     out_dir = Path(out_dir)
     work_dir = working_dir(out_dir)
     index = crop_rows(read_metadata(metadata, [s.id for s in samples]), crops)
     log.info(
-        "preparing %d samples from %s at %d px (%s) with %d worker(s)",
+        "preparing %d scans from %s (%s) with %d worker(s)",
         len(samples),
         images_dir,
-        size,
-        describe(crops),
+        how.describe(),
         workers,
     )
-    checked_setting(exif_orientation)
-    jobs = [
-        _FileJob(i, sample, size, work_dir, working_max_side, crops, exif_orientation)
-        for i, sample in enumerate(samples)
-    ]
+    jobs = [_FileJob(i, sample, work_dir, how) for i, sample in enumerate(samples)]
     return write_cache(out_dir, index, jobs, size=size, workers=workers)
 
 

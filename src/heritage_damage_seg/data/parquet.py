@@ -22,15 +22,18 @@ import pyarrow.parquet as pq
 
 from heritage_damage_seg.data.cache_writer import (
     DEFAULT_WORKING_MAX_SIDE,
-    checked_setting,
     complete_metadata,
     crop_rows,
-    describe,
     working_dir,
     write_cache,
 )
 from heritage_damage_seg.data.geometry import CropView
-from heritage_damage_seg.data.preparation import PreparedSample, prepare_scan, working_paths
+from heritage_damage_seg.data.preparation import (
+    Preparation,
+    PreparedSample,
+    prepare_scan,
+    working_paths,
+)
 from heritage_damage_seg.data.sources import DatasetError, find_shards
 
 log = logging.getLogger(__name__)
@@ -134,14 +137,10 @@ def row_group_samples(group: RowGroup) -> Iterator[tuple[str, bytes, bytes, str]
 @dataclass(frozen=True)
 class _RowGroupJob:
     group: RowGroup
-    positions: dict[
-        str, int
-    ]  # id → position of the scan in id order, for the ids of this row group
-    size: int
+    # id → position of the scan in id order, for the ids of this row group
+    positions: dict[str, int]
     work_dir: Path
-    working_max_side: int
-    crops: CropView | None = None
-    exif_orientation: str = "auto"
+    how: Preparation
 
     def __call__(self) -> list[PreparedSample]:
         return [
@@ -152,12 +151,9 @@ class _RowGroupJob:
                 sample_id,
                 image,
                 mask,
-                size=self.size,
-                crops=self.crops,
                 name=where,
                 working=working_paths(self.work_dir, sample_id),
-                working_max_side=self.working_max_side,
-                exif_orientation=self.exif_orientation,
+                how=self.how,
             )
         ]
 
@@ -173,7 +169,7 @@ def build_cache(
     exif_orientation: str = "auto",
 ) -> pd.DataFrame:
     """The same cache from ARTeFACT's parquet shards, one row group per job (see module docstring)."""
-    checked_setting(exif_orientation)
+    how = Preparation(size, working_max_side, crops, exif_orientation)
     if isinstance(shards, (str, os.PathLike)):
         paths = find_shards(shards)  # dataset.path: a shard, or the folder of them
     else:
@@ -183,22 +179,18 @@ def build_cache(
     out_dir = Path(out_dir)
     work_dir = working_dir(out_dir)
     log.info(
-        "preparing %d samples from %d parquet shard(s) at %d px (%s) with %d worker(s)",
+        "preparing %d scans from %d parquet shard(s) (%s) with %d worker(s)",
         len(rows),
         len(paths),
-        size,
-        describe(crops),
+        how.describe(),
         workers,
     )
     jobs = [
         _RowGroupJob(
             RowGroup(Path(shard), int(number)),
             dict(zip(group["id"], group["position"])),
-            size,
             work_dir,
-            working_max_side,
-            crops,
-            exif_orientation,
+            how,
         )
         for (shard, number), group in rows.groupby(["shard", "row_group"], sort=True)
     ]

@@ -85,74 +85,83 @@ def _working_copy(
     return str(image_path), str(mask_path)
 
 
-def prepare_pair(
-    position: int,
+@dataclass(frozen=True)
+class Preparation:
+    """How every scan of a dataset is prepared: the cache's ``size`` (S), the view (``crops``:
+    :class:`CropView`; None: each scan resized whole), the longest side of a working copy
+    (``prepare.working_max_side``) and ``prepare.exif_orientation``, the rule that lines an
+    EXIF-oriented image up with its mask (:func:`decode.resolve_orientation`)."""
+
+    size: int
+    working_max_side: int
+    crops: CropView | None = None
+    exif_orientation: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.exif_orientation not in decode.EXIF_SETTINGS:
+            raise ValueError(
+                f"prepare.exif_orientation must be one of {decode.EXIF_SETTINGS}, "
+                f"got {self.exif_orientation!r}"
+            )
+
+    @property
+    def rows_per_scan(self) -> int:
+        return 1 if self.crops is None else self.crops.per_image
+
+    def describe(self) -> str:
+        if self.crops is None:
+            return f"whole scans resized to {self.size} px"
+        view = self.crops
+        return (
+            f"{view.per_image} crops of {self.size} px per scan at {view.scale:g} of native "
+            f"resolution, seed {view.seed}"
+        )
+
+
+def prepare_scan(
+    scan_position: int,
+    scan_id: str,
     image: decode.Source,
     mask: decode.Source,
     *,
-    size: int,
     name: str,
     working: tuple[Path, Path] | None,
-    working_max_side: int,
-    exif_orientation: str = "auto",
-) -> PreparedSample:
-    """One sample checked and resized to ``size``×``size`` (image: area-averaged; mask: nearest).
+    how: Preparation,
+) -> list[PreparedSample]:
+    """The cache rows of one scan (rows ``scan_position × rows_per_scan`` on), checked.
 
     ``working``: where to write a working copy (paths without suffix), always for parquet rows; for
-    files, None and a copy is written to ``work_dir`` only when the file cannot serve as it is
-    (:func:`decode.needs_working_copy`). ``exif_orientation``: prepare.exif_orientation, the rule
-    that lines an EXIF-oriented image up with its mask (:func:`decode.resolve_orientation`).
+    files, None unless the file cannot serve as it is (:func:`decode.needs_working_copy`).
+    Whole-scan view: the scan resized to S×S (image area-averaged, mask nearest). Crops view: the
+    scan decoded once at ``crops.scale`` of its native size (libvips: the native scan is never
+    whole in memory; the mask by nearest neighbour, every pixel checked) and its crops cut at
+    :func:`crop_offsets`, sides shorter than S padded (:func:`cut_crop`).
     """
-    orientation = _orientation(image, mask, exif_orientation, name)
-    small_mask, mask_head = decode.scaled_mask(mask, size, size, f"{name} mask")
-    small_image, image_head = decode.scaled_image(
-        image, size, size, f"{name} image", orientation=orientation
-    )
-    _checked_same_size(image_head, mask_head, name)
-    image_path, mask_path = _working_copy(image, mask, working, working_max_side, name, orientation)
-    return PreparedSample(
-        position,
-        small_image,
-        small_mask,
-        image_head.height,
-        image_head.width,
-        image_path,
-        mask_path,
-    )
-
-
-def prepare_crops(
-    position: int,
-    image: decode.Source,
-    mask: decode.Source,
-    *,
-    scan_id: str,
-    view: CropView,
-    size: int,
-    name: str,
-    working: tuple[Path, Path] | None,
-    working_max_side: int,
-    exif_orientation: str = "auto",
-) -> list[PreparedSample]:
-    """The ``view.per_image`` crops of one scan, in cache rows ``position``, ``position + 1``, …
-
-    The scan is decoded once at ``view.scale`` of its native size (libvips: the native scan is
-    never whole in memory; the mask by nearest neighbour, every pixel checked), and the crops are
-    cut from that at :func:`crop_offsets`; sides shorter than ``size`` are padded
-    (:func:`cut_crop`).
-    """
-    orientation = _orientation(image, mask, exif_orientation, name)
+    orientation = _orientation(image, mask, how.exif_orientation, name)
     head = decode.header(image, f"{name} image", orientation=orientation)
-    width, height = scaled_size(head.width, head.height, view.scale)
+    if how.crops is None:
+        width = height = how.size
+    else:
+        width, height = scaled_size(head.width, head.height, how.crops.scale)
     scaled_mask, mask_head = decode.scaled_mask(mask, width, height, f"{name} mask")
     _checked_same_size(head, mask_head, name)
     scaled_image, _ = decode.scaled_image(
         image, width, height, f"{name} image", orientation=orientation
     )
-    image_path, mask_path = _working_copy(image, mask, working, working_max_side, name, orientation)
+    image_path, mask_path = _working_copy(
+        image, mask, working, how.working_max_side, name, orientation
+    )
+    first = scan_position * how.rows_per_scan
+    if how.crops is None:
+        return [
+            PreparedSample(
+                first, scaled_image, scaled_mask, head.height, head.width, image_path, mask_path
+            )
+        ]
+    size, view = how.size, how.crops
     return [
         PreparedSample(
-            position + k,
+            first + k,
             cut_crop(scaled_image, x, y, size, 0),
             cut_crop(scaled_mask, x, y, size, IGNORE_INDEX),
             head.height,
@@ -163,47 +172,6 @@ def prepare_crops(
         )
         for k, (x, y) in enumerate(crop_offsets(scan_id, width, height, size, view))
     ]
-
-
-def prepare_scan(
-    scan_position: int,
-    scan_id: str,
-    image: decode.Source,
-    mask: decode.Source,
-    *,
-    size: int,
-    crops: CropView | None,
-    name: str,
-    working: tuple[Path, Path] | None,
-    working_max_side: int,
-    exif_orientation: str = "auto",
-) -> list[PreparedSample]:
-    """The cache rows of one scan in the chosen view (see module docstring)."""
-    if crops is None:
-        return [
-            prepare_pair(
-                scan_position,
-                image,
-                mask,
-                size=size,
-                name=name,
-                working=working,
-                working_max_side=working_max_side,
-                exif_orientation=exif_orientation,
-            )
-        ]
-    return prepare_crops(
-        scan_position * crops.per_image,
-        image,
-        mask,
-        scan_id=scan_id,
-        view=crops,
-        size=size,
-        name=name,
-        working=working,
-        working_max_side=working_max_side,
-        exif_orientation=exif_orientation,
-    )
 
 
 def working_paths(work_dir: Path, sample_id: str) -> tuple[Path, Path]:
