@@ -22,7 +22,7 @@ from heritage_damage_seg.evaluation.compare import compare
 from heritage_damage_seg.evaluation.evaluate import evaluate
 from heritage_damage_seg.model.scan_view import ModelView
 from heritage_damage_seg.model.sliding import SlidingSettings
-from heritage_damage_seg.report import plots
+from heritage_damage_seg.report import samples
 
 SIZE = 64
 STRIPE = 40  # native rows per mask stripe
@@ -271,10 +271,10 @@ def test_evaluation_scores_the_crops_in_cache_mode_and_each_scan_once_natively(t
     # Plots take cache rows: a scan's native prediction is brought to the crops' scale and cut at
     # each crop's position.
     ids = index["id"].tolist()
-    _, masks, from_native = plots.load_samples(
+    _, masks, from_native = samples.load_samples(
         ids, tmp_path / "cache", tmp_path / "native/predictions"
     )
-    _, _, from_cache = plots.load_samples(ids, tmp_path / "cache", tmp_path / "cache/predictions")
+    _, _, from_cache = samples.load_samples(ids, tmp_path / "cache", tmp_path / "cache/predictions")
     assert from_native.shape == from_cache.shape == masks.shape == (9, SIZE, SIZE)
     assert np.array_equal(from_native == IGNORE_INDEX, masks == IGNORE_INDEX)  # padding lines up
     row = index.iloc[1]

@@ -12,7 +12,7 @@ from heritage_damage_seg.classes import IGNORE_INDEX, NUM_CLASSES
 from heritage_damage_seg.data.folder import build_cache
 from heritage_damage_seg.evaluation.evaluate import evaluate, mode_difference
 from heritage_damage_seg.model.sliding import SlidingSettings
-from heritage_damage_seg.report import plots
+from heritage_damage_seg.report import samples
 
 
 def make_dataset(root, sizes):
@@ -79,7 +79,7 @@ def test_native_scores_the_original_masks_at_native_resolution(tmp_path, checkpo
         assert np.asarray(Image.open(tmp_path / f"native/predictions/s{i}.png")).shape == (h, w)
         assert np.asarray(Image.open(tmp_path / f"cache/predictions/s{i}.png")).shape == (64, 64)
     # The sample plots take cache rows: native predictions come back at the cache size (nearest).
-    _, masks, predictions = plots.load_samples(
+    _, masks, predictions = samples.load_samples(
         ["s0", "s1"], tmp_path / "cache", tmp_path / "native/predictions"
     )
     assert predictions.shape == masks.shape == (2, 64, 64)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from heritage_damage_seg.classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
+from heritage_damage_seg.classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, PALETTE_HEX
 from heritage_damage_seg.metrics import summarise
-from heritage_damage_seg.report import plots
+from heritage_damage_seg.report import drawing, plots, samples
 
 ENCODERS = ("convnext_tiny", "segformer_b3", "maxvit_tiny")
 DPI = 100  # config/config.yaml plots.dpi
@@ -23,7 +23,7 @@ COMPARISON = {
 
 def pixel_size(kind: str, dpi: int, rows: int = 1, columns: int = 1) -> tuple[int, int]:
     """(width, height) in pixels of a saved figure of ``kind``."""
-    width, height = plots.figure_size(kind, rows, columns)
+    width, height = drawing.figure_size(kind, rows, columns)
     return (int(round(width * dpi)), int(round(height * dpi)))
 
 
@@ -40,11 +40,11 @@ def assert_png(path, size):
 
 def test_sample_choice_is_seeded_sorted_and_ignores_the_input_order():
     ids = [f"s{i:03d}" for i in range(50)]
-    chosen = plots.choose_samples(ids, 8, seed=42)
+    chosen = samples.choose_samples(ids, 8, seed=42)
     assert len(chosen) == 8 and chosen == sorted(chosen) and set(chosen) <= set(ids)
-    assert plots.choose_samples(list(reversed(ids)), 8, seed=42) == chosen
-    assert plots.choose_samples(ids, 8, seed=43) != chosen
-    assert plots.choose_samples(ids[:5], 8, seed=42) == ids[:5]
+    assert samples.choose_samples(list(reversed(ids)), 8, seed=42) == chosen
+    assert samples.choose_samples(ids, 8, seed=43) != chosen
+    assert samples.choose_samples(ids[:5], 8, seed=42) == ids[:5]
 
 
 def test_focus_classes_are_the_most_frequent_damage_classes_or_the_configured_ones():
@@ -53,24 +53,24 @@ def test_focus_classes_are_the_most_frequent_damage_classes_or_the_configured_on
     masks[0, 4, :5] = 9  # Cracks: 5 px
     masks[1, :2] = 2  # Peel: 16 px
     masks[2, 0, :2] = 12  # Sticker: 2 px
-    assert plots.focus_classes(masks, None, n=3) == [2, 9, 12]
+    assert samples.focus_classes(masks, None, n=3) == [2, 9, 12]
     # Fewer present classes than asked: filled with absent damage classes by id.
-    assert plots.focus_classes(masks, None, n=5) == [2, 9, 12, 1, 3]
-    assert plots.focus_classes(masks, ["cracks", 4, "Burn marks"]) == [9, 4, 14]
+    assert samples.focus_classes(masks, None, n=5) == [2, 9, 12, 1, 3]
+    assert samples.focus_classes(masks, ["cracks", 4, "Burn marks"]) == [9, 4, 14]
     with pytest.raises(ValueError, match="unknown class"):
-        plots.focus_classes(masks, ["mould"])
+        samples.focus_classes(masks, ["mould"])
     ids = ["a", "b", "c"]
-    assert plots.class_samples(masks, ids, 9, n=4, seed=0) == ["a"]
+    assert samples.class_samples(masks, ids, 9, n=4, seed=0) == ["a"]
 
 
 def test_colourise_draws_background_apart_from_every_class():
     mask = (
         np.array([[0, 9], [IGNORE_INDEX, IGNORE_INDEX]], dtype=np.uint8).repeat(16, 0).repeat(16, 1)
     )
-    rgb = plots.colourise(mask)
+    rgb = drawing.colourise(mask)
     background = {tuple(c) for c in rgb[mask == IGNORE_INDEX]}
-    assert background == {tuple(plots.BACKGROUND_LIGHT), tuple(plots.BACKGROUND_DARK)}
-    palette = {tuple(int(h[i : i + 2], 16) for i in (1, 3, 5)) for h in plots.PALETTE_HEX}
+    assert background == {tuple(drawing.BACKGROUND_LIGHT), tuple(drawing.BACKGROUND_DARK)}
+    palette = {tuple(int(h[i : i + 2], 16) for i in (1, 3, 5)) for h in PALETTE_HEX}
     assert not background & palette
 
 
