@@ -11,10 +11,10 @@ from PIL import Image
 
 from heritage_damage_seg.classes import IGNORE_INDEX, NUM_CLASSES, slug
 from heritage_damage_seg.cli import main
+from heritage_damage_seg.inference.areas import damage_areas
 from heritage_damage_seg.inference.predict import (
     PredictError,
     best_checkpoint,
-    damage_areas,
     list_images,
     predict_folder,
 )

@@ -137,7 +137,7 @@ def confidence_summary(
 ) -> dict[str, float | None]:
     """Mean confidence (0–1) and % of pixels below ``threshold`` over the scored pixels (classes
     0–15) and per class (None for a class with no pixel); in chunks of rows, as
-    :func:`~heritage_damage_seg.predict.class_counts`. A pixel is below when ``round(255 · p)``
+    :func:`~heritage_damage_seg.inference.areas.class_counts`. A pixel is below when ``round(255 · p)``
     is below ``round(255 · threshold)``."""
     cutoff = round(255 * threshold)
     counts = np.zeros(256, dtype=np.int64)

@@ -20,7 +20,6 @@ scans' stems, 0 = outside); those pixels are then left out of the areas.
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 import time
@@ -31,21 +30,18 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from heritage_damage_seg import device as devices
 from heritage_damage_seg.classes import (
-    CLASS_NAMES,
-    DAMAGE_CLASSES,
     IGNORE_INDEX,
-    NUM_CLASSES,
-    colour_lut,
-    slug,
 )
 from heritage_damage_seg.data import decode
 from heritage_damage_seg.data.folder import IMAGE_SUFFIXES, image_files
+from heritage_damage_seg.inference.areas import damage_areas, write_areas
 from heritage_damage_seg.inference.confidence import predict_with_confidence, save_grey_png
-from heritage_damage_seg.inference.products import PRODUCT_COLUMNS, ProductSettings, RunProducts
+from heritage_damage_seg.inference.overlay import overlay_image
+from heritage_damage_seg.inference.products import ProductSettings, RunProducts
 from heritage_damage_seg.inference.progress import RunProgress
 from heritage_damage_seg.io import atomic_path, read_json, write_json
 from heritage_damage_seg.logs import format_duration
@@ -56,14 +52,6 @@ from heritage_damage_seg.model.sliding import SlidingSettings, megapixels
 log = logging.getLogger(__name__)
 # The overlays' longest side in px (predict.overlay_max_side; the full mask keeps the scan's size).
 OVERLAY_MAX_SIDE = 2048
-
-AREA_COLUMNS = (
-    ["image", "status", "width", "height", "scored_pixels", "damaged_pixels", "damaged_pct"]
-    + [f"{slug(c)}_px" for c in range(NUM_CLASSES)]
-    + [f"{slug(c)}_pct" for c in range(NUM_CLASSES)]
-    + PRODUCT_COLUMNS
-    + ["seconds"]
-)
 
 
 class PredictError(ValueError):
@@ -112,93 +100,6 @@ def list_images(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
             f"several inputs share the file stem(s) {duplicates[:5]}: their outputs would collide"
         )
     return images
-
-
-def class_counts(mask: np.ndarray, rows_per_chunk: int = 256) -> np.ndarray:
-    """Pixels per value 0–255 of a uint8 mask; in chunks of rows, since ``bincount`` widens its
-    input to int64 (8 bytes a pixel: 2 GB for a 244 MP scan at once)."""
-    counts = np.zeros(256, dtype=np.int64)
-    for top in range(0, mask.shape[0], rows_per_chunk):
-        counts += np.bincount(mask[top : top + rows_per_chunk].reshape(-1), minlength=256)
-    return counts
-
-
-def damage_areas(mask: np.ndarray) -> dict[str, Any]:
-    """Pixels and % per class over the scored pixels (everything but 255)."""
-    counts = class_counts(mask)
-    scored = int(counts[:NUM_CLASSES].sum())
-    damaged = int(counts[list(DAMAGE_CLASSES)].sum())
-    row: dict[str, Any] = {
-        "scored_pixels": scored,
-        "damaged_pixels": damaged,
-        "damaged_pct": 100.0 * damaged / scored if scored else 0.0,
-    }
-    for c in range(NUM_CLASSES):
-        row[f"{slug(c)}_px"] = int(counts[c])
-    for c in range(NUM_CLASSES):
-        row[f"{slug(c)}_pct"] = 100.0 * int(counts[c]) / scored if scored else 0.0
-    return row
-
-
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1
-        return ImageFont.load_default()
-
-
-def overlay_image(
-    image: np.ndarray,
-    mask: np.ndarray,
-    *,
-    max_side: int = 2048,
-    alpha: float = 0.55,
-    areas: dict[str, Any] | None = None,
-) -> Image.Image:
-    """The scan with damage classes (1–15) and 255 painted in the ARTeFACT palette (Clean left as
-    scanned), downscaled to ``max_side``, with a legend of the classes present and their area
-    (``areas``: of the full-resolution mask when ``mask`` is a downscaled copy of it)."""
-    height, width = mask.shape
-    scale = min(1.0, max_side / max(height, width))
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    areas = areas or damage_areas(mask)
-    base = Image.fromarray(image)
-    labels = Image.fromarray(mask)
-    if scale < 1.0:
-        base = base.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
-        labels = labels.resize(size, Image.Resampling.NEAREST)
-    rgb = np.asarray(base, dtype=np.float32)
-    ids = np.asarray(labels)
-    colours = colour_lut()[ids].astype(np.float32)
-    painted = (ids != 0)[..., None]
-    blended = np.where(painted, (1 - alpha) * rgb + alpha * colours, rgb).astype(np.uint8)
-    picture = Image.fromarray(blended)
-
-    present = [c for c in range(NUM_CLASSES) if areas[f"{slug(c)}_px"] > 0]
-    font_size = max(11, min(24, size[1] // 30))
-    font = _font(font_size)
-    line = font_size + 6
-    entries = [
-        (CLASS_NAMES[c], colour_lut()[c], f"{areas[f'{slug(c)}_pct']:.2f}%") for c in present
-    ]
-    if (mask == IGNORE_INDEX).any():
-        entries.append(("outside artwork", colour_lut()[IGNORE_INDEX], ""))
-    legend_w = 14 * font_size
-    legend_h = max(size[1], line * (len(entries) + 2))
-    canvas = Image.new("RGB", (size[0] + legend_w, legend_h), (255, 255, 255))
-    canvas.paste(picture, (0, 0))
-    draw = ImageDraw.Draw(canvas)
-    x0 = size[0] + 8
-    draw.text((x0, 4), f"damaged {areas['damaged_pct']:.2f}%", fill=(0, 0, 0), font=font)
-    for i, (name, colour, pct) in enumerate(entries, start=1):
-        y = 4 + i * line
-        draw.rectangle(
-            (x0, y + 2, x0 + font_size, y + 2 + font_size),
-            fill=tuple(int(v) for v in colour),
-            outline=(0, 0, 0),
-        )
-        draw.text((x0 + font_size + 6, y), f"{name} {pct}".strip(), fill=(0, 0, 0), font=font)
-    return canvas
 
 
 def _artwork_mask(folder: Path | None, stem: str, shape: tuple[int, int]) -> np.ndarray | None:
@@ -278,7 +179,7 @@ def predict_folder(
     )
     started = time.perf_counter()
     rows, failed, run_products = _predict_all(run, images, started)
-    csv_rows = _write_areas(run.out_dir / "damage_areas.csv", rows)
+    csv_rows = write_areas(run.out_dir / "damage_areas.csv", rows)
     run_products.finish(csv_rows, encoder=str(meta["encoder"]))
     summary = _summary(run, len(images), failed, time.perf_counter() - started)
     write_json(run.out_dir / "prediction.json", asdict(summary))
@@ -461,18 +362,6 @@ def _summary(
             "products": run.products.record(),
         },
     )
-
-
-def _write_areas(path: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``damage_areas.csv``; returns its rows as written (floats with 4 decimals)."""
-    csv_rows = [
-        {k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows
-    ]
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=AREA_COLUMNS)
-        writer.writeheader()
-        writer.writerows(csv_rows)
-    return csv_rows
 
 
 def _predict_one(
