@@ -16,6 +16,30 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "tiny.yaml"
 
 
+def snakemake_command(
+    *args: str,
+    workdir: Path | None = None,
+    cores: int | None = 2,
+    configs: tuple[Path, ...] = (),
+    tiny: bool = True,
+) -> list[str]:
+    """The command line of every test's Snakemake run: ``python -m snakemake --configfile
+    tests/tiny.yaml [configs…] --cores N [--directory workdir] args…``, run from the project root
+    so that the workflow profile (profiles/default) applies as it does for users.
+
+    Extra config files go through ``configs``: ``--configfile`` takes several values, so a later
+    ``--configfile x all`` would swallow the target and replace the tiny config.
+    """
+    command = [sys.executable, "-m", "snakemake"]
+    if tiny:
+        command += ["--configfile", str(TINY), *map(str, configs)]
+    if cores is not None:
+        command += ["--cores", str(cores)]
+    if workdir is not None:
+        command += ["--directory", str(workdir)]
+    return [*command, *args]
+
+
 def snakemake(
     *args: str,
     workdir: Path | None = None,
@@ -23,25 +47,13 @@ def snakemake(
     cores: int = 2,
     configs: tuple[Path, ...] = (),
 ) -> subprocess.CompletedProcess:
-    """``snakemake --configfile tests/tiny.yaml [configs…]`` from the project root, in ``workdir``.
-
-    Extra config files go through ``configs``: ``--configfile`` takes several values, so a later
-    ``--configfile x all`` would swallow the target and replace the tiny config.
-    """
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--configfile",
-        str(TINY),
-        *map(str, configs),
-        "--cores",
-        str(cores),
-    ]
-    if workdir is not None:
-        command += ["--directory", str(workdir)]
+    """:func:`snakemake_command` run to completion, its output captured."""
     return subprocess.run(
-        [*command, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+        snakemake_command(*args, workdir=workdir, cores=cores, configs=configs),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 

@@ -6,18 +6,16 @@ the Python-level messages are in tests/test_dataset.py, test_models.py, test_spl
 test_class_weights.py.)"""
 
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT, snakemake_command
 from PIL import Image
 
 from heritage_damage_seg.classes import IGNORE_INDEX
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "tests" / "tiny.yaml"
 CACHE_FILES = ("images.npy", "masks.npy", "index.csv")
 
 
@@ -25,20 +23,13 @@ def snakemake(
     workdir: Path, override: str, *targets: str, dry_run: bool = False
 ) -> subprocess.CompletedProcess:
     (workdir / "case.yaml").write_text(override)
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--configfile",
-        str(TINY),
-        str(workdir / "case.yaml"),
-        "--cores",
-        "1",
-        "--directory",
-        str(workdir),
+    command = snakemake_command(
         *(["-n"] if dry_run else []),
         *targets,
-    ]
+        workdir=workdir,
+        cores=1,
+        configs=(workdir / "case.yaml",),
+    )
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import ROOT, snakemake_command
 
 from heritage_damage_seg.training.batches import (
     epoch_order,
@@ -31,8 +32,6 @@ from heritage_damage_seg.training.launch import WORKER_MODULE, write_job
 from heritage_damage_seg.training.settings import TrainSettings
 from heritage_damage_seg.training.train import one_cycle
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "tests" / "tiny.yaml"
 ENCODER = "convnext_tiny"
 # 8 artworks × 2 views: 10 training images, two ranks of 5; a global batch of 2 (1 per rank) makes
 # 5 steps an epoch, so a signal can land inside one.
@@ -77,11 +76,9 @@ def test_every_rank_finds_its_part_of_each_global_batch_in_its_own_shard(n, batc
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     (workdir / "two_ranks.yaml").write_text(TWO_RANKS)
-    command = [
-        sys.executable, "-m", "snakemake", "--configfile", str(TINY),
-        str(workdir / "two_ranks.yaml"), "--cores", "2", "--directory", str(workdir),
-        "--rerun-incomplete", *args,
-    ]  # fmt: skip
+    command = snakemake_command(
+        "--rerun-incomplete", *args, workdir=workdir, configs=(workdir / "two_ranks.yaml",)
+    )
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1200)
     if check:
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
@@ -181,20 +178,9 @@ def test_sigterm_to_one_rank_stops_both_at_one_step_and_the_rerun_lands_the_same
         log.unlink()
     history = workdir / f"results/{ENCODER}/history.csv"
     snakemake_run = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "--configfile",
-            str(TINY),
-            str(workdir / "two_ranks.yaml"),
-            "--cores",
-            "2",
-            "--directory",
-            str(workdir),
-            "--rerun-incomplete",
-            TARGET,
-        ],  # fmt: skip
+        snakemake_command(
+            "--rerun-incomplete", TARGET, workdir=workdir, configs=(workdir / "two_ranks.yaml",)
+        ),
         cwd=ROOT,
         stdout=open(tmp_path / "snakemake.out", "w"),
         stderr=subprocess.STDOUT,
@@ -230,18 +216,9 @@ def test_a_batch_the_ranks_cannot_share_is_refused_at_parse(tmp_path):
         f"training: {{gpus: 2}}\nencoders: {{{ENCODER}: {{batch_size: 3}}}}\n"
     )
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "--configfile",
-            str(TINY),
-            str(tmp_path / "odd.yaml"),
-            "--directory",
-            str(tmp_path),
-            "-n",
-            TARGET,
-        ],  # fmt: skip
+        snakemake_command(
+            "-n", TARGET, workdir=tmp_path, cores=None, configs=(tmp_path / "odd.yaml",)
+        ),
         cwd=ROOT,
         capture_output=True,
         text=True,

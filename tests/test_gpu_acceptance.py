@@ -7,12 +7,10 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
-
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: nothing to refuse")

@@ -3,15 +3,11 @@
 import csv
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ROOT, snakemake_command
 from PIL import Image
-
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "tests" / "tiny.yaml"
 
 
 @pytest.mark.slow
@@ -35,19 +31,7 @@ def test_native_evaluation_predict_and_export_rules(tmp_path):
         "results/convnext_tiny/export/model_card.json",
         "results/predict/damage_areas.csv",
     ]
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--configfile",
-        str(TINY),
-        str(layer),
-        "--cores",
-        "2",
-        "--directory",
-        str(tmp_path / "run"),
-        *targets,
-    ]
+    command = snakemake_command(*targets, workdir=tmp_path / "run", configs=(layer,))
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1500)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     run = tmp_path / "run/results"

@@ -9,7 +9,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,12 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import ROOT, snakemake_command
 from PIL import Image
 
 from heritage_damage_seg.training.history import TIMING_COLUMNS
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "tests" / "tiny.yaml"
 SMALL = """
 synthetic: {n_artworks: 4, views_per_artwork: 2, min_side: 64, max_side: 96}
 training: {epochs: 3, retries: 2}
@@ -39,20 +37,7 @@ pytestmark = pytest.mark.slow
 def command(workdir: Path, *args: str) -> list[str]:
     small = workdir / "small.yaml"
     small.write_text(SMALL)
-    return [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--configfile",
-        str(TINY),
-        str(small),
-        "--cores",
-        "2",
-        "--directory",
-        str(workdir),
-        "--rerun-incomplete",
-        *args,
-    ]
+    return snakemake_command("--rerun-incomplete", *args, workdir=workdir, configs=(small,))
 
 
 def run(workdir: Path, *args: str) -> subprocess.CompletedProcess:

@@ -3,10 +3,10 @@ mode), the two must agree: a value the schema accepts but Python does not know w
 deep in a job; one Python knows but the schema refuses could never be chosen."""
 
 from dataclasses import MISSING, fields
-from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ROOT
 
 from heritage_damage_seg.data.cache_writer import DEFAULT_WORKING_MAX_SIDE
 from heritage_damage_seg.data.class_weights import METHODS
@@ -22,9 +22,7 @@ from heritage_damage_seg.model.scan_view import VIEWS
 from heritage_damage_seg.model.sliding import BLENDS, SlidingSettings
 from heritage_damage_seg.training.settings import TrainSettings
 
-SCHEMA = yaml.safe_load(
-    (Path(__file__).parents[1] / "workflow" / "schemas" / "config.schema.yaml").read_text()
-)
+SCHEMA = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
 
 
 def schema_enum(*keys: str) -> list:

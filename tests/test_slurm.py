@@ -22,18 +22,18 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, snakemake_command
 
 pytestmark = pytest.mark.slurm
 
-REPO = Path(__file__).resolve().parents[1]
-START = REPO / "scripts" / "slurm" / "start-cluster.sh"
-STOP = REPO / "scripts" / "slurm" / "stop-cluster.sh"
-PROFILE = REPO / "profiles" / "slurm"
-MIN_WF = REPO / "tests" / "slurm_min"
+START = ROOT / "scripts" / "slurm" / "start-cluster.sh"
+STOP = ROOT / "scripts" / "slurm" / "stop-cluster.sh"
+PROFILE = ROOT / "profiles" / "slurm"
+MIN_WF = ROOT / "tests" / "slurm_min"
 ENCODERS = ["enc_a", "enc_b", "enc_c"]
 SNAKEMAKE_TIMEOUT_S = 170
 # The test cluster's settings (tests/slurm_test_profile): a status check 5 s after submission.
-TEST_PROFILE = REPO / "tests" / "slurm_test_profile"
+TEST_PROFILE = ROOT / "tests" / "slurm_test_profile"
 TEST_CLUSTER_ARGS = ("--slurm-init-seconds-before-status-checks", "5")
 
 
@@ -90,16 +90,9 @@ def workdir(tmp_path):
 
 
 def run_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--profile",
-        str(PROFILE),
-        "--nolock",
-        *TEST_CLUSTER_ARGS,
-        *args,
-    ]
+    cmd = snakemake_command(
+        "--profile", str(PROFILE), "--nolock", *TEST_CLUSTER_ARGS, *args, cores=None, tiny=False
+    )
     env = dict(os.environ)
     # a stray SLURM_JOB_ID (e.g. pytest itself inside a SLURM job) confuses the plugin
     for key in [k for k in env if k.startswith("SLURM_")]:
@@ -281,9 +274,9 @@ def fresh_project(
     top, training only ``encoders``."""
     import yaml
 
-    shutil.copytree(REPO, dest, ignore=COPY_IGNORE)
-    base = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    tiny = yaml.safe_load((REPO / "tests" / "tiny.yaml").read_text())
+    shutil.copytree(ROOT, dest, ignore=COPY_IGNORE)
+    base = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    tiny = yaml.safe_load((ROOT / "tests" / "tiny.yaml").read_text())
     config = merged(base, tiny, *config_layers)
     config["encoders"] = {name: config["encoders"][name] for name in encoders}
     (dest / "config" / "config.yaml").write_text(yaml.safe_dump(config))
@@ -568,7 +561,7 @@ def run_in_slurm_job(tmp_path: Path, code: str, *sbatch_args: str) -> tuple[int,
     """``python -c code`` as a SLURM job (sbatch --wait); its exit status and output."""
     out = tmp_path / "job.out"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
     script = tmp_path / "job.sh"
     script.write_text(f"#!/bin/bash\nexec {sys.executable} -c {shlex_quote(code)}\n")
     proc = subprocess.run(
@@ -620,7 +613,7 @@ def test_a_multi_gpu_training_job_gives_each_rank_its_own_gpu(slurm_cluster, tmp
     env = {
         "SNAKEMAKE_PROFILE": str(TEST_PROFILE),
         "HDS_RANK_WORKER": "slurm_rank_report",
-        "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]),
     }
     proc = as_typed(project, "snakemake --executor slurm results/convnext_tiny/model_best.pt", env)
     log_file = project / "results/logs/train/convnext_tiny.log"

@@ -7,14 +7,12 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ROOT, snakemake_command
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "tests" / "tiny.yaml"
 GPU_RULES = {
     "train",
     "evaluate",
@@ -35,18 +33,8 @@ JOB = re.compile(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", 
 
 def dry_run(tmp_path: Path, *args: str, targets=TARGETS) -> dict[str, dict[str, str]]:
     """rule → its (last) job's resources in ``snakemake -n <args> <targets>`` from the project root."""
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-n",
-        *args,
-        "--directory",
-        str(tmp_path / "wd"),
-        *targets,
-        "--configfile",
-        str(TINY),
-    ]
+    # The targets before the options: --config and --set-resources take every value after them.
+    command = snakemake_command("-n", *targets, *args, workdir=tmp_path / "wd", cores=None)
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     jobs = {}

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import copy
 from dataclasses import asdict
-from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ROOT
 from snakemake.utils import validate
 
 from heritage_damage_seg.training.settings import TrainSettings, learning_rate
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_config(*overlays: str) -> dict:

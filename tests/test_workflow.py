@@ -2,13 +2,12 @@
 
 import json
 import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import ROOT, snakemake
+from conftest import ROOT, snakemake, snakemake_command
 from PIL import Image
 
 from heritage_damage_seg.classes import NUM_CLASSES
@@ -128,7 +127,7 @@ def test_a_bad_config_fails_naming_the_key(tmp_path, override, named):
 
 def test_snakemake_lint_is_clean():
     result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--lint"],
+        snakemake_command("--lint", cores=None, tiny=False),
         cwd=ROOT,
         capture_output=True,
         text=True,
