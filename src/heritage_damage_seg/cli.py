@@ -81,6 +81,17 @@ def _product_arguments(parser: argparse.ArgumentParser) -> None:
         f"(default {PRODUCTS.outlines.tolerance})",
     )
     group.add_argument(
+        "--dpi",
+        type=float,
+        help="the scans' resolution in pixels per inch, for areas in cm² (overrides what the files "
+        "say; default: each file's own, where it states one that is not a 72/96 dpi placeholder)",
+    )
+    group.add_argument(
+        "--dpi-table",
+        help="CSV with columns image (file name or stem) and dpi: each scan's resolution "
+        "(overrides --dpi and the files)",
+    )
+    group.add_argument(
         "--outline-min-area",
         type=int,
         default=PRODUCTS.outlines.min_area,
@@ -162,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 mixed_precision=not args.fp32,
                 device_preference=args.device,
                 products=products,
+                dpi=args.dpi,
+                dpi_table=args.dpi_table,
             )
         except (PredictError, ValueError) as err:
             print(f"error: {err}", file=sys.stderr)

@@ -32,6 +32,8 @@ rule predict:
         artwork_masks=config["predict"]["artwork_masks"],
         overlay_max_side=config["predict"]["overlay_max_side"],
         keep_going=config["predict"]["keep_going"],
+        dpi=config["predict"]["dpi"],
+        dpi_table=config["predict"]["dpi_table"],
         products={
             key: config["predict"][key]
             for key in (

@@ -24,5 +24,7 @@ with logged(snakemake.log[0]):
             low_confidence=products["low_confidence"],
             outlines=OutlineSettings(products["outline_tolerance"], products["outline_min_area"]),
         ),
+        dpi=snakemake.params.dpi,
+        dpi_table=snakemake.params.dpi_table,
     )
     check_failures(summary, keep_going=snakemake.params.keep_going)

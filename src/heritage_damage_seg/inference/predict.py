@@ -24,7 +24,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,13 @@ from heritage_damage_seg.inference.confidence import predict_with_confidence, sa
 from heritage_damage_seg.inference.overlay import overlay_image
 from heritage_damage_seg.inference.products import ProductSettings, RunProducts
 from heritage_damage_seg.inference.progress import RunProgress
+from heritage_damage_seg.inference.resolution import (
+    Resolution,
+    ResolutionError,
+    checked_dpi,
+    read_dpi_table,
+    scan_resolution,
+)
 from heritage_damage_seg.io import atomic_path, read_json, write_json
 from heritage_damage_seg.logs import format_duration
 from heritage_damage_seg.model.models import load_checkpoint
@@ -144,12 +151,19 @@ def predict_folder(
     mixed_precision: bool = True,
     device_preference: str = "auto",
     products: ProductSettings = ProductSettings(),
+    dpi: float | None = None,
+    dpi_table: str | os.PathLike[str] | None = None,
 ) -> PredictSummary:
     """Predicts every image of ``inputs`` into ``out_dir``: ``masks/<stem>.png``,
     ``overlays/<stem>.png``, ``damage_areas.csv`` and ``prediction.json`` (the run's summary), and
     the outputs of :mod:`heritage_damage_seg.inference.products` (confidence maps, outlines, and
     with ``products.viewer`` the damage viewer ``viewer/index.html``)."""
     images = list_images([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
+    try:  # the resolutions the user gave, checked before any scan is predicted
+        run_dpi = None if dpi is None else checked_dpi(dpi, "--dpi (predict.dpi)")
+        table = {} if dpi_table is None else read_dpi_table(dpi_table, images)
+    except ResolutionError as err:
+        raise PredictError(str(err)) from None
     device = devices.pick_device(device_preference)
     checkpoint = Path(checkpoint) if checkpoint else best_checkpoint(results_dir)
     model, meta = load_checkpoint(checkpoint, device)
@@ -165,6 +179,8 @@ def predict_folder(
         artwork_dir=Path(artwork_masks) if artwork_masks else None,
         overlay_max_side=overlay_max_side,
         products=products,
+        dpi=run_dpi,
+        dpi_table=table,
     )
     run.masks_dir.mkdir(parents=True, exist_ok=True)
     run.overlays_dir.mkdir(parents=True, exist_ok=True)
@@ -204,6 +220,8 @@ class PredictRun:
     artwork_dir: Path | None
     overlay_max_side: int
     products: ProductSettings
+    dpi: float | None = None  # --dpi: every scan's resolution
+    dpi_table: dict[str, float] = field(default_factory=dict)  # file name or stem → dpi
 
     @property
     def masks_dir(self) -> Path:
@@ -290,6 +308,7 @@ def _predict_with_retries(
                 overlay_max_side=run.overlay_max_side,
                 products=run_products,
                 progress=progress,
+                resolution=scan_resolution(path, run.dpi, run.dpi_table),
             )
         except RuntimeError as err:
             if not is_out_of_memory(err):
@@ -360,6 +379,8 @@ def _summary(
             "artwork_masks": str(run.artwork_dir) if run.artwork_dir else None,
             "scan_view": run.view.record(),
             "products": run.products.record(),
+            "dpi": run.dpi,
+            "dpi_table": run.dpi_table,
         },
     )
 
@@ -378,6 +399,7 @@ def _predict_one(
     overlay_max_side: int,
     products: RunProducts,
     progress: Callable[[int, int], None],
+    resolution: Resolution,
 ) -> dict[str, Any]:
     head = decode.header(path, str(path))
     height, width = head.height, head.width
@@ -404,7 +426,7 @@ def _predict_one(
         mask[~inside] = IGNORE_INDEX
         confidence[~inside] = 0
     save_grey_png(mask, masks_dir / f"{path.stem}.png")  # from the array's memory: no copy
-    areas = damage_areas(mask)
+    areas = damage_areas(mask, resolution)
     # The overlay is drawn small: the scan is decoded straight to that size, never whole.
     scale = min(1.0, overlay_max_side / max(height, width))
     small_size = (max(1, round(width * scale)), max(1, round(height * scale)))
