@@ -145,3 +145,33 @@ def test_predict_writes_cm2_from_the_files_resolution(tmp_path):
         pixels_c = int(measured[f"{slug(c)}_px"])
         assert float(measured[f"{slug(c)}_cm2"]) == pytest.approx(pixels_c * mm2 / 100, abs=1e-4)
     assert unmeasured["scored_cm2"] == "" and unmeasured["resolution_source"].startswith("unknown")
+
+
+def test_the_outlines_state_each_regions_area_in_mm2(tmp_path):
+    """GeoJSON and COCO carry area_mm2 = area_px × the pixel's mm² (null when unknown)."""
+    import json
+
+    checkpoint = save_random_checkpoint(tmp_path / "model_best.pt")
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(scans / "scan.png")
+    predict_folder(
+        scans,
+        tmp_path / "out",
+        checkpoint=checkpoint,
+        settings=SlidingSettings(batch_size=4),
+        dpi=600.0,
+    )
+    mm2 = (25.4 / 600) ** 2
+    geojson = json.loads((tmp_path / "out/outlines/scan.geojson").read_text())
+    coco = json.loads((tmp_path / "out/outlines/scan.coco.json").read_text())
+    assert geojson["scan"]["mm2_per_pixel"] == pytest.approx(mm2)
+    assert geojson["features"], "a random model should outline some damage"
+    for feature in geojson["features"]:
+        properties = feature["properties"]
+        assert properties["area_mm2"] == pytest.approx(properties["area_px"] * mm2, abs=1e-4)
+    for annotation in coco["annotations"]:
+        attributes = annotation["attributes"]
+        assert attributes["area_mm2"] == pytest.approx(attributes["area_px"] * mm2, abs=1e-4)

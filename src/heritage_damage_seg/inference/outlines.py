@@ -13,8 +13,9 @@ Two files per scan:
 * ``<stem>.geojson``: a FeatureCollection in the scan's pixel coordinates as QGIS opens a scan
   without georeferencing (x = column, y = −row: the top-left corner at (0, 0), rows going down to
   y = −height), exterior rings counter-clockwise (RFC 7946). Properties: ``class_id``, ``class``,
-  ``area_px`` (pixels of the region), ``outline_area_px`` (area of the simplified polygon),
-  ``colour`` (the ARTeFACT palette).
+  ``area_px`` (pixels of the region), ``area_mm2`` (on the object, where the scan's resolution is
+  known: :mod:`heritage_damage_seg.inference.resolution`; else null), ``outline_area_px`` (area
+  of the simplified polygon), ``colour`` (the ARTeFACT palette).
 * ``<stem>.coco.json``: COCO instance annotations (what CVAT's "COCO 1.0" import and most
   annotation tools read), one image, categories = the 15 damage classes with their ids; a region
   without holes as polygon(s) in pixel coordinates (x = column, y = row), a region with holes as
@@ -157,8 +158,19 @@ def _qgis_coordinates(outline: Polygon | MultiPolygon) -> Polygon | MultiPolygon
     return MultiPolygon([orient(p, 1.0) for p in flipped.geoms])
 
 
+def _area_mm2(pixels: int, mm2_per_pixel: float | None) -> float | None:
+    """A region's area on the object (None where the scan's resolution is unknown)."""
+    return None if mm2_per_pixel is None else round(pixels * mm2_per_pixel, 4)
+
+
 def write_geojson(
-    path: str | os.PathLike[str], outlines: Outlines, *, scan: str, width: int, height: int
+    path: str | os.PathLike[str],
+    outlines: Outlines,
+    *,
+    scan: str,
+    width: int,
+    height: int,
+    mm2_per_pixel: float | None = None,
 ) -> None:
     features = [
         {
@@ -168,6 +180,7 @@ def write_geojson(
                 "class_id": r.class_id,
                 "class": CLASS_NAMES[r.class_id],
                 "area_px": r.pixels,
+                "area_mm2": _area_mm2(r.pixels, mm2_per_pixel),
                 "outline_area_px": round(r.outline.area, 1),
                 "colour": PALETTE_HEX[r.class_id],
             },
@@ -183,6 +196,7 @@ def write_geojson(
             "width": width,
             "height": height,
             "coordinates": "pixels as QGIS opens the scan: x = column, y = -row",
+            "mm2_per_pixel": mm2_per_pixel,
         },
         "outlines": outlines.record(),
         "features": features,
@@ -248,7 +262,9 @@ def coco_rle(
     return {"counts": counts.tolist(), "size": [height, width]}
 
 
-def _coco_annotation(i: int, region: Region, height: int, width: int) -> dict[str, Any]:
+def _coco_annotation(
+    i: int, region: Region, height: int, width: int, mm2_per_pixel: float | None
+) -> dict[str, Any]:
     outline = region.outline
     x0, y0, x1, y1 = outline.bounds
     polygons = [outline] if isinstance(outline, Polygon) else list(outline.geoms)
@@ -261,12 +277,21 @@ def _coco_annotation(i: int, region: Region, height: int, width: int) -> dict[st
         "area": round(outline.area, 1),
         "bbox": [x0, y0, x1 - x0, y1 - y0],
         "iscrowd": 1 if has_holes else 0,
-        "attributes": {"area_px": region.pixels},
+        "attributes": {
+            "area_px": region.pixels,
+            "area_mm2": _area_mm2(region.pixels, mm2_per_pixel),
+        },
     }
 
 
 def write_coco(
-    path: str | os.PathLike[str], outlines: Outlines, *, scan: str, width: int, height: int
+    path: str | os.PathLike[str],
+    outlines: Outlines,
+    *,
+    scan: str,
+    width: int,
+    height: int,
+    mm2_per_pixel: float | None = None,
 ) -> None:
     document = {
         "info": {
@@ -280,7 +305,8 @@ def write_coco(
             {"id": c, "name": CLASS_NAMES[c], "supercategory": "damage"} for c in DAMAGE_CLASSES
         ],
         "annotations": [
-            _coco_annotation(i, r, height, width) for i, r in enumerate(outlines.regions, start=1)
+            _coco_annotation(i, r, height, width, mm2_per_pixel)
+            for i, r in enumerate(outlines.regions, start=1)
         ],
     }
     with atomic_path(path) as tmp:

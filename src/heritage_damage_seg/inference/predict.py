@@ -439,5 +439,7 @@ def _predict_one(
             areas=areas,
         )
         overlay.save(tmp, format="PNG")
-    extra = products.add_scan(path, mask, confidence, masks_dir / f"{path.stem}.png")
+    extra = products.add_scan(
+        path, mask, confidence, masks_dir / f"{path.stem}.png", resolution.mm2_per_pixel
+    )
     return {"image": path.name, "status": "ok", "width": width, "height": height, **areas, **extra}

@@ -68,7 +68,12 @@ class RunProducts:
             (out_dir / folder).mkdir(parents=True, exist_ok=True)
 
     def add_scan(
-        self, scan: Path, mask: np.ndarray, confidence: np.ndarray, mask_file: Path
+        self,
+        scan: Path,
+        mask: np.ndarray,
+        confidence: np.ndarray,
+        mask_file: Path,
+        mm2_per_pixel: float | None = None,
     ) -> dict[str, Any]:
         """Writes the scan's confidence map, outlines (from ``mask_file``, the PNG of ``mask``:
         read line by line) and pyramids; returns its new CSV columns."""
@@ -79,7 +84,7 @@ class RunProducts:
                 confidence_summary(mask, confidence, self.settings.low_confidence)
             )
         with self._step(scan, "outlines", timings):
-            row |= self._write_outlines(scan, mask_file, mask.shape)
+            row |= self._write_outlines(scan, mask_file, mask.shape, mm2_per_pixel)
         if self.settings.viewer:
             with self._step(scan, "viewer tiles", timings):
                 self.tiles[scan.name] = write_scan_pyramids(
@@ -104,13 +109,20 @@ class RunProducts:
         timings.append(f"{what} {time.perf_counter() - started:.1f}s")
 
     def _write_outlines(
-        self, scan: Path, mask_file: Path, shape: tuple[int, int]
+        self, scan: Path, mask_file: Path, shape: tuple[int, int], mm2_per_pixel: float | None
     ) -> dict[str, int]:
         height, width = shape
         outlines = damage_regions(mask_file, self.settings.outlines)
         for writer, suffix in ((write_geojson, ".geojson"), (write_coco, ".coco.json")):
             path = self.out_dir / "outlines" / f"{scan.stem}{suffix}"
-            writer(path, outlines, scan=scan.name, width=width, height=height)
+            writer(
+                path,
+                outlines,
+                scan=scan.name,
+                width=width,
+                height=height,
+                mm2_per_pixel=mm2_per_pixel,
+            )
         return {
             "regions": len(outlines.regions),
             "small_regions_dropped": sum(outlines.dropped.values()),
