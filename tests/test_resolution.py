@@ -175,3 +175,51 @@ def test_the_outlines_state_each_regions_area_in_mm2(tmp_path):
     for annotation in coco["annotations"]:
         attributes = annotation["attributes"]
         assert attributes["area_mm2"] == pytest.approx(attributes["area_px"] * mm2, abs=1e-4)
+
+
+def test_each_scan_gets_a_condition_report_with_every_class_row(tmp_path):
+    """reports/<stem>.html: a row per damage class the scan holds, with its areas as in
+    damage_areas.csv and the model's IoU from the metrics.json beside the checkpoint; the
+    collection CSV sums the classes over the scans."""
+    import json
+
+    from heritage_damage_seg.classes import CLASS_NAMES, DAMAGE_CLASSES
+
+    (tmp_path / "run").mkdir()
+    checkpoint = save_random_checkpoint(tmp_path / "run" / "model_best.pt")
+    iou = {name: 0.1 * (i % 10) for i, name in enumerate(CLASS_NAMES)}
+    (checkpoint.parent / "metrics.json").write_text(
+        json.dumps({"scored_split": "test", "per_class": {n: {"IoU": v} for n, v in iou.items()}})
+    )
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    rng = np.random.default_rng(2)
+    for stem, dpi in (("a", (300, 300)), ("b", None)):
+        pixels = rng.integers(0, 256, (80, 112, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(scans / f"{stem}.png", **({"dpi": dpi} if dpi else {}))
+    out = tmp_path / "out"
+    predict_folder(scans, out, checkpoint=checkpoint, settings=SlidingSettings(batch_size=4))
+    with open(out / "damage_areas.csv", newline="") as handle:
+        rows = {row["image"]: row for row in csv.DictReader(handle)}
+    totals = {c: 0 for c in DAMAGE_CLASSES}
+    for name, row in rows.items():
+        page = (out / "reports" / f"{name[:-4]}.html").read_text()
+        present = [c for c in DAMAGE_CLASSES if int(row[f"{slug(c)}_px"])]
+        assert present, "a random model should predict some damage"
+        assert page.count('<span class="swatch"') == len(present)
+        for c in present:
+            totals[c] += int(row[f"{slug(c)}_px"])
+            assert f"{CLASS_NAMES[c]}</td><td>{int(row[f'{slug(c)}_px']):,}</td>" in page
+            assert f"{iou[CLASS_NAMES[c]]:.3f}" in page
+        assert "checkpoint model_best.pt" in page and "not a conservator" in page
+    assert "resolution\n300 × 300 dpi" in (out / "reports/a.html").read_text().replace(
+        "299.99", "300"
+    )
+    assert "unknown" in (out / "reports/b.html").read_text()
+    with open(out / "reports" / "collection.csv", newline="") as handle:
+        collection = {int(r["class_id"]): r for r in csv.DictReader(handle)}
+    assert {c: int(r["area_px"]) for c, r in collection.items()} == {
+        c: n for c, n in totals.items() if n
+    }
+    assert all(r["scans_without_resolution"] in ("0", "1") for r in collection.values())
+    assert (out / "reports" / "index.html").is_file()

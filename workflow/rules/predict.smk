@@ -1,6 +1,7 @@
 rule predict:
     """Damage maps at native resolution for the folder predict.input: index masks, overlays, areas,
-    confidence maps, damage outlines (GeoJSON, COCO) and the damage viewer."""
+    confidence maps, damage outlines (GeoJSON, COCO), a condition report per scan and the damage
+    viewer."""
     input:
         unpack(predict_checkpoint_inputs),
     output:
@@ -15,6 +16,12 @@ rule predict:
         overlays=directory("results/predict/overlays"),
         confidence=directory("results/predict/confidence"),
         outlines=directory("results/predict/outlines"),
+        reports=report(
+            directory("results/predict/reports"),
+            htmlindex="index.html",
+            caption="../report/condition_reports.rst",
+            category="Prediction",
+        ),
     log:
         "results/logs/predict.log",
     benchmark:

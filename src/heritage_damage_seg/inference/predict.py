@@ -39,6 +39,7 @@ from heritage_damage_seg.classes import (
 from heritage_damage_seg.data import decode
 from heritage_damage_seg.data.folder import IMAGE_SUFFIXES, image_files
 from heritage_damage_seg.inference.areas import damage_areas, write_areas
+from heritage_damage_seg.inference.condition_report import model_record, write_condition_reports
 from heritage_damage_seg.inference.confidence import predict_with_confidence, save_grey_png
 from heritage_damage_seg.inference.overlay import overlay_image
 from heritage_damage_seg.inference.products import ProductSettings, RunProducts
@@ -155,7 +156,8 @@ def predict_folder(
     dpi_table: str | os.PathLike[str] | None = None,
 ) -> PredictSummary:
     """Predicts every image of ``inputs`` into ``out_dir``: ``masks/<stem>.png``,
-    ``overlays/<stem>.png``, ``damage_areas.csv`` and ``prediction.json`` (the run's summary), and
+    ``overlays/<stem>.png``, ``damage_areas.csv``, ``prediction.json`` (the run's summary), the
+    condition reports ``reports/`` (:mod:`heritage_damage_seg.inference.condition_report`) and
     the outputs of :mod:`heritage_damage_seg.inference.products` (confidence maps, outlines, and
     with ``products.viewer`` the damage viewer ``viewer/index.html``)."""
     images = list_images([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
@@ -197,6 +199,7 @@ def predict_folder(
     rows, failed, run_products = _predict_all(run, images, started)
     csv_rows = write_areas(run.out_dir / "damage_areas.csv", rows)
     run_products.finish(csv_rows, encoder=str(meta["encoder"]))
+    write_condition_reports(run.out_dir, csv_rows, model_record(checkpoint, str(meta["encoder"])))
     summary = _summary(run, len(images), failed, time.perf_counter() - started)
     write_json(run.out_dir / "prediction.json", asdict(summary))
     if failed:
