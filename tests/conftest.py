@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "tiny.yaml"
@@ -61,14 +62,43 @@ def snakemake(
 def tiny_run(tmp_path_factory) -> Path:
     """The working directory of a finished local ``snakemake all`` on the tiny config.
 
+    Built once per pytest run: under pytest-xdist the first worker that asks builds it in the
+    run's shared temporary folder while the others wait on a file lock, then all read it.
     HDS_TINY_RUN=<folder> reuses (and brings up to date) the run in that folder instead of a new
     one.
     """
     reuse = os.environ.get("HDS_TINY_RUN")
-    workdir = Path(reuse) if reuse else tmp_path_factory.mktemp("tiny_run")
-    result = snakemake("all", workdir=workdir)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    if reuse:
+        workdir = Path(reuse)
+    else:
+        # every worker's basetemp sits in the same per-run folder (xdist's documented recipe)
+        shared = tmp_path_factory.getbasetemp()
+        if os.environ.get("PYTEST_XDIST_WORKER"):
+            shared = shared.parent
+        workdir = shared / "tiny_run"
+    with FileLock(str(workdir) + ".lock"):
+        done = workdir / ".tiny_run_finished"
+        if not done.exists() or reuse:
+            workdir.mkdir(parents=True, exist_ok=True)
+            result = snakemake("all", workdir=workdir)
+            assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+            done.touch()
     return workdir
+
+
+def _file_order(item: pytest.Item) -> int:
+    """0 for a test of a file with SLURM tests, 1 for one with slow tests, 2 for the rest."""
+    return 0 if item.get_closest_marker("slurm") else 1 if item.get_closest_marker("slow") else 2
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with the longest tests first, each file's tests kept together and in order: pytest-xdist
+    (``--dist loadfile``) hands out whole files in this order, so the SLURM tests, which mostly
+    wait on the cluster, start at once beside the rest instead of at the end."""
+    rank: dict[Path, int] = {}
+    for item in items:
+        rank[item.path] = min(rank.get(item.path, 2), _file_order(item))
+    items.sort(key=lambda item: rank[item.path])
 
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
