@@ -302,6 +302,18 @@ def test_every_class_has_one_rank_and_structural_loss_outranks_surface_dirt():
 # Refusals -----------------------------------------------------------------------------------
 
 
+def w3c(name: str, svg: str) -> dict:
+    body = {"type": "TextualBody", "purpose": "tagging", "value": name}
+    target = {
+        "source": "scan.png",
+        "selector": {"type": "SvgSelector", "value": f"<svg>{svg}</svg>"},
+    }
+    return {
+        "type": "AnnotationPage",
+        "items": [{"id": "a1", "type": "Annotation", "body": body, "target": target}],
+    }
+
+
 def coco_document(**image) -> dict:
     return {
         "categories": [{"id": 1, "name": "Cracks"}, {"id": 2, "name": "Mould"}],
@@ -324,7 +336,21 @@ def refusals(tmp_path: Path) -> dict[str, tuple[dict, str, str]]:
     ]
     bad_rle = coco_document()
     bad_rle["annotations"] = [
-        {"id": 6, "image_id": 1, "category_id": 1, "segmentation": {"counts": [5], "size": [4, 4]}}
+        {
+            "id": 6,
+            "image_id": 1,
+            "category_id": 1,
+            "segmentation": {"counts": [6, 10], "size": [4, 4]},
+        }
+    ]
+    bad_counts = coco_document()
+    bad_counts["annotations"] = [
+        {
+            "id": 8,
+            "image_id": 1,
+            "category_id": 1,
+            "segmentation": {"counts": [5], "size": [HEIGHT, WIDTH]},
+        }
     ]
     collection = {"type": "FeatureCollection", "features": [good]}
     flipped = qgis_feature(
@@ -381,7 +407,22 @@ def refusals(tmp_path: Path) -> dict[str, tuple[dict, str, str]]:
         "RLE size": (
             bad_rle,
             "scan.coco.json",
-            "annotation 6: RLE size [4, 4] is not the image's [height, width] [120, 160]",
+            "annotation 6: RLE size 4×4 is not that of the 160×120 scan",
+        ),
+        "RLE counts": (
+            bad_counts,
+            "scan.coco.json",
+            "annotation 8: RLE counts sum to 5, not its height × width = 19200",
+        ),
+        "W3C unknown class": (
+            w3c("Mould", "<path d='M 0 0 L 9 0 L 9 9 Z'/>"),
+            "scan.json",
+            "annotation 1 (a1): unknown class 'Mould'",
+        ),
+        "W3C curve": (
+            w3c("Cracks", "<path d='M 0 0 C 1 1 2 2 3 3 Z'/>"),
+            "scan.json",
+            "annotation 1 (a1): unreadable SvgSelector (path command 'C'",
         ),
         "a line": (
             {
@@ -411,6 +452,9 @@ def refusals(tmp_path: Path) -> dict[str, tuple[dict, str, str]]:
         "COCO image size",
         "GeoJSON scan size",
         "RLE size",
+        "RLE counts",
+        "W3C unknown class",
+        "W3C curve",
         "a line",
     ],
 )

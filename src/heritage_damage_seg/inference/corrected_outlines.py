@@ -13,7 +13,7 @@ that :mod:`heritage_damage_seg.inference.rasterise` paints into a class mask.
 * **COCO** (``images``, ``annotations``, ``categories``): CVAT's "COCO 1.0" export or ``predict``'s
   own. Categories are matched to the ARTeFACT classes by name (CVAT numbers its labels its own
   way), polygons (a list of flat [x1, y1, …] rings, their union) or RLE (``counts`` a list, or
-  COCO's compressed string) whose ``size`` must be the image's; an annotation without a
+  COCO's compressed string) whose ``size`` must be the scan's; an annotation without a
   segmentation is its ``bbox`` (CVAT's rectangles). One file may hold several images.
 * **W3C Web Annotation** (a list of annotations, an ``AnnotationPage``'s ``items`` or one
   ``Annotation``): the body names the class (a ``TextualBody`` ``value``), the target's
@@ -186,26 +186,24 @@ def decode_rle_string(counts: str) -> list[int]:
     return values
 
 
-def _coco_rle(segmentation: dict[str, Any], size: tuple[int, int], source: Path, where: str) -> Rle:
-    stated = tuple(segmentation.get("size") or ())
-    if stated != size:
-        raise refuse(
-            source,
-            where,
-            f"RLE size {list(stated)} is not the image's [height, width] {list(size)}",
-        )
+def _coco_rle(segmentation: dict[str, Any], source: Path, where: str) -> Rle:
+    """The RLE of an annotation; its size is checked against the image and the scan later."""
+    size = segmentation.get("size")
+    if not isinstance(size, list) or len(size) != 2:
+        raise refuse(source, where, f"RLE size {size!r} is not [height, width]")
     raw = segmentation.get("counts")
     try:
+        height, width = int(size[0]), int(size[1])
         counts = decode_rle_string(raw) if isinstance(raw, str) else [int(c) for c in raw]
     except (TypeError, ValueError, IndexError) as err:
-        raise refuse(source, where, f"unreadable RLE counts ({err})") from err
-    if any(c < 0 for c in counts) or sum(counts) != size[0] * size[1]:
+        raise refuse(source, where, f"unreadable RLE ({err})") from err
+    if any(c < 0 for c in counts) or sum(counts) != height * width:
         raise refuse(
             source,
             where,
-            f"RLE counts sum to {sum(counts)}, not height × width = {size[0] * size[1]}",
+            f"RLE counts sum to {sum(counts)}, not its height × width = {height * width}",
         )
-    return Rle(tuple(counts), *size)
+    return Rle(tuple(counts), height, width)
 
 
 def _coco_polygons(
@@ -224,12 +222,7 @@ def _coco_polygons(
     return area_geometry(shapely.union_all(rings), source, where)
 
 
-def _coco_piece(
-    annotation: dict[str, Any],
-    categories: dict[Any, str],
-    size: tuple[int, int],
-    source: Path,
-) -> Piece:
+def _coco_piece(annotation: dict[str, Any], categories: dict[Any, str], source: Path) -> Piece:
     where = f"annotation {annotation.get('id', '?')}"
     category = annotation.get("category_id")
     if category not in categories:
@@ -237,7 +230,7 @@ def _coco_piece(
     class_id = class_from_name(categories[category], source, where + f" (category {category})")
     segmentation = annotation.get("segmentation")
     if isinstance(segmentation, dict):
-        return Piece(class_id, where, rle=_coco_rle(segmentation, size, source, where))
+        return Piece(class_id, where, rle=_coco_rle(segmentation, source, where))
     return Piece(
         class_id, where, _coco_polygons(segmentation or [], annotation.get("bbox"), source, where)
     )
@@ -248,10 +241,11 @@ def read_coco(document: dict[str, Any], source: Path) -> list[CorrectedImage]:
     annotations = document.get("annotations") or []
     images = []
     for entry in document.get("images") or []:
-        size = (int(entry.get("height", 0)), int(entry.get("width", 0)))
+        stated = entry.get("height"), entry.get("width")
+        size = None if None in stated else (int(stated[0]), int(stated[1]))
         image = CorrectedImage(source, "coco", entry.get("file_name"), size)
         image.pieces = [
-            _coco_piece(a, categories, size, source)
+            _coco_piece(a, categories, source)
             for a in annotations
             if a.get("image_id") == entry.get("id")
         ]

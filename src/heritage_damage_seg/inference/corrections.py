@@ -116,7 +116,14 @@ def find_scan(corrections: CorrectedImage, scans: dict[str, Path]) -> Path:
 
 
 def check_inside(piece: Piece, height: int, width: int, source: Path) -> None:
-    """Refuses a piece reaching past the scan (a GeoJSON with y > 0 lies above it: QGIS's y is −row)."""
+    """Refuses a piece reaching past the scan (a GeoJSON with y > 0 lies above it: QGIS's y is
+    −row), or an RLE of another size."""
+    if piece.rle is not None and (piece.rle.height, piece.rle.width) != (height, width):
+        raise refuse(
+            source,
+            piece.where,
+            f"RLE size {piece.rle.width}×{piece.rle.height} is not that of the {width}×{height} scan",
+        )
     if piece.geometry is None:
         return
     x0, y0, x1, y1 = piece.geometry.bounds
