@@ -3,16 +3,21 @@
 heritage-damage-seg predict SCANS_DIR -o damage_maps/          # best model of results/
 heritage-damage-seg predict a.tif b.jpg -o out/ --checkpoint results/maxvit_tiny/model_best.pt
 heritage-damage-seg export results/convnext_tiny/model_best.pt -o export/convnext_tiny/
+heritage-damage-seg import-corrections outlines/*.geojson --scans scans/ -o corrections/ \\
+    --reviewer "A. Restorer" --unreviewed ignore
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from heritage_damage_seg.data.sources import DatasetError
+from heritage_damage_seg.inference.corrections import Review, import_corrections
 from heritage_damage_seg.inference.export import export_model
 from heritage_damage_seg.inference.outlines import OutlineSettings
 from heritage_damage_seg.inference.predict import OVERLAY_MAX_SIDE, PredictError, predict_folder
@@ -142,7 +147,64 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics", help="its metrics.json (default: beside the checkpoint, if there)"
     )
     export.add_argument("--no-torchscript", action="store_true", help="ONNX only")
+    _import_corrections_parser(commands)
     return parser
+
+
+def _iso_date(text: str) -> str:
+    try:
+        return datetime.date.fromisoformat(text).isoformat()
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from err
+
+
+def _import_corrections_parser(commands: argparse._SubParsersAction) -> None:
+    corrections = commands.add_parser(
+        "import-corrections",
+        help="corrected outlines (GeoJSON, COCO, W3C) as a folder dataset to train on",
+        description="Rasterises corrected outlines (predict's GeoJSON and COCO as edited in QGIS or "
+        "exported by CVAT, W3C Web Annotations with SVG polygons) into class masks at the scans' "
+        "native size: DATASET/images/, masks/ and metadata.csv, read with dataset.format: folder "
+        "(docs/corrections.md).",
+    )
+    corrections.add_argument("outlines", nargs="+", help="the corrected outline files")
+    corrections.add_argument(
+        "--scans", nargs="+", required=True, help="the scans (files and/or folders), found by stem"
+    )
+    corrections.add_argument("-o", "--output", required=True, help="the dataset folder")
+    corrections.add_argument("--reviewer", required=True, help="who reviewed the outlines")
+    corrections.add_argument(
+        "--unreviewed",
+        choices=("clean", "ignore"),
+        required=True,
+        help="what pixels no outline covers become: clean (0, the whole scan was reviewed) or "
+        "ignore (255, never trained on: a partial review)",
+    )
+    corrections.add_argument(
+        "--date", type=_iso_date, help="date of the review, YYYY-MM-DD (default today)"
+    )
+
+
+def _run_import_corrections(args: argparse.Namespace) -> int:
+    try:
+        written = import_corrections(
+            args.outlines,
+            args.scans,
+            args.output,
+            Review(args.reviewer, args.unreviewed, args.date or ""),
+        )
+    except (DatasetError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for corrected in written:
+        logging.info(
+            "%s: %d outlines from %s",
+            corrected.scan.name,
+            len(corrected.corrections.pieces),
+            corrected.corrections.source,
+        )
+    logging.info("%d corrected scans in %s", len(written), args.output)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -189,6 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.checkpoint, args.output, metrics_file=metrics, torchscript=not args.no_torchscript
         )
         return 0
+    if args.command == "import-corrections":
+        return _run_import_corrections(args)
     return 2
 
 
