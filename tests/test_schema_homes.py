@@ -75,8 +75,8 @@ TRAINING_KEYS = {
     "nodes": "training.nodes",
 }
 # Defaults no config key sets: augmentation ({} = flips only), the weights file the rule fetched,
-# the tests' sample-order shards.
-NOT_IN_CONFIG = {"augmentation", "encoder_weights", "sample_shards"}
+# the tests' sample-order shards, the checkpoint a fine-tuning starts from (set by its rule).
+NOT_IN_CONFIG = {"augmentation", "encoder_weights", "sample_shards", "init_checkpoint"}
 
 # Each Python default that a config key also sets: the key whose schema default it must equal.
 PYTHON_DEFAULTS = {

@@ -1,6 +1,6 @@
 # Values derived from the validated config, shared by every stage.
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from heritage_damage_seg.checks import check_config
@@ -9,6 +9,7 @@ from heritage_damage_seg.data.split import loo_encoders
 from heritage_damage_seg.seeds import seed_run, training_seeds
 from heritage_damage_seg.model.weights import fetched_path
 from heritage_damage_seg.data.split import FOLD_NAME_PATTERN, LOO_COLUMNS
+from heritage_damage_seg.evaluation.correction_curve import ORDERS as CORRECTION_ORDERS
 from heritage_damage_seg.training.settings import TrainSettings, rank_count
 
 # Paths, weights files and sizes the schema cannot check: fail now, naming the key.
@@ -31,6 +32,8 @@ wildcard_constraints:
     family="|".join(LOO_COLUMNS),
     fold=FOLD_NAME_PATTERN,
     seed="[0-9]+",
+    order="|".join(CORRECTION_ORDERS),
+    k="[0-9]+",
 
 
 localrules:
@@ -234,3 +237,67 @@ def seed_files_by_encoder(name):
     """{encoder: [its seed_files(name), one per seed]}: the same files as seed_files(name), in the
     form a script reads them (by encoder, never by position in the flat input list)."""
     return {encoder: seed_files(name, [encoder]) for encoder in ENCODER_NAMES}
+
+
+CURVE = config["correction_curve"]
+# The correction curve (workflow/rules/corrections.smk): its folder and one fine-tuning's.
+CURVE_DIR = "results/correction_curve/{encoder}"
+CURVE_RUN = "results/correction_curve/{encoder}/{order}/k{k}"
+
+
+def curve_fold(wildcards):
+    """The held-out collection: correction_curve.fold, or the fold with the most artworks (ties:
+    the first by name), read from the family's folds.json once it exists."""
+    if CURVE["fold"]:
+        return CURVE["fold"]
+    folds_file = checkpoints.loo_folds.get(family=CURVE["family"]).output[0]
+    folds = sorted(
+        json.loads(Path(folds_file).read_text())["folds"], key=lambda f: f["fold"]
+    )
+    return max(folds, key=lambda f: f["n_test_groups"])["fold"]
+
+
+def of_curve_fold(template):
+    """An input function: ``template`` (a loo.smk path) for the curve's family and fold."""
+
+    def path(wildcards):
+        return template.format(
+            family=CURVE["family"],
+            fold=curve_fold(wildcards),
+            encoder=wildcards.encoder,
+        )
+
+    return path
+
+
+def finetune_settings(wildcards, input):
+    """The encoder's training settings, started from the fold's model for correction_curve.epochs
+    at correction_curve.learning_rate_scale × its learning rate."""
+    settings = TrainSettings.from_config(config, wildcards.encoder)
+    return asdict(
+        replace(
+            settings,
+            epochs=CURVE["epochs"],
+            learning_rate=settings.learning_rate * CURVE["learning_rate_scale"],
+            encoder_weights=None,
+            init_checkpoint=str(input.init),
+        )
+    )
+
+
+def curve_runs(wildcards):
+    """Every fine-tuning of the curve: its order, k and the files the curve reads."""
+    return [
+        {
+            "order": order,
+            "k": k,
+            **{
+                name: expand(
+                    f"{CURVE_RUN}/{name}.{ext}", order=order, k=k, **wildcards
+                )[0]
+                for name, ext in (("split", "json"), ("per_image_confusion", "npz"))
+            },
+        }
+        for order in CURVE["orders"]
+        for k in CURVE["ks"]
+    ]

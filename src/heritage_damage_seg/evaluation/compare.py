@@ -157,7 +157,7 @@ def _per_unit_confusions(
     for model in models:
         runs = []
         for path in _as_list(per_image_files[model["encoder"]]):  # one file per seed
-            unit, names, stack = _load_units(path)
+            unit, names, stack = load_units(path)
             units.add(unit)
             if runs and names != runs[0][0]:
                 raise ValueError(
@@ -173,7 +173,7 @@ def _per_unit_confusions(
     return per_image, units.pop() if units else "artwork"
 
 
-def _load_units(path: str | os.PathLike[str]) -> tuple[str, list[str], np.ndarray]:
+def load_units(path: str | os.PathLike[str]) -> tuple[str, list[str], np.ndarray]:
     """One per_image_confusion.npz summed per resampling unit: the unit kind, the units, the matrices."""
     # Our own file; allow_pickle only for runs that stored the ids as an object array.
     with np.load(path, allow_pickle=True) as data:

@@ -51,6 +51,8 @@ def figure_size(kind: str, rows: int = 1, columns: int = 1) -> tuple[float, floa
     """Width and height in inches of each kind of figure (rows: samples, columns: models)."""
     if kind == "confusion_matrix":
         return (12.0, 10.5)
+    if kind == "correction_curve":
+        return (11.0, 4.5)
     if kind in ("per_class_iou", "class_distribution", "comparison_ci", "accuracy_vs_speed"):
         return WIDE
     if kind == "training_curves":

@@ -51,6 +51,9 @@ class TrainSettings:
     # The sample order's shards; 0: one per rank. Set only to make one process follow the order of
     # a data-parallel run (the tests' reference).
     sample_shards: int = 0
+    # Fine-tuning: a model_best.pt whose weights the model starts from (instead of the encoder's
+    # ImageNet or random ones); the decoder and head come with it. None: a training from scratch.
+    init_checkpoint: str | None = None
 
     @property
     def ranks(self) -> int:

@@ -236,8 +236,24 @@ def _fingerprint(settings: TrainSettings, files: RunFiles) -> dict[str, Any]:
             "split": files.split_file,
             "class_weights": files.class_weights_file,
             **({"encoder_weights": local_weights} if local_weights else {}),
+            **({"init_checkpoint": settings.init_checkpoint} if settings.init_checkpoint else {}),
         },
     )
+
+
+def start_from_checkpoint(model: nn.Module, path: str, encoder: str, image_size: int) -> None:
+    """Fine-tuning: the weights of a trained ``model_best.pt``, which must be of the same encoder
+    and training size (a model of another architecture or resolution would start from the wrong
+    weights or not load at all)."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    trained = (checkpoint.get("encoder"), checkpoint.get("image_size"))
+    if trained != (encoder, image_size):
+        raise ValueError(
+            f"{path} is a {trained[0]} model at {trained[1]} px, but this fine-tuning trains "
+            f"{encoder} at {image_size} px: start from a checkpoint of the same encoder and size"
+        )
+    model.load_state_dict(checkpoint["model_state_dict"])
+    log.info("starting from %s (epoch %s of its training)", path, checkpoint.get("epoch"))
 
 
 def one_cycle(
@@ -291,7 +307,10 @@ def build_run(
     train_split, val_split, train_images = _resident_splits(cache, files.split_file, device, ranks)
     model = build_model(
         settings.encoder, image_size=cache.size, encoder_weights=settings.encoder_weights
-    ).to(device)
+    )
+    if settings.init_checkpoint:
+        start_from_checkpoint(model, settings.init_checkpoint, settings.encoder, cache.size)
+    model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     model, forward = _parallel(model, ranks, device)
