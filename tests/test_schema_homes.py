@@ -88,6 +88,7 @@ PYTHON_DEFAULTS = {
     "sliding.tta_flip": SlidingSettings.tta_flip,
     "predict.overlay_max_side": OVERLAY_MAX_SIDE,
     "predict.low_confidence": ProductSettings.low_confidence,
+    "predict.iiif_base_url": ProductSettings.iiif_base_url,
     "predict.outline_tolerance": OutlineSettings.tolerance,
     "predict.outline_min_area": OutlineSettings.min_area,
 }

@@ -19,6 +19,7 @@ from pathlib import Path
 from heritage_damage_seg.data.sources import DatasetError
 from heritage_damage_seg.inference.corrections import Review, import_corrections
 from heritage_damage_seg.inference.export import export_model
+from heritage_damage_seg.inference.iiif import LOCAL_BASE_URL
 from heritage_damage_seg.inference.outlines import OutlineSettings
 from heritage_damage_seg.inference.predict import OVERLAY_MAX_SIDE, PredictError, predict_folder
 from heritage_damage_seg.inference.products import ProductSettings
@@ -72,6 +73,17 @@ def _product_arguments(parser: argparse.ArgumentParser) -> None:
         help="also write the damage viewer, viewer/index.html (deep zoom; opens from disk)",
     )
     group.add_argument(
+        "--iiif",
+        action="store_true",
+        help="also write the IIIF export, iiif/manifest.json (IIIF Image API 3 tiles, a "
+        "Presentation 3 manifest, the outlines as W3C annotations; for Mirador, UV, any IIIF client)",
+    )
+    group.add_argument(
+        "--iiif-base-url",
+        help="the http(s) address iiif/ is published at, the base of its ids "
+        f"(default {LOCAL_BASE_URL}: python -m http.server 8000 in the folder)",
+    )
+    group.add_argument(
         "--low-confidence",
         type=float,
         default=PRODUCTS.low_confidence,
@@ -114,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="damage maps, overlays and areas for a folder or list of scans",
         description="Per image: masks/<stem>.png (class ids 0–15 at native resolution), "
         "overlays/<stem>.png (ARTeFACT palette, legend), confidence/<stem>.png, outlines/<stem>.geojson "
-        "and .coco.json, and a row of damage_areas.csv; with --viewer the damage viewer viewer/index.html.",
+        "and .coco.json, and a row of damage_areas.csv; with --viewer the damage viewer viewer/index.html, "
+        "with --iiif the IIIF manifest iiif/manifest.json.",
     )
     predict.add_argument("inputs", nargs="+", help="image files and/or folders of images")
     predict.add_argument("-o", "--output", required=True, help="output folder")
@@ -218,6 +231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 viewer=args.viewer,
                 low_confidence=args.low_confidence,
                 outlines=OutlineSettings(args.outline_tolerance, args.outline_min_area),
+                iiif=args.iiif,
+                iiif_base_url=args.iiif_base_url,
             )
             summary = predict_folder(
                 args.inputs,

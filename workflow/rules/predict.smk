@@ -1,13 +1,18 @@
 rule predict:
     """Damage maps at native resolution for the folder predict.input: index masks, overlays, areas,
-    confidence maps, damage outlines (GeoJSON, COCO), a condition report per scan and the damage
-    viewer."""
+    confidence maps, damage outlines (GeoJSON, COCO), a condition report per scan, the damage
+    viewer and the IIIF export (manifest, tiles, outlines as W3C annotations)."""
     input:
         unpack(predict_checkpoint_inputs),
     output:
         **(
             {"viewer": directory("results/predict/viewer")}
             if config["predict"]["viewer"]
+            else {}
+        ),
+        **(
+            {"iiif": directory("results/predict/iiif")}
+            if config["predict"]["iiif"]
             else {}
         ),
         areas="results/predict/damage_areas.csv",
@@ -48,6 +53,8 @@ rule predict:
                 "low_confidence",
                 "outline_tolerance",
                 "outline_min_area",
+                "iiif",
+                "iiif_base_url",
             )
         },
         mixed_precision=config["training"]["mixed_precision"],

@@ -23,6 +23,8 @@ with logged(snakemake.log[0]):
             viewer=products["viewer"],
             low_confidence=products["low_confidence"],
             outlines=OutlineSettings(products["outline_tolerance"], products["outline_min_area"]),
+            iiif=products["iiif"],
+            iiif_base_url=products["iiif_base_url"],
         ),
         dpi=snakemake.params.dpi,
         dpi_table=snakemake.params.dpi_table,

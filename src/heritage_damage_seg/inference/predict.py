@@ -158,8 +158,9 @@ def predict_folder(
     """Predicts every image of ``inputs`` into ``out_dir``: ``masks/<stem>.png``,
     ``overlays/<stem>.png``, ``damage_areas.csv``, ``prediction.json`` (the run's summary), the
     condition reports ``reports/`` (:mod:`heritage_damage_seg.inference.condition_report`) and
-    the outputs of :mod:`heritage_damage_seg.inference.products` (confidence maps, outlines, and
-    with ``products.viewer`` the damage viewer ``viewer/index.html``)."""
+    the outputs of :mod:`heritage_damage_seg.inference.products` (confidence maps, outlines,
+    with ``products.viewer`` the damage viewer ``viewer/index.html``, with ``products.iiif`` the
+    IIIF export ``iiif/manifest.json``)."""
     images = list_images([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
     try:  # the resolutions the user gave, checked before any scan is predicted
         run_dpi = None if dpi is None else checked_dpi(dpi, "--dpi (predict.dpi)")
@@ -183,6 +184,7 @@ def predict_folder(
         products=products,
         dpi=run_dpi,
         dpi_table=table,
+        model_info=model_record(checkpoint, str(meta["encoder"])),
     )
     run.masks_dir.mkdir(parents=True, exist_ok=True)
     run.overlays_dir.mkdir(parents=True, exist_ok=True)
@@ -199,7 +201,7 @@ def predict_folder(
     rows, failed, run_products = _predict_all(run, images, started)
     csv_rows = write_areas(run.out_dir / "damage_areas.csv", rows)
     run_products.finish(csv_rows, encoder=str(meta["encoder"]))
-    write_condition_reports(run.out_dir, csv_rows, model_record(checkpoint, str(meta["encoder"])))
+    write_condition_reports(run.out_dir, csv_rows, run.model_info)
     summary = _summary(run, len(images), failed, time.perf_counter() - started)
     write_json(run.out_dir / "prediction.json", asdict(summary))
     if failed:
@@ -225,6 +227,7 @@ class PredictRun:
     products: ProductSettings
     dpi: float | None = None  # --dpi: every scan's resolution
     dpi_table: dict[str, float] = field(default_factory=dict)  # file name or stem → dpi
+    model_info: dict[str, Any] = field(default_factory=dict)  # condition_report.model_record
 
     @property
     def masks_dir(self) -> Path:
@@ -255,7 +258,9 @@ def _predict_all(
     failed: dict[str, str] = {}
     megapixels_done = 0.0
     with RunProgress(images) as run_progress:
-        run_products = RunProducts(run.out_dir, run.products, progress=run_progress)
+        run_products = RunProducts(
+            run.out_dir, run.products, progress=run_progress, model=run.model_info
+        )
         for i, path in enumerate(images, start=1):
             scan_start = time.perf_counter()
             try:
