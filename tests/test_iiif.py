@@ -396,6 +396,7 @@ def console_problems(browser) -> list[str]:
 
 @pytest.mark.slow
 def test_mirador_shows_the_scan_from_its_tiles_and_lists_the_outlines(run, browser):
+    Keys = pytest.importorskip("selenium.webdriver.common.keys").Keys
     served = run["served"]
     page = json.loads((run["out"] / "iiif" / "big.annotations.json").read_text())
     manifest_url = f"{served.base_url}manifest.json"
@@ -437,7 +438,38 @@ def test_mirador_shows_the_scan_from_its_tiles_and_lists_the_outlines(run, brows
     )
     view = shot[box[1] : box[3], box[0] : box[2]]
     assert view.std() > 20, "the canvas is blank"
+
+    # the layers panel lists the Choice's three images; showing the classes draws their tiles
+    browser.find_element("css selector", "button[aria-label=Layers]").click()
+    time.sleep(0.5)
+    layers = browser.execute_script(
+        "return [...document.querySelectorAll('li')].map(l => l.innerText.split('\\n')[0])"
+    )
+    assert layers[:3] == [image["label"]["en"][0] for image in manifest_images(run)]
+    served.requests.clear()
+    browser.find_elements("css selector", "button[aria-label='Show layer']")[0].click()  # classes
+    deadline = time.monotonic() + 30
+    while not any(re.fullmatch(r"/big/classes/.+/default\.png", p) for p in served.requests):
+        assert time.monotonic() < deadline, served.requests
+        time.sleep(0.3)
+    time.sleep(2)
+    shown = np.asarray(Image.open(io.BytesIO(browser.get_screenshot_as_png())).convert("RGB"))
+    assert np.abs(shown[box[1] : box[3], box[0] : box[2]].astype(int) - view).mean() > 5
+    assert console_problems(browser) == []
+
+    # the screenshot of docs/images/mirador.png: the classes at half opacity over the scan, the
+    # outlines listed
+    opacity = browser.find_elements("css selector", "li input[aria-label='Layer opacity']")[1]
+    opacity.send_keys(Keys.BACKSPACE * 3 + "50")
+    time.sleep(1)
+    browser.find_element("css selector", "button[aria-label=Annotations]").click()
+    time.sleep(2)
     assert console_problems(browser) == []
     target = Path(os.environ.get("HDS_DOCS_SCREENSHOT_DIR", run["root"])) / "mirador.png"
     target.parent.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(target))
+
+
+def manifest_images(run) -> list[dict]:
+    manifest = json.loads((run["out"] / "iiif" / "manifest.json").read_text())
+    return manifest["items"][0]["items"][0]["items"][0]["body"]["items"]

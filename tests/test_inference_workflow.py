@@ -59,7 +59,7 @@ def test_native_evaluation_predict_and_export_rules(tmp_path):
         == card["scan_view"]
     )
     assert "broken.jpg FAILED" in (run / "logs/predict.log").read_text()
-    # The rule also writes the confidence map, the outlines and the damage viewer (predict.viewer).
+    # The rule also writes the confidence map, the outlines and the damage viewer (predict.viewer) …
     assert np.asarray(Image.open(run / "predict/confidence/new.png")).shape == (150, 97)
     assert 0 < float(areas["new.png"]["mean_confidence"]) <= 1
     assert (run / "predict/outlines/new.geojson").is_file()
@@ -67,3 +67,6 @@ def test_native_evaluation_predict_and_export_rules(tmp_path):
     viewer = run / "predict/viewer"
     assert (viewer / "index.html").is_file() and (viewer / "scans/new/scan_files").is_dir()
     assert "new.png" in (viewer / "data.js").read_text()
+    # … and the IIIF export (predict.iiif): one canvas per scan predicted (the broken one has none)
+    manifest = json.loads((run / "predict/iiif/manifest.json").read_text())
+    assert [c["label"]["none"][0] for c in manifest["items"]] == ["new.png"]
