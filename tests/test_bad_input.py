@@ -199,6 +199,10 @@ def test_a_split_with_an_empty_side_is_refused_naming_the_fix(tmp_path):
             "prepare: {exif_orientation: rotate}\n",
             ["'rotate' is not one of ['auto', 'apply', 'ignore']", "exif_orientation"],
         ),
+        (
+            "predict: {iiif_base_url: 'ftp://example.org/iiif/'}\n",
+            ["'ftp://example.org/iiif/' does not match", "iiif_base_url"],
+        ),
     ],
 )
 def test_a_bad_config_value_fails_before_any_job_naming_the_key(tmp_path, override, expected):
