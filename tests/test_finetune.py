@@ -14,6 +14,7 @@ import torch
 from conftest import snakemake
 from PIL import Image
 
+from heritage_damage_seg.checks import ConfigError, check_finetune
 from heritage_damage_seg.classes import IGNORE_INDEX
 from heritage_damage_seg.data.cache import load_cache, read_index
 from heritage_damage_seg.data.cache_writer import combine_caches
@@ -218,3 +219,19 @@ def test_the_fine_tuning_runs_through_snakemake_and_its_figures_recompute(tmp_pa
                 rows.loc[metric, "after"] - rows.loc[metric, "before"]
             )
     assert [row["metric"] for row in comparison["rows"]] == list(HEADLINE_METRICS)
+
+
+def test_the_config_must_name_a_corrections_folder_and_a_known_encoder(tmp_path):
+    settings = {"corrections": None, "encoder": None}
+    encoders = {"convnext_tiny": {}}
+    check_finetune(settings, encoders)
+    with pytest.raises(ConfigError, match=r"finetune.encoder: 'resnet' is not among encoders"):
+        check_finetune(settings | {"encoder": "resnet"}, encoders)
+    with pytest.raises(ConfigError, match=rf"finetune.corrections: {tmp_path / 'none'} is not"):
+        check_finetune(settings | {"corrections": str(tmp_path / "none")}, encoders)
+    (tmp_path / "images").mkdir()
+    with pytest.raises(ConfigError, match="masks"):
+        check_finetune(settings | {"corrections": str(tmp_path)}, encoders)
+    (tmp_path / "masks").mkdir()
+    (tmp_path / "metadata.csv").write_text("id\n")
+    check_finetune(settings | {"corrections": str(tmp_path)}, encoders)

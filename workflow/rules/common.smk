@@ -50,6 +50,8 @@ localrules:
     loo_split,
     loo_class_weights,
     loo_summary,
+    finetune_split,
+    finetune_compare,
 
 
 # --- What the jobs need: one GPU per GPU job, threads and memory, a runtime (SLURM's -t) ---------
