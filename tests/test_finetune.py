@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import snakemake
+import yaml
+from conftest import ROOT, snakemake
 from PIL import Image
 
 from heritage_damage_seg.checks import ConfigError, check_finetune
@@ -219,6 +220,15 @@ def test_the_fine_tuning_runs_through_snakemake_and_its_figures_recompute(tmp_pa
                 rows.loc[metric, "after"] - rows.loc[metric, "before"]
             )
     assert [row["metric"] for row in comparison["rows"]] == list(HEADLINE_METRICS)
+    # the intervals too: the same paired bootstrap, run again on the saved files
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())["bootstrap"]
+    per_artwork = {
+        name: load_units(folder / "per_image_confusion.npz")[1:]
+        for name, folder in ((AFTER, run), (BEFORE, run / "before"))
+    }
+    again = bootstrap_models(per_artwork, n_resamples=config["resamples"], seed=config["seed"],
+                             confidence=config["confidence"], split="scored")  # fmt: skip
+    assert comparison_rows(again, len(split["scored_groups"])) == comparison["rows"]
 
 
 def test_the_config_must_name_a_corrections_folder_and_a_known_encoder(tmp_path):
