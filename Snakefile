@@ -26,6 +26,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/loo.smk"
 include: "workflow/rules/corrections.smk"
+include: "workflow/rules/finetune.smk"
 include: "workflow/rules/predict.smk"
 include: "workflow/rules/export.smk"
 include: "workflow/rules/plots.smk"
@@ -42,3 +43,11 @@ rule all:
             encoder=ENCODER_NAMES if config["evaluation"]["compare_modes"] else [],
         ),
         expand("results/loo_{family}/summary.json", family=LOO_FAMILIES),
+        expand(
+            "results/finetune/{encoder}/comparison.json",
+            encoder=(
+                [FINETUNE["encoder"]]
+                if FINETUNE["corrections"] and FINETUNE["encoder"]
+                else []
+            ),
+        ),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from heritage_damage_seg.data.sources import configured_source
+from heritage_damage_seg.data.sources import SOURCES, configured_source
 from heritage_damage_seg.model.encoders import ModelConfigError, check_image_size, encoder_spec
 from heritage_damage_seg.training.settings import check_batch_shares, rank_count
 
@@ -52,3 +52,27 @@ def check_config(config: dict[str, Any]) -> None:
                 f"encoders.{name}.weights: file {weights} does not exist: give a local .pth/.safetensors "
                 "state dict of that encoder, 'imagenet' (needs the model hub) or null (random init)"
             )
+    check_finetune(config["finetune"], config["encoders"])
+
+
+#: The folder dataset ``import-corrections`` writes, as the folder format reads it.
+CORRECTIONS_LAYOUT = {"images_dir": "images", "masks_dir": "masks", "metadata": "metadata.csv"}
+
+
+def check_finetune(finetune: dict[str, Any], encoders: dict[str, Any]) -> None:
+    """finetune.corrections must be a corrections folder, finetune.encoder one of encoders."""
+    if finetune["encoder"] is not None and finetune["encoder"] not in encoders:
+        raise ConfigError(
+            f"finetune.encoder: {finetune['encoder']!r} is not among encoders "
+            f"({', '.join(encoders)}): name one of them, or null"
+        )
+    if finetune["corrections"] is None:
+        return
+    root = Path(finetune["corrections"])
+    problem = SOURCES["folder"].problem(root, CORRECTIONS_LAYOUT)
+    if not root.is_dir() or problem:
+        raise ConfigError(
+            f"finetune.corrections: {root} is not a corrections folder "
+            f"({problem or 'no such folder'}): set it to the folder "
+            "`heritage-damage-seg import-corrections -o` wrote, or null"
+        )

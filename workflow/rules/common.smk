@@ -3,8 +3,8 @@ import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from heritage_damage_seg.checks import check_config
-from heritage_damage_seg.data.sources import configured_source
+from heritage_damage_seg.checks import CORRECTIONS_LAYOUT, check_config
+from heritage_damage_seg.data.sources import SOURCES, configured_source
 from heritage_damage_seg.data.split import loo_encoders
 from heritage_damage_seg.seeds import seed_run, training_seeds
 from heritage_damage_seg.model.weights import fetched_path
@@ -50,6 +50,8 @@ localrules:
     loo_split,
     loo_class_weights,
     loo_summary,
+    finetune_split,
+    finetune_compare,
 
 
 # --- What the jobs need: one GPU per GPU job, threads and memory, a runtime (SLURM's -t) ---------
@@ -270,19 +272,24 @@ def of_curve_fold(template):
     return path
 
 
-def finetune_settings(wildcards, input):
-    """The encoder's training settings, started from the fold's model for correction_curve.epochs
-    at correction_curve.learning_rate_scale × its learning rate."""
-    settings = TrainSettings.from_config(config, wildcards.encoder)
-    return asdict(
-        replace(
-            settings,
-            epochs=CURVE["epochs"],
-            learning_rate=settings.learning_rate * CURVE["learning_rate_scale"],
-            encoder_weights=None,
-            init_checkpoint=str(input.init),
+def started_from_init(block):
+    """A params function: the encoder's training settings, started from the rule's ``init``
+    checkpoint for ``block``'s epochs at its learning_rate_scale × the encoder's learning rate
+    (``block``: the correction_curve or the finetune config section)."""
+
+    def settings_of(wildcards, input):
+        settings = TrainSettings.from_config(config, wildcards.encoder)
+        return asdict(
+            replace(
+                settings,
+                epochs=block["epochs"],
+                learning_rate=settings.learning_rate * block["learning_rate_scale"],
+                encoder_weights=None,
+                init_checkpoint=str(input.init),
+            )
         )
-    )
+
+    return settings_of
 
 
 def curve_runs(wildcards):
@@ -301,3 +308,54 @@ def curve_runs(wildcards):
         for order in CURVE["orders"]
         for k in CURVE["ks"]
     ]
+
+
+# Fine-tuning on a corrections dataset (workflow/rules/finetune.smk).
+FINETUNE = config["finetune"]
+FINETUNE_RUN = "results/finetune/{encoder}"
+# The corrections as the prepare_cache rule's code caches them, then joined with the replay rows.
+CORRECTIONS_CACHE = "results/finetune/corrections_cache"
+FINETUNE_CACHE_FILES = multiext(
+    "results/finetune/cache/", "images.npy", "masks.npy", "index.csv"
+)
+FINETUNE_SPLIT = "results/finetune/split.json"
+# The folder dataset import-corrections writes (docs/corrections.md, "The corrections dataset").
+CORRECTIONS_DATASET = {"path": FINETUNE["corrections"], **CORRECTIONS_LAYOUT}
+
+
+def corrections_inputs(wildcards=None):
+    """The corrections folder's images, masks and metadata.csv, as the folder format lists them."""
+    if FINETUNE["corrections"] is None:
+        raise ValueError(
+            "set finetune.corrections in your config to the folder import-corrections wrote"
+        )
+    return SOURCES["folder"].inputs(Path(FINETUNE["corrections"]), CORRECTIONS_DATASET)
+
+
+def _flat(values):
+    return [
+        item
+        for value in values
+        for item in (value if isinstance(value, list) else [value])
+    ]
+
+
+def finetune_evaluation_inputs(checkpoint):
+    """An input function: what the evaluate rule reads for ``checkpoint`` on the fine-tuning's
+    cache and split; the native mode also reads both datasets' working copies."""
+
+    def inputs(wildcards):
+        files = {
+            "checkpoint": checkpoint.format(encoder=wildcards.encoder),
+            "cache": FINETUNE_CACHE_FILES,
+            "split": FINETUNE_SPLIT,
+        }
+        if EVALUATION_MODE == "native":
+            files |= {
+                "working": ["results/cache/working", f"{CORRECTIONS_CACHE}/working"],
+                "dataset": _flat(dataset_inputs().values()),
+                "corrections": _flat(corrections_inputs().values()),
+            }
+        return files
+
+    return inputs

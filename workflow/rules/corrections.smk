@@ -71,7 +71,7 @@ use rule train as correction_finetune with:
     resources:
         **training_resources(config["training"]["runtime_minutes"], timed=False),
     params:
-        settings=finetune_settings,
+        settings=started_from_init(CURVE),
         last_checkpoint=lambda wildcards: expand(
             f"{CURVE_RUN}/model_last.pt", **wildcards
         )[0],

@@ -6,16 +6,17 @@ formats (:mod:`heritage_damage_seg.data.sources`) hand it one job per file or ro
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from heritage_damage_seg.data.cache import INDEX_COLUMNS, METADATA_COLUMNS
+from heritage_damage_seg.data.cache import INDEX_COLUMNS, METADATA_COLUMNS, load_cache
 from heritage_damage_seg.data.geometry import CROP_COLUMNS, CropPlacement, CropView, crop_id
 from heritage_damage_seg.data.preparation import PreparedSample
 from heritage_damage_seg.data.sources import DatasetError
@@ -167,3 +168,63 @@ def working_dir(out_dir: Path) -> Path:
     for sub in ("images", "masks"):
         (work_dir / sub).mkdir(parents=True, exist_ok=True)
     return work_dir
+
+
+def combine_caches(
+    parts: Sequence[tuple[str | os.PathLike[str], Sequence[str]]], out_dir: str | os.PathLike[str]
+) -> pd.DataFrame:
+    """One cache of the rows ``ids`` of each prepared cache of ``parts`` (``(cache folder, ids)``,
+    in that order; the rows keep their index.csv entries, working copies included): a fine-tuning
+    reads a corrections dataset and replay rows of the training dataset as one cache.
+
+    The caches must agree on the size and the view (the crop scale too, in the crops view): a
+    model sees every row the same way. A refusal names the cache folder that differs."""
+    out_dir = Path(out_dir)
+    caches = [(Path(folder), load_cache(folder), list(ids)) for folder, ids in parts]
+    first_dir, first, _ = caches[0]
+    for folder, cache, _ in caches[1:]:
+        mine = (cache.size, cache.view, cache.input_scale)
+        theirs = (first.size, first.view, first.input_scale)
+        if mine != theirs:
+            raise DatasetError(
+                f"{folder / 'index.csv'} was prepared at {cache.size} px ({cache.view} view, scale "
+                f"{cache.input_scale:g}), but {first_dir / 'index.csv'} at {first.size} px "
+                f"({first.view} view, scale {first.input_scale:g}): prepare both with the trained "
+                "model's prepare.image_size, prepare.view and prepare.crop_scale"
+            )
+        if list(cache.index.columns) != list(first.index.columns):
+            raise DatasetError(
+                f"{folder / 'index.csv'} has the columns {list(cache.index.columns)}, "
+                f"{first_dir / 'index.csv'} {list(first.index.columns)}: rebuild both caches"
+            )
+    chosen = [(folder, cache, cache.positions(ids)) for folder, cache, ids in caches]
+    index = pd.concat([cache.index.iloc[rows] for _, cache, rows in chosen], ignore_index=True)
+    duplicated = sorted(set(index.loc[index["id"].duplicated(), "id"]))
+    if duplicated:
+        raise DatasetError(
+            f"ids {duplicated[:5]} are in more than one of {[str(f) for f, _, _ in chosen]}: "
+            "give the datasets distinct ids"
+        )
+    n, size = len(index), first.size
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with (
+        atomic_path(out_dir / "images.npy") as images_tmp,
+        atomic_path(out_dir / "masks.npy") as masks_tmp,
+    ):
+        images = np.lib.format.open_memmap(
+            images_tmp, mode="w+", dtype=np.uint8, shape=(n, size, size, 3)
+        )
+        masks = np.lib.format.open_memmap(
+            masks_tmp, mode="w+", dtype=np.uint8, shape=(n, size, size)
+        )
+        start = 0
+        for _, cache, rows in chosen:
+            for row in rows:  # one row at a time: neither cache has to fit in RAM
+                images[start], masks[start] = cache.images[row], cache.masks[row]
+                start += 1
+        images.flush()
+        masks.flush()
+        del images, masks
+    with atomic_path(out_dir / "index.csv") as index_tmp:
+        index.to_csv(index_tmp, index=False)
+    return index
