@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -71,11 +72,7 @@ def tiny_run(tmp_path_factory) -> Path:
     if reuse:
         workdir = Path(reuse)
     else:
-        # every worker's basetemp sits in the same per-run folder (xdist's documented recipe)
-        shared = tmp_path_factory.getbasetemp()
-        if os.environ.get("PYTEST_XDIST_WORKER"):
-            shared = shared.parent
-        workdir = shared / "tiny_run"
+        workdir = _shared_temp(tmp_path_factory) / "tiny_run"
     with FileLock(str(workdir) + ".lock"):
         done = workdir / ".tiny_run_finished"
         if not done.exists() or reuse:
@@ -84,6 +81,68 @@ def tiny_run(tmp_path_factory) -> Path:
             assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
             done.touch()
     return workdir
+
+
+def _shared_temp(tmp_path_factory) -> Path:
+    """The folder every pytest-xdist worker of this run shares (xdist's documented recipe: each
+    worker's basetemp is a child of the controller's)."""
+    shared = tmp_path_factory.getbasetemp()
+    return shared.parent if os.environ.get("PYTEST_XDIST_WORKER") else shared
+
+
+SLURM_SCRIPTS = ROOT / "scripts" / "slurm"
+# Written by the worker that brought the cluster up: the run's end stops it (pytest_sessionfinish).
+SLURM_STARTED = "slurm_cluster_started_by_this_run"
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory) -> dict:
+    """The one-node SLURM test cluster (scripts/slurm/start-cluster.sh), up for every SLURM test
+    file. Under pytest-xdist the files run on several workers at once: the first to ask starts it
+    while the others wait on a file lock; the run's end stops it (pytest_sessionfinish)."""
+    if os.geteuid() != 0:
+        pytest.fail("tests marked slurm must run as root (start-cluster.sh starts daemons)")
+    shared = _shared_temp(tmp_path_factory)
+    with FileLock(str(shared / "slurm_cluster.lock")):
+        t0 = time.monotonic()
+        proc = subprocess.run(
+            ["bash", str(SLURM_SCRIPTS / "start-cluster.sh")],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        elapsed = time.monotonic() - t0
+        if proc.returncode != 0:
+            pytest.fail(
+                f"start-cluster.sh failed (rc={proc.returncode}) after {elapsed:.1f}s\n"
+                f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+            )
+        started_here = "already up" not in proc.stdout
+        if started_here:
+            (shared / SLURM_STARTED).touch()
+    return {"startup_s": elapsed, "started_here": started_here}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own removes a passed run's basetemp, the marker
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop the cluster this run started, once every test is done: in pytest-xdist's controller
+    after all workers have finished (a worker's end would stop it under the others' jobs), or at
+    the end of a run without workers. HDS_SLURM_KEEP=1 leaves it running."""
+    if hasattr(session.config, "workerinput"):
+        return
+    marker = session.config._tmp_path_factory.getbasetemp() / SLURM_STARTED
+    if marker.exists() and not os.environ.get("HDS_SLURM_KEEP"):
+        subprocess.run(
+            ["bash", str(SLURM_SCRIPTS / "stop-cluster.sh")], capture_output=True, text=True
+        )
+        marker.unlink()
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one worker more than cores. The SLURM tests spend most of their time waiting
+    (job start-up, the SLURM plugin's status checks), and the spare worker keeps the cores busy
+    meanwhile."""
+    return (os.cpu_count() or 1) + 1
 
 
 def _file_order(item: pytest.Item) -> int:

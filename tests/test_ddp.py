@@ -2,7 +2,7 @@
 
 The sample order and its sharding are checked directly; then two ranks started by the train rule
 against one process given the same global batches and seed, and a SIGTERM to one rank mid-epoch.
-(The two-task SLURM job is in test_slurm.py.)
+(The two-task SLURM job is in test_slurm_ranks.py.)
 """
 
 from __future__ import annotations

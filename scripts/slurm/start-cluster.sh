@@ -7,11 +7,13 @@
 #   HDS_SLURM_STATE_DIR   state dir for PIDs/logs/spool   (default /var/run/hds-slurm)
 #   HDS_SLURM_PARTITION   name of the GPU partition         (default gpu)
 #   HDS_SLURM_TIMEOUT     seconds to wait for the node to become idle (default 90)
-#   HDS_SLURM_FAKE_GPU    prefix of the fake GPU devices    (default /dev/fakegpu: fakegpu0, fakegpu1)
+#   HDS_SLURM_FAKE_GPU    prefix of the fake GPU devices    (default /dev/fakegpu: fakegpu0 … fakegpu5)
 #
-# The node is in two partitions, `cpu` (the default) and `gpu`, as on most sites. It has two
-# fake GPUs (gres gpu:2 backed by char devices, so a job with --gpus=1 sees
-# CUDA_VISIBLE_DEVICES=0 or 1 but torch finds no CUDA device), the license bench:1, MinJobAge=3600,
+# The node is in two partitions, `cpu` (the default) and `gpu`, as on most sites. It has six
+# fake GPUs (gres gpu:6 backed by char devices, so a job with --gpus=1 sees one of
+# CUDA_VISIBLE_DEVICES=0 … 5 but torch finds no CUDA device) and at least 12 CPUs, so that the
+# test files running side by side (pytest-xdist) each find the GPUs their jobs ask for at once,
+# as on a multi-GPU node; the license bench:1, MinJobAge=3600,
 # and accounting: slurmdbd backed by a MariaDB server of its own (data in the state dir), so
 # `sacct` works, as the Snakemake SLURM plugin expects by default (its status checks, failure
 # reasons, --slurm-efficiency-report).
@@ -21,7 +23,8 @@ STATE_DIR="${HDS_SLURM_STATE_DIR:-/var/run/hds-slurm}"
 PARTITION="${HDS_SLURM_PARTITION:-gpu}"
 TIMEOUT="${HDS_SLURM_TIMEOUT:-90}"
 FAKE_GPU="${HDS_SLURM_FAKE_GPU:-/dev/fakegpu}"
-N_GPUS=2
+N_GPUS=6
+MIN_CPUS=12
 CONF_DIR=/etc/slurm
 LOG_DIR="$STATE_DIR/log"
 SPOOL_DIR="$STATE_DIR/spool"
@@ -54,13 +57,21 @@ t0=$(date +%s)
 # ---- fast path: already up ------------------------------------------------
 if alive munged && alive mariadb && alive slurmdbd && alive slurmctld && alive slurmd; then
     st=$(node_state)
+    gres=$(sinfo -h -N -o '%G' 2>/dev/null | head -n1 || true)
+    if [[ "$gres" != "gpu:$N_GPUS" ]]; then
+        say "the running cluster has ${gres:-no gres}, not gpu:$N_GPUS (an older start-cluster.sh); restarting"
+        "$(dirname "$0")/stop-cluster.sh" || true
+        st=restarted
+    fi
     case "$st" in
+        restarted) ;;
         idle|mix|alloc|comp)
             say "cluster already up (node state: $st, state dir $STATE_DIR); nothing to do"
             exit 0 ;;
+        *)
+            say "daemons alive but node state is '${st:-unknown}'; restarting"
+            "$(dirname "$0")/stop-cluster.sh" || true ;;
     esac
-    say "daemons alive but node state is '${st:-unknown}'; restarting"
-    "$(dirname "$0")/stop-cluster.sh" || true
 fi
 
 # ---- packages --------------------------------------------------------------
@@ -102,11 +113,11 @@ NODELINE=$(slurmd -C | head -n1)     # NodeName=<host> CPUs=.. ... RealMemory=N
 MEM=$(sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' <<<"$NODELINE")
 RESERVE=$(( MEM / 10 )); (( RESERVE > 2048 )) && RESERVE=2048
 NODELINE=$(sed "s/RealMemory=[0-9]*/RealMemory=$(( MEM - RESERVE ))/" <<<"$NODELINE")
-# At least 4 CPUs (SlurmdParameters=config_overrides), so that two 2-thread GPU jobs can run side by
-# side on a small machine, as on a node with two GPUs.
+# At least MIN_CPUS CPUs (SlurmdParameters=config_overrides), so that the GPU jobs of several test
+# files (2 threads each) run side by side on a small machine, as on a node with six GPUs.
 CPUS=$(sed -n 's/.* CPUs=\([0-9]*\).*/\1/p' <<<"$NODELINE")
-if (( CPUS < 4 )); then
-    NODELINE=$(sed -E 's/CPUs=[0-9]+ Boards=[0-9]+ SocketsPerBoard=[0-9]+ CoresPerSocket=[0-9]+ ThreadsPerCore=[0-9]+/CPUs=4 Boards=1 SocketsPerBoard=1 CoresPerSocket=4 ThreadsPerCore=1/' <<<"$NODELINE")
+if (( CPUS < MIN_CPUS )); then
+    NODELINE=$(sed -E "s/CPUs=[0-9]+ Boards=[0-9]+ SocketsPerBoard=[0-9]+ CoresPerSocket=[0-9]+ ThreadsPerCore=[0-9]+/CPUs=$MIN_CPUS Boards=1 SocketsPerBoard=1 CoresPerSocket=$MIN_CPUS ThreadsPerCore=1/" <<<"$NODELINE")
 fi
 
 cat > "$CONF_DIR/slurm.conf" <<CONF

@@ -1,5 +1,6 @@
 import pandas as pd
 
+from heritage_damage_seg.evaluation.bootstrap import resampling
 from heritage_damage_seg.evaluation.compare import compare
 from heritage_damage_seg.io import atomic_path, write_json
 from heritage_damage_seg.logs import logged
@@ -11,9 +12,7 @@ with logged(snakemake.log[0]) as log:
         params.metrics,
         params.histories,
         params.per_image_confusion,
-        n_resamples=bootstrap["resamples"],
-        seed=bootstrap["seed"],
-        confidence=bootstrap["confidence"],
+        **resampling(bootstrap),
     )
     write_json(snakemake.output.json, comparison)
     table = pd.DataFrame(

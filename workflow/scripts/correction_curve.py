@@ -1,6 +1,6 @@
 import pandas as pd
 
-from heritage_damage_seg.evaluation.bootstrap import bootstrap_models
+from heritage_damage_seg.evaluation.bootstrap import bootstrap_models, resampling
 from heritage_damage_seg.evaluation.compare import load_units
 from heritage_damage_seg.evaluation.correction_curve import (
     CURVE_COLUMNS,
@@ -27,13 +27,7 @@ with logged(snakemake.log[0]) as log:
     _, names, stack = load_units(snakemake.input.before)
     per_artwork["before"] = restricted(names, stack, scored)  # last: pairs read after − before
     bootstrap = params.bootstrap
-    result = bootstrap_models(
-        per_artwork,
-        n_resamples=bootstrap["resamples"],
-        seed=bootstrap["seed"],
-        confidence=bootstrap["confidence"],
-        split="scored",
-    )
+    result = bootstrap_models(per_artwork, **resampling(bootstrap), split="scored")
     rows = curve_rows(runs, result, len(scored))
     with atomic_path(snakemake.output.csv) as tmp:
         pd.DataFrame(rows, columns=list(CURVE_COLUMNS)).to_csv(tmp, index=False)

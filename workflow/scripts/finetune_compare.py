@@ -1,6 +1,6 @@
 import pandas as pd
 
-from heritage_damage_seg.evaluation.bootstrap import bootstrap_models
+from heritage_damage_seg.evaluation.bootstrap import bootstrap_models, resampling
 from heritage_damage_seg.evaluation.compare import load_units
 from heritage_damage_seg.evaluation.finetune import (
     AFTER,
@@ -33,13 +33,7 @@ with logged(snakemake.log[0]) as log:
         inputs.split,
     )
     bootstrap = params.bootstrap
-    result = bootstrap_models(
-        per_artwork,
-        n_resamples=bootstrap["resamples"],
-        seed=bootstrap["seed"],
-        confidence=bootstrap["confidence"],
-        split="scored",
-    )
+    result = bootstrap_models(per_artwork, **resampling(bootstrap), split="scored")
     rows = comparison_rows(result, len(split["scored_groups"]))
     with atomic_path(snakemake.output.csv) as tmp:
         pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS)).to_csv(tmp, index=False)

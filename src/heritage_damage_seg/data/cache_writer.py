@@ -9,8 +9,9 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -72,22 +73,11 @@ def write_cache(
     workers: int,
 ) -> pd.DataFrame:
     n = len(index)
-    out_dir.mkdir(parents=True, exist_ok=True)
     heights, widths = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
     image_paths, mask_paths = [""] * n, [""] * n
     placements: list[CropPlacement | None] = [None] * n
     done, start = 0, time.perf_counter()
-    with (
-        atomic_path(out_dir / "images.npy") as images_tmp,
-        atomic_path(out_dir / "masks.npy") as masks_tmp,
-    ):
-        # open_memmap writes straight to disk: the dataset never has to fit in RAM.
-        images = np.lib.format.open_memmap(
-            images_tmp, mode="w+", dtype=np.uint8, shape=(n, size, size, 3)
-        )
-        masks = np.lib.format.open_memmap(
-            masks_tmp, mode="w+", dtype=np.uint8, shape=(n, size, size)
-        )
+    with _cache_arrays(out_dir, n, size) as (images, masks):
         # Threads, not processes: libvips and PIL decode and resize with the GIL released, and a
         # forked copy of a process whose libvips thread pool runs can deadlock (spawned ones would
         # re-run a Snakemake script's top level).
@@ -114,11 +104,29 @@ def write_cache(
             raise DatasetError(
                 f"prepared {done} samples but the dataset lists {n}: the source changed while reading"
             )
-        images.flush()
-        masks.flush()
-        del images, masks
     # The index last: its presence means the arrays it describes are complete.
     return _write_index(out_dir, index, (heights, widths, image_paths, mask_paths), placements)
+
+
+@contextmanager
+def _cache_arrays(out_dir: Path, n: int, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The cache's ``images.npy`` (n × size × size × 3) and ``masks.npy`` (n × size × size), uint8,
+    memory-mapped straight to disk (the dataset never has to fit in RAM): flushed and put in place
+    when the block ends, removed when it raises."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with (
+        atomic_path(out_dir / "images.npy") as images_tmp,
+        atomic_path(out_dir / "masks.npy") as masks_tmp,
+    ):
+        images = np.lib.format.open_memmap(
+            images_tmp, mode="w+", dtype=np.uint8, shape=(n, size, size, 3)
+        )
+        masks = np.lib.format.open_memmap(
+            masks_tmp, mode="w+", dtype=np.uint8, shape=(n, size, size)
+        )
+        yield images, masks
+        images.flush()
+        masks.flush()
 
 
 def _log_progress(done: int, n: int, start: float) -> None:
@@ -205,26 +213,12 @@ def combine_caches(
             f"ids {duplicated[:5]} are in more than one of {[str(f) for f, _, _ in chosen]}: "
             "give the datasets distinct ids"
         )
-    n, size = len(index), first.size
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with (
-        atomic_path(out_dir / "images.npy") as images_tmp,
-        atomic_path(out_dir / "masks.npy") as masks_tmp,
-    ):
-        images = np.lib.format.open_memmap(
-            images_tmp, mode="w+", dtype=np.uint8, shape=(n, size, size, 3)
-        )
-        masks = np.lib.format.open_memmap(
-            masks_tmp, mode="w+", dtype=np.uint8, shape=(n, size, size)
-        )
+    with _cache_arrays(out_dir, len(index), first.size) as (images, masks):
         start = 0
         for _, cache, rows in chosen:
             for row in rows:  # one row at a time: neither cache has to fit in RAM
                 images[start], masks[start] = cache.images[row], cache.masks[row]
                 start += 1
-        images.flush()
-        masks.flush()
-        del images, masks
     with atomic_path(out_dir / "index.csv") as index_tmp:
         index.to_csv(index_tmp, index=False)
     return index

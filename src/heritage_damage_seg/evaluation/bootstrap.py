@@ -16,7 +16,7 @@ are summed first (:func:`per_unit`; the scans are the units for files that preda
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import combinations
 from typing import Any
 
@@ -82,6 +82,16 @@ def _interval(samples: np.ndarray, confidence: float) -> tuple[float | None, flo
 
 def _none_if_nan(value: float) -> float | None:
     return None if not np.isfinite(value) else float(value)
+
+
+def resampling(bootstrap: Mapping[str, Any]) -> dict[str, Any]:
+    """The config's ``bootstrap`` section (resamples, seed, confidence) as the keyword arguments
+    of :func:`bootstrap_models` and :func:`heritage_damage_seg.evaluation.compare.compare`."""
+    return {
+        "n_resamples": bootstrap["resamples"],
+        "seed": bootstrap["seed"],
+        "confidence": bootstrap["confidence"],
+    }
 
 
 def bootstrap_models(
