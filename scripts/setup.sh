@@ -7,11 +7,12 @@
 # --lock sm70 installs requirements-sm70.lock instead: the same pins but torch 2.10.0 (CUDA 12.8),
 # the newest PyPI torch with kernels for sm_70 (V100) and drivers older than CUDA 13's (docs/gpus.md).
 # Use it in a fresh .venv (rm -rf .venv first): switching locks in one .venv leaves the other's
-# nvidia-* packages behind.
+# nvidia-* packages behind, so a switch is refused. The lock a .venv was made with is kept in
+# .venv/heritage-lock and used again when --lock is not given (scripts/test.sh, scripts/demo.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras=""
-lock=requirements.lock
+lock=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --lock)
@@ -26,6 +27,14 @@ while [ $# -gt 0 ]; do
     *) extras="$1"; shift ;;
   esac
 done
+recorded=""
+[ -f .venv/heritage-lock ] && recorded=$(cat .venv/heritage-lock)
+if [ -z "$lock" ]; then
+  lock=${recorded:-requirements.lock}
+elif [ -n "$recorded" ] && [ "$recorded" != "$lock" ]; then
+  echo "error: .venv was installed from $recorded, not $lock; switching locks in one .venv leaves the other's CUDA packages behind: rm -rf .venv first" >&2
+  exit 2
+fi
 python="${PYTHON:-python3}"
 if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
   echo "error: $python is missing or older than 3.11 (Snakemake 9 needs 3.11); install Python ≥ 3.11 or set PYTHON=/path/to/python3" >&2
@@ -45,6 +54,7 @@ if .venv/bin/python -c 'import platform, sys; sys.exit(not (sys.version_info[:2]
   echo "installing $lock into .venv (first time: a few minutes, PyPI's PyTorch is large)"
   "${pip[@]}" --require-hashes -r "$lock"
   "${pip[@]}" --no-deps -e "$spec"
+  echo "$lock" > .venv/heritage-lock
 else
   echo "warning: $lock is for Linux x86_64 with Python 3.11; installing $spec from pyproject.toml's lower bounds instead" >&2
   "${pip[@]}" -e "$spec"

@@ -5,6 +5,8 @@ minutes and GBs."""
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 import tomllib
 
 import yaml
@@ -66,3 +68,21 @@ def test_the_conda_environment_has_the_lock_s_pins():
     pinned = dict(line.split("==") for line in pip if "==" in line)
     assert {canonicalize_name(k): v for k, v in pinned.items()} == lock_pins()
     assert "python =3.11" in env["dependencies"] and "-e ../" in pip
+
+
+def test_setup_refuses_to_switch_a_venv_to_another_lock(tmp_path):
+    """A V100 site's .venv (requirements-sm70.lock) is kept by scripts/test.sh and demo.sh, which
+    call setup.sh without --lock; asking for the other lock in it is refused before pip runs."""
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(ROOT / "scripts" / "setup.sh", tmp_path / "scripts" / "setup.sh")
+    (tmp_path / ".venv").mkdir()
+    (tmp_path / ".venv" / "heritage-lock").write_text("requirements-sm70.lock\n")
+    run = subprocess.run(
+        ["bash", "scripts/setup.sh", "test", "--lock", "default"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 2
+    assert "installed from requirements-sm70.lock, not requirements.lock" in run.stderr
+    assert "rm -rf .venv" in run.stderr
